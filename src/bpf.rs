@@ -1,0 +1,356 @@
+//! The kernel layer, on aya: load the object with its globals, attach every program by its
+//! section name, and hand out the maps that carry events. Everything kernel-side is owned by
+//! `Loaded`; dropping it detaches links and closes programs and maps.
+
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+
+use aya::programs::uprobe::UProbeScope;
+use aya::programs::{self, Program, TcAttachType, XdpMode};
+use aya::{Ebpf, EbpfLoader};
+
+use crate::elf::Elf;
+use crate::error::{Error, Result};
+use crate::meta::{self, Object, Prog};
+
+/// Formats an error with its whole source chain (aya puts the verifier log and errno there).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// Where the kernel's BTF comes from.
+pub enum KernelBtf {
+    Sys,
+    File(String),
+}
+
+pub const SYS_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+fn kernel_btf(src: &KernelBtf) -> Result<aya::Btf> {
+    let path = match src {
+        KernelBtf::Sys => SYS_BTF,
+        KernelBtf::File(p) => p.as_str(),
+    };
+    if !std::path::Path::new(path).exists() {
+        return Err(Error::msg(match src {
+            KernelBtf::Sys => format!(
+                "kernel BTF not found at {SYS_BTF}: this kernel lacks CONFIG_DEBUG_INFO_BTF; pass --btf FILE with a BTF file for it"
+            ),
+            KernelBtf::File(p) => format!("--btf {p}: no such file"),
+        }));
+    }
+    aya::Btf::parse_file(path, aya::Endianness::default())
+        .map_err(|e| Error::msg(format!("reading kernel BTF {path}: {}", chain(&e))))
+}
+
+pub struct Loaded {
+    pub ebpf: Ebpf,
+    kbtf: Option<aya::Btf>,
+    btf_src: KernelBtf,
+}
+
+/// Loads the object's maps and globals into the kernel (programs are loaded at attach).
+pub fn load(object: &Object, globals: &[(String, Vec<u8>)], btf_src: KernelBtf) -> Result<Loaded> {
+    // Map libbpf section names aya does not parse before aya sees them; refuse the rest.
+    let mut renames = Vec::new();
+    for p in &object.meta.progs {
+        if let Some(new) = meta::aya_section(&p.name, &p.section)? {
+            renames.push((p.section.clone(), new));
+        }
+    }
+    let renamed;
+    let bytes: &[u8] = if renames.is_empty() {
+        &object.bytes
+    } else {
+        let elf = Elf::parse(&object.bytes)?;
+        renamed = elf.with_renamed_sections(|n| {
+            renames.iter().find(|(o, _)| o == n).map(|(_, r)| r.clone())
+        });
+        &renamed
+    };
+    // aya's loader always reads /sys/kernel/btf/vmlinux itself; only a --btf file is read here.
+    let custom = match &btf_src {
+        KernelBtf::File(_) => Some(kernel_btf(&btf_src)?),
+        KernelBtf::Sys => {
+            if !std::path::Path::new(SYS_BTF).exists() {
+                kernel_btf(&btf_src)?;
+            }
+            None
+        }
+    };
+    let mut loader = EbpfLoader::new();
+    if let Some(b) = &custom {
+        loader.btf(Some(b));
+    }
+    for (name, value) in globals {
+        loader.override_global(name.as_str(), value.as_slice(), true);
+    }
+    let ebpf = loader.load(bytes).map_err(|e| {
+        Error::msg(format!(
+            "loading object {}: {}",
+            object.meta.obj_name,
+            chain(&e)
+        ))
+    })?;
+    drop(loader);
+    Ok(Loaded {
+        ebpf,
+        kbtf: custom,
+        btf_src,
+    })
+}
+
+fn errno_hint(e: &str) -> &'static str {
+    if e.contains("kprobe/type") || e.contains("/kprobe/") {
+        "kprobes are not enabled in this kernel (CONFIG_KPROBES); use a tracepoint or fentry"
+    } else if e.contains("Permission denied")
+        || e.contains("EPERM")
+        || e.contains("Operation not permitted")
+    {
+        "run as root (CAP_BPF, CAP_PERFMON); fentry/fexit/lsm may also be blocked by kernel lockdown"
+    } else if e.contains("No such file") || e.contains("not found") {
+        "the attach target does not exist in this kernel; check the name (e.g. in /sys/kernel/tracing/events or /proc/kallsyms)"
+    } else if e.contains("Invalid argument") {
+        "the kernel rejected the program for this hook; check the section name and program type"
+    } else {
+        "see the error above"
+    }
+}
+
+impl Loaded {
+    fn btf(&mut self) -> Result<&aya::Btf> {
+        if self.kbtf.is_none() {
+            self.kbtf = Some(kernel_btf(&self.btf_src)?);
+        }
+        Ok(self.kbtf.as_ref().unwrap())
+    }
+
+    /// Loads and attaches every program of the package, in order. The first failure is returned
+    /// naming the program, its section, the reason and a hint.
+    pub fn attach_all(&mut self, progs: &[Prog]) -> Result<()> {
+        for p in progs {
+            self.attach(p).map_err(|e| {
+                let m = e.to_string();
+                Error::msg(format!(
+                    "attaching program {} (section \"{}\"): {m}; hint: {}",
+                    p.name,
+                    p.section,
+                    errno_hint(&m)
+                ))
+            })?;
+            log::debug!("attached {} ({})", p.name, p.section);
+        }
+        Ok(())
+    }
+
+    fn attach(&mut self, p: &Prog) -> Result<()> {
+        let sec = p.section.as_str();
+        let (kind, rest) = sec.split_once('/').unwrap_or((sec, ""));
+        let needs_btf = matches!(
+            kind,
+            "tp_btf" | "fentry" | "fentry.s" | "fexit" | "fexit.s" | "lsm" | "lsm.s"
+        );
+        if needs_btf {
+            self.btf()?;
+        }
+        let Loaded { ebpf, kbtf, .. } = self;
+        let prog = ebpf
+            .program_mut(&p.name)
+            .ok_or_else(|| Error::msg("not found in the loaded object".to_string()))?;
+        let e = |err: programs::ProgramError| Error::msg(chain(&err));
+        match prog {
+            Program::TracePoint(t) => {
+                let (cat, name) = rest
+                    .split_once('/')
+                    .ok_or_else(|| Error::msg("expected tracepoint/CATEGORY/NAME"))?;
+                t.load().map_err(e)?;
+                t.attach(cat, name).map_err(e)?;
+            }
+            Program::RawTracePoint(t) => {
+                t.load().map_err(e)?;
+                t.attach(rest).map_err(e)?;
+            }
+            Program::BtfTracePoint(t) => {
+                t.load(rest, kbtf.as_ref().unwrap()).map_err(e)?;
+                t.attach().map_err(e)?;
+            }
+            Program::FEntry(t) => {
+                t.load(rest, kbtf.as_ref().unwrap()).map_err(e)?;
+                t.attach().map_err(e)?;
+            }
+            Program::FExit(t) => {
+                t.load(rest, kbtf.as_ref().unwrap()).map_err(e)?;
+                t.attach().map_err(e)?;
+            }
+            Program::Lsm(t) => {
+                t.load(rest, kbtf.as_ref().unwrap()).map_err(e)?;
+                t.attach().map_err(e)?;
+            }
+            Program::KProbe(t) => {
+                let target = match kind {
+                    "ksyscall" | "kretsyscall" => format!("{}{rest}", meta::syscall_prefix()),
+                    _ => rest.to_string(),
+                };
+                let (func, off) = split_offset(&target)?;
+                t.load().map_err(e)?;
+                t.attach(func, off).map_err(e)?;
+            }
+            Program::UProbe(t) => {
+                let (path, func) = rest
+                    .rsplit_once(':')
+                    .ok_or_else(|| Error::msg("expected uprobe/PATH:FUNCTION"))?;
+                let (func, off) = split_offset(func)?;
+                t.load().map_err(e)?;
+                let point = if off == 0 {
+                    programs::uprobe::UProbeAttachLocation::Symbol(func)
+                } else {
+                    programs::uprobe::UProbeAttachLocation::SymbolOffset(func, off)
+                };
+                t.attach(point, path, UProbeScope::AllProcesses).map_err(e)?;
+            }
+            Program::Xdp(t) => {
+                t.load().map_err(e)?;
+                t.attach_to_if_index(p.ifindex.unwrap_or(1), if p.xdp_flags & 2 != 0 { XdpMode::Skb } else { XdpMode::Default })
+                    .map_err(e)?;
+            }
+            Program::SchedClassifier(t) => {
+                let ifname = if_name(p.ifindex.unwrap_or(1))?;
+                let _ = programs::tc::qdisc_add_clsact(&ifname);
+                let at = match p.tc_attach_point.as_deref() {
+                    Some("BPF_TC_EGRESS") => TcAttachType::Egress,
+                    _ if kind == "tc" && rest.contains("egress") => TcAttachType::Egress,
+                    _ => TcAttachType::Ingress,
+                };
+                t.load().map_err(e)?;
+                t.attach(&ifname, at).map_err(e)?;
+            }
+            _ => {
+                return Err(Error::msg(
+                    "this program type needs an attach target the package cannot name (socket, cgroup, perf event); it is not supported yet",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    pub fn take_map(&mut self, name: &str) -> Option<aya::maps::Map> {
+        self.ebpf.take_map(name)
+    }
+}
+
+fn split_offset(target: &str) -> Result<(&str, u64)> {
+    match target.split_once('+') {
+        None => Ok((target, 0)),
+        Some((f, o)) => {
+            let off = match o.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(h, 16),
+                None => o.parse(),
+            }
+            .map_err(|_| Error::msg(format!("bad offset \"{o}\" in \"{target}\"")))?;
+            Ok((f, off))
+        }
+    }
+}
+
+fn if_name(ifindex: u32) -> Result<String> {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: buf holds IF_NAMESIZE bytes as if_indextoname requires.
+    let r = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
+    if r.is_null() {
+        return Err(Error::msg(format!(
+            "no network interface with index {ifindex}"
+        )));
+    }
+    let bytes: Vec<u8> = buf
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Raw map access by fd for maps whose key/value sizes are only known at run time (aya's typed
+/// maps need them at compile time).
+pub mod rawmap {
+    use super::*;
+
+    #[repr(C)]
+    struct Attr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+
+    fn call(cmd: i32, fd: RawFd, key: *const u8, value: *mut u8) -> std::io::Result<()> {
+        let attr = Attr {
+            map_fd: fd as u32,
+            _pad: 0,
+            key: key as u64,
+            value: value as u64,
+            flags: 0,
+        };
+        // SAFETY: attr points to a valid bpf_attr prefix; key/value buffers are sized by callers
+        // to the map's key and value sizes.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                cmd,
+                &attr as *const Attr,
+                std::mem::size_of::<Attr>(),
+            )
+        };
+        if r < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn lookup(fd: RawFd, key: &[u8], value: &mut [u8]) -> std::io::Result<()> {
+        call(1, fd, key.as_ptr(), value.as_mut_ptr())
+    }
+
+    pub fn delete(fd: RawFd, key: &[u8]) -> std::io::Result<()> {
+        call(3, fd, key.as_ptr(), std::ptr::null_mut())
+    }
+
+    /// Next key after `key` (None: the first key). Ok(false) at the end.
+    pub fn next_key(fd: RawFd, key: Option<&[u8]>, next: &mut [u8]) -> std::io::Result<bool> {
+        match call(
+            4,
+            fd,
+            key.map_or(std::ptr::null(), |k| k.as_ptr()),
+            next.as_mut_ptr(),
+        ) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn fd_of(map: &aya::maps::Map) -> Option<RawFd> {
+        use aya::maps::Map;
+        let data = match map {
+            Map::HashMap(d)
+            | Map::LruHashMap(d)
+            | Map::Array(d)
+            | Map::PerCpuHashMap(d)
+            | Map::PerCpuArray(d)
+            | Map::PerCpuLruHashMap(d)
+            | Map::LpmTrie(d) => d,
+            _ => return None,
+        };
+        Some(data.fd().as_fd().as_raw_fd())
+    }
+}

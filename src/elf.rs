@@ -1,0 +1,339 @@
+//! Minimal bounds-checked ELF64 little-endian reader for BPF objects, plus the one edit we make:
+//! renaming program sections that aya 0.14 does not know to names it does.
+
+use crate::error::{Error, Result};
+
+pub const EM_BPF: u16 = 247;
+const SHT_SYMTAB: u32 = 2;
+const SHT_STRTAB: u32 = 3;
+pub const SHT_NOBITS: u32 = 8;
+pub const SHF_EXECINSTR: u64 = 4;
+pub const STT_OBJECT: u8 = 1;
+pub const STT_FUNC: u8 = 2;
+
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub name: String,
+    pub name_off: u32,
+    pub kind: u32,
+    pub flags: u64,
+    pub offset: u64,
+    pub size: u64,
+    pub link: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Symbol {
+    pub name: String,
+    pub kind: u8,
+    pub bind: u8,
+    pub section: u16,
+    pub value: u64,
+    pub size: u64,
+}
+
+#[derive(Debug)]
+pub struct Elf<'a> {
+    pub data: &'a [u8],
+    pub machine: u16,
+    pub sections: Vec<Section>,
+    pub symbols: Vec<Symbol>,
+    shoff: u64,
+    shstrndx: u16,
+}
+
+fn rd16(d: &[u8], o: usize) -> Result<u16> {
+    d.get(o..o + 2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .ok_or_else(|| Error::msg("ELF is truncated"))
+}
+fn rd32(d: &[u8], o: usize) -> Result<u32> {
+    d.get(o..o + 4)
+        .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()))
+        .ok_or_else(|| Error::msg("ELF is truncated"))
+}
+fn rd64(d: &[u8], o: usize) -> Result<u64> {
+    d.get(o..o + 8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+        .ok_or_else(|| Error::msg("ELF is truncated"))
+}
+
+fn cstr(d: &[u8], off: usize) -> Result<String> {
+    let s = d
+        .get(off..)
+        .ok_or_else(|| Error::msg("ELF string offset out of range"))?;
+    let end = s
+        .iter()
+        .position(|&c| c == 0)
+        .ok_or_else(|| Error::msg("ELF string not terminated"))?;
+    Ok(String::from_utf8_lossy(&s[..end]).into_owned())
+}
+
+impl<'a> Elf<'a> {
+    pub fn parse(data: &'a [u8]) -> Result<Elf<'a>> {
+        if data.len() < 64 || &data[..4] != b"\x7fELF" {
+            return Err(Error::msg("not an ELF file"));
+        }
+        if data[4] != 2 || data[5] != 1 {
+            return Err(Error::msg(
+                "not a 64-bit little-endian ELF (build the object with clang -target bpf, or bpfel)",
+            ));
+        }
+        let machine = rd16(data, 18)?;
+        let shoff = rd64(data, 40)?;
+        let shentsize = rd16(data, 58)? as u64;
+        let shnum = rd16(data, 60)? as u64;
+        let shstrndx = rd16(data, 62)?;
+        if shnum > 0 && shentsize != 64 {
+            return Err(Error::msg("ELF section header size is not 64"));
+        }
+        let table_end = shoff
+            .checked_add(shnum * 64)
+            .filter(|&e| e <= data.len() as u64)
+            .ok_or_else(|| Error::msg("ELF section headers lie outside the file"))?;
+        let _ = table_end;
+        let mut sections = Vec::with_capacity(shnum as usize);
+        for i in 0..shnum {
+            let o = (shoff + i * 64) as usize;
+            let s = Section {
+                name: String::new(),
+                name_off: rd32(data, o)?,
+                kind: rd32(data, o + 4)?,
+                flags: rd64(data, o + 8)?,
+                offset: rd64(data, o + 24)?,
+                size: rd64(data, o + 32)?,
+                link: rd32(data, o + 40)?,
+            };
+            if s.kind != SHT_NOBITS
+                && s.offset
+                    .checked_add(s.size)
+                    .is_none_or(|e| e > data.len() as u64)
+            {
+                return Err(Error::msg(format!("ELF section {i} lies outside the file")));
+            }
+            sections.push(s);
+        }
+        let mut elf = Elf {
+            data,
+            machine,
+            sections,
+            symbols: vec![],
+            shoff,
+            shstrndx,
+        };
+        if let Some(strtab) = elf
+            .sections
+            .get(shstrndx as usize)
+            .map(|s| (s.offset, s.size))
+        {
+            let names = &data[strtab.0 as usize..(strtab.0 + strtab.1) as usize];
+            for s in &mut elf.sections {
+                s.name = cstr(names, s.name_off as usize)?;
+            }
+        }
+        if let Some(symtab) = elf.sections.iter().find(|s| s.kind == SHT_SYMTAB).cloned() {
+            let strs = elf
+                .sections
+                .get(symtab.link as usize)
+                .ok_or_else(|| Error::msg("ELF symbol table has no string table"))?;
+            let strs = &data[strs.offset as usize..(strs.offset + strs.size) as usize];
+            let syms = &data[symtab.offset as usize..(symtab.offset + symtab.size) as usize];
+            for ent in syms.chunks_exact(24) {
+                let info = ent[4];
+                elf.symbols.push(Symbol {
+                    name: cstr(strs, rd32(ent, 0)? as usize)?,
+                    kind: info & 0xf,
+                    bind: info >> 4,
+                    section: rd16(ent, 6)?,
+                    value: rd64(ent, 8)?,
+                    size: rd64(ent, 16)?,
+                });
+            }
+        }
+        Ok(elf)
+    }
+
+    pub fn section(&self, name: &str) -> Option<&Section> {
+        self.sections.iter().find(|s| s.name == name)
+    }
+
+    pub fn section_data(&self, s: &Section) -> &'a [u8] {
+        if s.kind == SHT_NOBITS {
+            return &[];
+        }
+        &self.data[s.offset as usize..(s.offset + s.size) as usize]
+    }
+
+    /// Returns a copy of the object whose section names are replaced by `rename(old)`. The new
+    /// names go into a section-name table appended at the end, so symbol names (which clang keeps
+    /// in the same table) stay untouched.
+    pub fn with_renamed_sections(&self, rename: impl Fn(&str) -> Option<String>) -> Vec<u8> {
+        let mut out = self.data.to_vec();
+        while out.len() % 8 != 0 {
+            out.push(0);
+        }
+        let mut names = vec![0u8];
+        let mut offsets = Vec::with_capacity(self.sections.len());
+        for s in &self.sections {
+            let n = rename(&s.name).unwrap_or_else(|| s.name.clone());
+            offsets.push(names.len() as u32);
+            names.extend_from_slice(n.as_bytes());
+            names.push(0);
+        }
+        let new_name_off = names.len() as u32;
+        names.extend_from_slice(b".edge.shstrtab\0");
+        let names_off = out.len() as u64;
+        out.extend_from_slice(&names);
+        while out.len() % 8 != 0 {
+            out.push(0);
+        }
+        let new_shoff = out.len() as u64;
+        for (i, off) in offsets.iter().enumerate() {
+            let o = (self.shoff + i as u64 * 64) as usize;
+            let mut hdr = self.data[o..o + 64].to_vec();
+            hdr[..4].copy_from_slice(&off.to_le_bytes());
+            out.extend_from_slice(&hdr);
+        }
+        let mut hdr = [0u8; 64];
+        hdr[..4].copy_from_slice(&new_name_off.to_le_bytes());
+        hdr[4..8].copy_from_slice(&SHT_STRTAB.to_le_bytes());
+        hdr[24..32].copy_from_slice(&names_off.to_le_bytes());
+        hdr[32..40].copy_from_slice(&(names.len() as u64).to_le_bytes());
+        hdr[48..56].copy_from_slice(&1u64.to_le_bytes());
+        out.extend_from_slice(&hdr);
+        let shnum = self.sections.len() as u16 + 1;
+        out[40..48].copy_from_slice(&new_shoff.to_le_bytes());
+        out[60..62].copy_from_slice(&shnum.to_le_bytes());
+        out[62..64].copy_from_slice(&(shnum - 1).to_le_bytes());
+        let _ = self.shstrndx;
+        out
+    }
+}
+
+#[cfg(test)]
+pub mod testutil {
+    /// Builds a tiny ELF64 LE object: sections (name, type, flags, data) and symbols
+    /// (name, info, section index, value, size). Section 0 is null; the last two are the
+    /// string table and the symbol table.
+    pub fn build(
+        machine: u16,
+        sections: &[(&str, u32, u64, &[u8])],
+        syms: &[(&str, u8, u16, u64, u64)],
+    ) -> Vec<u8> {
+        let mut strtab = vec![0u8];
+        let mut add = |s: &str, t: &mut Vec<u8>| {
+            let o = t.len() as u32;
+            t.extend_from_slice(s.as_bytes());
+            t.push(0);
+            o
+        };
+        let mut out = vec![0u8; 64];
+        let mut hdrs: Vec<[u8; 64]> = vec![[0; 64]];
+        for (name, kind, flags, data) in sections {
+            let mut h = [0u8; 64];
+            h[..4].copy_from_slice(&add(name, &mut strtab).to_le_bytes());
+            h[4..8].copy_from_slice(&kind.to_le_bytes());
+            h[8..16].copy_from_slice(&flags.to_le_bytes());
+            h[24..32].copy_from_slice(&(out.len() as u64).to_le_bytes());
+            h[32..40].copy_from_slice(&(data.len() as u64).to_le_bytes());
+            out.extend_from_slice(data);
+            hdrs.push(h);
+        }
+        let mut symtab = vec![0u8; 24];
+        for (name, info, shndx, value, size) in syms {
+            let mut e = [0u8; 24];
+            e[..4].copy_from_slice(&add(name, &mut strtab).to_le_bytes());
+            e[4] = *info;
+            e[6..8].copy_from_slice(&shndx.to_le_bytes());
+            e[8..16].copy_from_slice(&value.to_le_bytes());
+            e[16..24].copy_from_slice(&size.to_le_bytes());
+            symtab.extend_from_slice(&e);
+        }
+        let strtab_name = add(".strtab", &mut strtab);
+        let symtab_name = add(".symtab", &mut strtab);
+        let strtab_idx = hdrs.len() as u32;
+        let mut h = [0u8; 64];
+        h[..4].copy_from_slice(&strtab_name.to_le_bytes());
+        h[4..8].copy_from_slice(&3u32.to_le_bytes());
+        h[24..32].copy_from_slice(&(out.len() as u64).to_le_bytes());
+        h[32..40].copy_from_slice(&(strtab.len() as u64).to_le_bytes());
+        out.extend_from_slice(&strtab);
+        hdrs.push(h);
+        let mut h = [0u8; 64];
+        h[..4].copy_from_slice(&symtab_name.to_le_bytes());
+        h[4..8].copy_from_slice(&2u32.to_le_bytes());
+        h[24..32].copy_from_slice(&(out.len() as u64).to_le_bytes());
+        h[32..40].copy_from_slice(&(symtab.len() as u64).to_le_bytes());
+        h[40..44].copy_from_slice(&strtab_idx.to_le_bytes());
+        out.extend_from_slice(&symtab);
+        hdrs.push(h);
+        let shoff = out.len() as u64;
+        for h in &hdrs {
+            out.extend_from_slice(h);
+        }
+        out[..4].copy_from_slice(b"\x7fELF");
+        out[4] = 2;
+        out[5] = 1;
+        out[6] = 1;
+        out[18..20].copy_from_slice(&machine.to_le_bytes());
+        out[40..48].copy_from_slice(&shoff.to_le_bytes());
+        out[58..60].copy_from_slice(&64u16.to_le_bytes());
+        out[60..62].copy_from_slice(&(hdrs.len() as u16).to_le_bytes());
+        out[62..64].copy_from_slice(&(strtab_idx as u16).to_le_bytes());
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_sections_and_symbols() {
+        let obj = testutil::build(
+            EM_BPF,
+            &[("tc", 1, SHF_EXECINSTR, &[0; 16])],
+            &[("prog", 0x12, 1, 0, 16)],
+        );
+        let elf = Elf::parse(&obj).unwrap();
+        assert_eq!(elf.machine, EM_BPF);
+        assert_eq!(elf.sections[1].name, "tc");
+        assert_eq!(elf.symbols[1].name, "prog");
+        assert_eq!(elf.symbols[1].kind, STT_FUNC);
+    }
+
+    #[test]
+    fn renames_sections_keeping_symbols() {
+        let obj = testutil::build(
+            EM_BPF,
+            &[("tc", 1, SHF_EXECINSTR, &[7; 16])],
+            &[("prog", 0x12, 1, 0, 16)],
+        );
+        let elf = Elf::parse(&obj).unwrap();
+        let out = elf.with_renamed_sections(|n| (n == "tc").then(|| "classifier".to_string()));
+        let e2 = Elf::parse(&out).unwrap();
+        assert_eq!(e2.sections[1].name, "classifier");
+        assert_eq!(e2.section_data(&e2.sections[1]), &[7; 16]);
+        assert_eq!(e2.symbols[1].name, "prog");
+        assert_eq!(e2.sections.last().unwrap().name, ".edge.shstrtab");
+    }
+
+    #[test]
+    fn rejects_hostile_headers() {
+        assert!(Elf::parse(b"hello")
+            .unwrap_err()
+            .to_string()
+            .contains("not an ELF"));
+        let mut obj = testutil::build(EM_BPF, &[("x", 1, 0, &[0; 8])], &[]);
+        let n = obj.len();
+        assert!(Elf::parse(&obj[..n - 10]).is_err());
+        obj[40..48].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(Elf::parse(&obj)
+            .unwrap_err()
+            .to_string()
+            .contains("outside"));
+        let mut obj = testutil::build(EM_BPF, &[("x", 1, 0, &[0; 8])], &[]);
+        obj[4] = 1;
+        assert!(Elf::parse(&obj).unwrap_err().to_string().contains("64-bit"));
+    }
+}

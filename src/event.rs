@@ -1,0 +1,510 @@
+//! Event decoding: a BTF struct becomes a flat Layout once; each record is then formatted
+//! from bytes into a reused buffer, as plain columns or NDJSON. Pure: tested on every arch.
+
+use std::fmt::Write;
+
+use crate::btf::{self, Btf, TypeData};
+use crate::error::{Error, Result};
+use crate::json;
+use crate::meta::Object;
+
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Int {
+        size: usize,
+        signed: bool,
+    },
+    Bool {
+        size: usize,
+    },
+    Char {
+        len: usize,
+    },
+    Enum {
+        size: usize,
+        signed: bool,
+        variants: Vec<(String, i64)>,
+    },
+    Float {
+        size: usize,
+    },
+    Array {
+        elem: Box<Kind>,
+        elem_size: usize,
+        len: usize,
+    },
+    Struct(Vec<Field>),
+    /// Anything else (unions, unknown): shown as hex.
+    Bytes {
+        size: usize,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: String,
+    pub offset: usize,
+    /// Bitfield position relative to `offset`, and width; width 0 for plain fields.
+    pub bit_shift: u32,
+    pub bit_size: u32,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub name: String,
+    pub size: usize,
+    pub fields: Vec<Field>,
+}
+
+const MAX_NEST: usize = 8;
+
+fn kind_of(btf: &Btf, id: u32, depth: usize) -> Result<Kind> {
+    if depth > MAX_NEST {
+        return Err(Error::msg("event type nests too deeply"));
+    }
+    let rid = btf.resolve(id)?;
+    let t = btf.get(rid)?;
+    let size = btf.size_of(rid).unwrap_or(0) as usize;
+    Ok(match (&t.data, t.kind) {
+        (TypeData::Int { encoding, .. }, _) => {
+            if encoding & btf::INT_BOOL != 0 {
+                Kind::Bool { size }
+            } else {
+                Kind::Int {
+                    size,
+                    signed: encoding & btf::INT_SIGNED != 0,
+                }
+            }
+        }
+        (TypeData::Enum(v), _) => Kind::Enum {
+            size,
+            signed: t.kind_flag,
+            variants: v.clone(),
+        },
+        (_, btf::KIND_FLOAT) => Kind::Float { size },
+        (_, btf::KIND_PTR) => Kind::Int {
+            size: 8,
+            signed: false,
+        },
+        (TypeData::Array { elem, nelems }, _) => {
+            let ek = kind_of(btf, *elem, depth + 1)?;
+            let elem_size = btf.size_of(*elem)? as usize;
+            match ek {
+                Kind::Int { size: 1, .. } => Kind::Char {
+                    len: *nelems as usize,
+                },
+                ek => Kind::Array {
+                    elem: Box::new(ek),
+                    elem_size,
+                    len: *nelems as usize,
+                },
+            }
+        }
+        (TypeData::Members(_), btf::KIND_STRUCT) => Kind::Struct(fields_of(btf, rid, depth + 1)?),
+        _ => Kind::Bytes { size },
+    })
+}
+
+fn fields_of(btf: &Btf, id: u32, depth: usize) -> Result<Vec<Field>> {
+    let TypeData::Members(members) = &btf.get(id)?.data else {
+        return Err(Error::msg(format!("BTF type {id} is not a struct")));
+    };
+    let mut out = Vec::with_capacity(members.len());
+    for (i, m) in members.iter().enumerate() {
+        let kind = kind_of(btf, m.type_id, depth)?;
+        let (offset, bit_shift) = if m.bit_size > 0 {
+            ((m.bit_offset / 8) as usize & !7, m.bit_offset % 64)
+        } else {
+            ((m.bit_offset / 8) as usize, 0)
+        };
+        let name = if m.name.is_empty() {
+            format!("_{i}")
+        } else {
+            m.name.clone()
+        };
+        out.push(Field {
+            name,
+            offset,
+            bit_shift,
+            bit_size: m.bit_size as u32,
+            kind,
+        });
+    }
+    Ok(out)
+}
+
+impl Layout {
+    pub fn from_btf(btf: &Btf, id: u32) -> Result<Layout> {
+        let rid = btf.resolve(id)?;
+        let t = btf.get(rid)?;
+        let fields = match kind_of(btf, rid, 0)? {
+            Kind::Struct(f) => f,
+            // A non-struct value (e.g. a u64 counter): one field named after its type.
+            k => vec![Field {
+                name: t.name.clone(),
+                offset: 0,
+                bit_shift: 0,
+                bit_size: 0,
+                kind: k,
+            }],
+        };
+        Ok(Layout {
+            name: t.name.clone(),
+            size: btf.size_of(rid)? as usize,
+            fields,
+        })
+    }
+}
+
+/// Event types the object exports without any flag: eunomia's dummy pointers, else the
+/// value types of event maps that declare one.
+pub fn default_export_types(object: &Object) -> Vec<u32> {
+    if !object.meta.export_types.is_empty() {
+        return object.meta.export_types.clone();
+    }
+    let mut v: Vec<u32> = object
+        .meta
+        .maps
+        .iter()
+        .filter(|m| m.is_event_map() && m.value_type != 0)
+        .filter_map(|m| object.btf.resolve(m.value_type).ok())
+        .filter(|&id| object.btf.get(id).is_ok_and(|t| t.kind == btf::KIND_STRUCT))
+        .collect();
+    v.dedup();
+    v
+}
+
+fn le(b: &[u8]) -> u128 {
+    let mut v = 0u128;
+    for (i, &x) in b.iter().take(16).enumerate() {
+        v |= (x as u128) << (8 * i);
+    }
+    v
+}
+
+fn sign_extend(v: u128, size: usize) -> i128 {
+    let bits = (size * 8).clamp(1, 128) as u32;
+    ((v << (128 - bits)) as i128) >> (128 - bits)
+}
+
+/// How a value is written: plain text (strings bare) or JSON (strings quoted).
+#[derive(Clone, Copy, PartialEq)]
+pub enum Style {
+    Plain,
+    Json,
+}
+
+fn write_field(out: &mut String, f: &Field, data: &[u8], style: Style) {
+    let size = kind_size(&f.kind);
+    let Some(bytes) = data.get(f.offset..f.offset + size.max(1)) else {
+        out.push_str(if style == Style::Json { "null" } else { "?" });
+        return;
+    };
+    if f.bit_size > 0 {
+        let raw = (le(bytes) >> f.bit_shift) & ((1u128 << f.bit_size) - 1);
+        let _ = match f.kind {
+            Kind::Int { signed: true, .. } => {
+                write!(
+                    out,
+                    "{}",
+                    ((raw << (128 - f.bit_size)) as i128) >> (128 - f.bit_size)
+                )
+            }
+            _ => write!(out, "{raw}"),
+        };
+        return;
+    }
+    write_value(out, &f.kind, bytes, style);
+}
+
+fn kind_size(k: &Kind) -> usize {
+    match k {
+        Kind::Int { size, .. }
+        | Kind::Bool { size }
+        | Kind::Enum { size, .. }
+        | Kind::Float { size } => *size,
+        Kind::Bytes { size } => *size,
+        Kind::Char { len } => *len,
+        Kind::Array { elem_size, len, .. } => elem_size * len,
+        Kind::Struct(fields) => fields
+            .iter()
+            .map(|f| f.offset + kind_size(&f.kind))
+            .max()
+            .unwrap_or(0),
+    }
+}
+
+/// Writes fields as one JSON object.
+pub fn write_object(out: &mut String, fields: &[Field], b: &[u8]) {
+    out.push('{');
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json::write_str(out, &f.name);
+        out.push(':');
+        write_field(out, f, b, Style::Json);
+    }
+    out.push('}');
+}
+
+pub fn write_value(out: &mut String, kind: &Kind, b: &[u8], style: Style) {
+    match kind {
+        Kind::Int { size, signed } => {
+            let v = le(b);
+            let _ = if *size > 8 {
+                // 128-bit integers do not fit a JSON number: decimal strings.
+                if style == Style::Json {
+                    if *signed {
+                        write!(out, "\"{}\"", sign_extend(v, *size))
+                    } else {
+                        write!(out, "\"{v}\"")
+                    }
+                } else if *signed {
+                    write!(out, "{}", sign_extend(v, *size))
+                } else {
+                    write!(out, "{v}")
+                }
+            } else if *signed {
+                write!(out, "{}", sign_extend(v, *size))
+            } else {
+                write!(out, "{v}")
+            };
+        }
+        Kind::Bool { .. } => out.push_str(if le(b) != 0 { "true" } else { "false" }),
+        Kind::Char { len } => {
+            let s = &b[..(*len).min(b.len())];
+            let end = s.iter().position(|&c| c == 0).unwrap_or(s.len());
+            let text = String::from_utf8_lossy(&s[..end]);
+            if style == Style::Json {
+                json::write_str(out, &text);
+            } else {
+                out.push_str(&text);
+            }
+        }
+        Kind::Enum {
+            size,
+            signed,
+            variants,
+        } => {
+            let raw = le(b);
+            let v = if *signed {
+                sign_extend(raw, *size) as i64
+            } else {
+                raw as i64
+            };
+            match variants.iter().find(|(_, val)| *val == v) {
+                Some((name, _)) if style == Style::Json => json::write_str(out, name),
+                Some((name, _)) => out.push_str(name),
+                None => {
+                    let _ = write!(out, "{v}");
+                }
+            }
+        }
+        Kind::Float { size } => {
+            let _ = if *size == 4 {
+                write!(out, "{}", f32::from_bits(le(b) as u32))
+            } else {
+                write!(out, "{}", f64::from_bits(le(b) as u64))
+            };
+        }
+        Kind::Array {
+            elem,
+            elem_size,
+            len,
+        } => {
+            out.push('[');
+            for i in 0..*len {
+                if i > 0 {
+                    out.push(',');
+                }
+                match b.get(i * elem_size..(i + 1) * elem_size) {
+                    Some(eb) => write_value(out, elem, eb, Style::Json),
+                    None => out.push_str("null"),
+                }
+            }
+            out.push(']');
+        }
+        Kind::Struct(fields) => write_object(out, fields, b),
+        Kind::Bytes { .. } => {
+            if style == Style::Json {
+                out.push('"');
+            }
+            for x in b {
+                let _ = write!(out, "{x:02x}");
+            }
+            if style == Style::Json {
+                out.push('"');
+            }
+        }
+    }
+}
+
+/// Formats records of one layout, plain or NDJSON, into a reused String.
+pub struct Formatter {
+    pub layout: Layout,
+    pub json: bool,
+    widths: Vec<usize>,
+}
+
+fn natural_width(k: &Kind) -> usize {
+    match k {
+        Kind::Int { size, .. } | Kind::Enum { size, .. } => match size {
+            1 | 2 => 5,
+            4 => 7,
+            _ => 10,
+        },
+        Kind::Bool { .. } => 5,
+        Kind::Char { len } => (*len).clamp(1, 16),
+        Kind::Float { .. } => 8,
+        _ => 8,
+    }
+}
+
+impl Formatter {
+    pub fn new(layout: Layout, json: bool) -> Formatter {
+        let widths = layout
+            .fields
+            .iter()
+            .map(|f| f.name.len().max(natural_width(&f.kind)))
+            .collect();
+        Formatter {
+            layout,
+            json,
+            widths,
+        }
+    }
+
+    /// The header line (plain output only), without a newline.
+    pub fn header(&self, prefix: &str) -> String {
+        let mut h = String::from(prefix);
+        for (i, f) in self.layout.fields.iter().enumerate() {
+            let _ = write!(h, "{:<w$} ", f.name.to_uppercase(), w = self.widths[i]);
+        }
+        h.truncate(h.trim_end().len());
+        h
+    }
+
+    /// Appends one record (with a trailing newline). `time` is the HH:MM:SS column text.
+    pub fn record(&self, out: &mut String, time: &str, data: &[u8]) {
+        if self.json {
+            write_object(out, &self.layout.fields, data);
+            out.push('\n');
+            return;
+        }
+        out.push_str(time);
+        out.push(' ');
+        self.columns(out, data);
+        out.push('\n');
+    }
+}
+
+impl Formatter {
+    /// Appends the plain columns of one record, without time or newline.
+    pub fn columns(&self, out: &mut String, data: &[u8]) {
+        let last = self.layout.fields.len().saturating_sub(1);
+        for (i, f) in self.layout.fields.iter().enumerate() {
+            let start = out.len();
+            write_field(out, f, data, Style::Plain);
+            let written = out.len() - start;
+            if i < last {
+                for _ in written..self.widths[i] {
+                    out.push(' ');
+                }
+                out.push(' ');
+            }
+        }
+    }
+}
+
+/// Local wall-clock time as HH:MM:SS.
+pub fn local_hms() -> String {
+    // SAFETY: time(NULL) and localtime_r with a valid out-pointer have no other preconditions.
+    unsafe {
+        let t = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&t, &mut tm);
+        format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btf::testutil::BtfBuilder;
+
+    fn event_btf() -> Btf {
+        let mut b = BtfBuilder::new();
+        b.add("int", btf::KIND_INT, 0, false, 4, &[(1 << 24) | 32]); // 1
+        b.add("char", btf::KIND_INT, 0, false, 1, &[(1 << 24) | 8]); // 2
+        b.add("", btf::KIND_ARRAY, 0, false, 0, &[2, 1, 8]); // 3 char[8]
+        b.add("unsigned long long", btf::KIND_INT, 0, false, 8, &[64]); // 4
+        b.add("_Bool", btf::KIND_INT, 0, false, 1, &[(4 << 24) | 8]); // 5
+        let (a, bb) = (b.s("A"), b.s("B"));
+        b.add("kind", btf::KIND_ENUM, 2, false, 4, &[a, 0, bb, 7]); // 6
+        b.add("", btf::KIND_ARRAY, 0, false, 0, &[1, 1, 2]); // 7 int[2]
+        let names: Vec<u32> = ["pid", "comm", "ts", "ok", "k", "v"]
+            .iter()
+            .map(|n| b.s(n))
+            .collect();
+        b.add(
+            "event",
+            btf::KIND_STRUCT,
+            6,
+            false,
+            40,
+            &[
+                names[0], 1, 0, names[1], 3, 32, names[2], 4, 128, names[3], 5, 192, names[4], 6,
+                224, names[5], 7, 256,
+            ],
+        ); // 8
+        Btf::parse(&b.build()).unwrap()
+    }
+
+    fn record() -> Vec<u8> {
+        let mut d = vec![0u8; 40];
+        d[0..4].copy_from_slice(&(-5i32).to_le_bytes());
+        d[4..9].copy_from_slice(b"bash\0");
+        d[16..24].copy_from_slice(&1234567890123u64.to_le_bytes());
+        d[24] = 1;
+        d[28..32].copy_from_slice(&7u32.to_le_bytes());
+        d[32..36].copy_from_slice(&1i32.to_le_bytes());
+        d[36..40].copy_from_slice(&(-2i32).to_le_bytes());
+        d
+    }
+
+    #[test]
+    fn formats_json_records() {
+        let btf = event_btf();
+        let f = Formatter::new(Layout::from_btf(&btf, 8).unwrap(), true);
+        let mut out = String::new();
+        f.record(&mut out, "", &record());
+        assert_eq!(out, "{\"pid\":-5,\"comm\":\"bash\",\"ts\":1234567890123,\"ok\":true,\"k\":\"B\",\"v\":[1,-2]}\n");
+    }
+
+    #[test]
+    fn formats_plain_columns() {
+        let btf = event_btf();
+        let f = Formatter::new(Layout::from_btf(&btf, 8).unwrap(), false);
+        assert_eq!(
+            f.header("TIME     "),
+            "TIME     PID     COMM     TS         OK    K       V"
+        );
+        let mut out = String::new();
+        f.record(&mut out, "12:00:00", &record());
+        assert_eq!(
+            out,
+            "12:00:00 -5      bash     1234567890123 true  B       [1,-2]\n"
+        );
+    }
+
+    #[test]
+    fn short_records_do_not_panic() {
+        let btf = event_btf();
+        let f = Formatter::new(Layout::from_btf(&btf, 8).unwrap(), true);
+        let mut out = String::new();
+        f.record(&mut out, "", &record()[..6]);
+        assert!(out.starts_with("{\"pid\":-5,\"comm\":null"), "{out}");
+    }
+}

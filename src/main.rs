@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(edge_ecli::cli::main(std::env::args().collect()));
+}

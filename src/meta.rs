@@ -1,0 +1,364 @@
+//! The Meta model: what a package says about its object (programs, maps, globals, event types),
+//! derived from the object's own ELF and BTF. Package JSON only adds to it (doc text, flag
+//! spellings, defaults, sample maps, tunables): offsets and sizes always come from BTF.
+
+use crate::btf::{self, Btf, TypeData};
+use crate::elf::{self, Elf};
+use crate::error::{Error, Result};
+
+pub const MAP_HASH: u32 = 1;
+pub const MAP_ARRAY: u32 = 2;
+pub const MAP_PERF_EVENT_ARRAY: u32 = 4;
+pub const MAP_PERCPU_HASH: u32 = 5;
+pub const MAP_LRU_HASH: u32 = 9;
+pub const MAP_RINGBUF: u32 = 27;
+
+pub const DUMMY_PREFIX: &str = "__eunomia_dummy_";
+
+#[derive(Debug, Default, Clone)]
+pub struct Doc {
+    pub version: Option<String>,
+    pub brief: Option<String>,
+    pub details: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Prog {
+    pub name: String,
+    pub section: String,
+    /// tc/xdp parameters from package JSON.
+    pub ifindex: Option<u32>,
+    pub tc_attach_point: Option<String>,
+    pub xdp_flags: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SampleKind {
+    Log2Hist,
+    LinearHist,
+    DefaultKv,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub interval_ms: u64,
+    pub kind: SampleKind,
+    pub unit: String,
+    pub clear_map: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct MapDef {
+    pub name: String,
+    pub map_type: u32,
+    pub key_type: u32,
+    pub value_type: u32,
+    pub max_entries: u32,
+    pub sample: Option<Sample>,
+    /// Event struct chosen for this map by package JSON (`export_config`).
+    pub export_type: Option<u32>,
+}
+
+impl MapDef {
+    pub fn is_event_map(&self) -> bool {
+        matches!(self.map_type, MAP_RINGBUF | MAP_PERF_EVENT_ARRAY)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Global {
+    pub section: String,
+    pub name: String,
+    pub type_id: u32,
+    pub size: u64,
+    pub long: String,
+    pub short: Option<char>,
+    pub help: Option<String>,
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tunables {
+    pub perf_buffer_pages: usize,
+    pub perf_buffer_time_ms: u64,
+    pub poll_timeout_ms: u64,
+    pub debug_verbose: bool,
+    pub print_header: bool,
+}
+
+impl Default for Tunables {
+    fn default() -> Self {
+        Tunables {
+            perf_buffer_pages: 64,
+            perf_buffer_time_ms: 10,
+            poll_timeout_ms: 100,
+            debug_verbose: false,
+            print_header: false,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Meta {
+    pub obj_name: String,
+    pub doc: Doc,
+    pub progs: Vec<Prog>,
+    pub maps: Vec<MapDef>,
+    pub globals: Vec<Global>,
+    /// Struct type ids exported as events (eunomia's dummy pointers or package JSON).
+    pub export_types: Vec<u32>,
+    pub tunables: Tunables,
+}
+
+/// A parsed BPF object: its bytes, BTF and derived Meta.
+#[derive(Debug)]
+pub struct Object {
+    pub bytes: Vec<u8>,
+    pub btf: Btf,
+    pub meta: Meta,
+}
+
+impl Object {
+    pub fn parse(bytes: Vec<u8>, obj_name: &str) -> Result<Object> {
+        let elf = Elf::parse(&bytes)?;
+        if elf.machine != elf::EM_BPF {
+            return Err(Error::msg(format!(
+                "ELF is not a BPF object (machine {}, expected {}): compile with clang -target bpf",
+                elf.machine,
+                elf::EM_BPF
+            )));
+        }
+        let btf_sec = elf
+            .section(".BTF")
+            .ok_or_else(|| Error::msg("object has no BTF (.BTF section): compile with clang -g"))?;
+        let btf = Btf::parse(elf.section_data(btf_sec))?;
+        let meta = derive_meta(&elf, &btf, obj_name)?;
+        drop(elf);
+        Ok(Object { bytes, btf, meta })
+    }
+
+    pub fn find_struct(&self, name: &str) -> Option<u32> {
+        self.btf.find(btf::KIND_STRUCT, name)
+    }
+}
+
+fn derive_meta(elf: &Elf, btf: &Btf, obj_name: &str) -> Result<Meta> {
+    // Programs: global functions in executable sections other than .text (subprograms).
+    let mut progs = Vec::new();
+    for sym in &elf.symbols {
+        if sym.kind != elf::STT_FUNC || sym.bind == 0 {
+            continue;
+        }
+        let Some(sec) = elf.sections.get(sym.section as usize) else {
+            continue;
+        };
+        if sec.flags & elf::SHF_EXECINSTR == 0 || sec.name == ".text" {
+            continue;
+        }
+        progs.push(Prog {
+            name: sym.name.clone(),
+            section: sec.name.clone(),
+            ifindex: None,
+            tc_attach_point: None,
+            xdp_flags: 0,
+        });
+    }
+
+    let mut maps = Vec::new();
+    let mut globals = Vec::new();
+    let mut export_types = Vec::new();
+    for (_, t) in btf.iter() {
+        let TypeData::DataSec(vars) = &t.data else {
+            continue;
+        };
+        for v in vars {
+            let var = btf.get(v.type_id)?;
+            if var.kind != btf::KIND_VAR {
+                continue;
+            }
+            let name = var.name.clone();
+            if t.name == ".maps" {
+                maps.push(map_def(btf, &name, var.size_or_type)?);
+            } else if let Some(rest) = name.strip_prefix(DUMMY_PREFIX) {
+                // `const volatile struct NAME *__eunomia_dummy_NAME_ptr`: NAME is an event type.
+                let sname = rest.strip_suffix("_ptr").unwrap_or(rest);
+                if let Some(id) = btf.find(btf::KIND_STRUCT, sname) {
+                    export_types.push(id);
+                }
+            } else if t.name == ".rodata" || t.name == ".bss" {
+                let size = elf
+                    .symbols
+                    .iter()
+                    .find(|s| s.name == name && s.kind == elf::STT_OBJECT)
+                    .map(|s| s.size)
+                    .filter(|&s| s > 0)
+                    .map_or_else(|| btf.size_of(var.size_or_type), Ok)?;
+                globals.push(Global {
+                    section: t.name.clone(),
+                    long: name.clone(),
+                    name,
+                    type_id: var.size_or_type,
+                    size,
+                    short: None,
+                    help: None,
+                    default: None,
+                });
+            }
+        }
+    }
+    Ok(Meta {
+        obj_name: obj_name.to_string(),
+        doc: Doc::default(),
+        progs,
+        maps,
+        globals,
+        export_types,
+        tunables: Tunables::default(),
+    })
+}
+
+/// Decodes a BTF-defined map (`struct { __uint(type, ...); __type(key, ...); ... } name SEC(".maps")`).
+fn map_def(btf: &Btf, name: &str, type_id: u32) -> Result<MapDef> {
+    let st = btf.get(btf.resolve(type_id)?)?;
+    let TypeData::Members(members) = &st.data else {
+        return Err(Error::msg(format!(
+            "map {name}: BTF definition is not a struct"
+        )));
+    };
+    let mut def = MapDef {
+        name: name.to_string(),
+        map_type: 0,
+        key_type: 0,
+        value_type: 0,
+        max_entries: 0,
+        sample: None,
+        export_type: None,
+    };
+    for m in members {
+        // __uint(x, N) is `int (*x)[N]`; __type(x, T) is `T *x`.
+        let ptr = btf.get(m.type_id)?;
+        let pointee = ptr.size_or_type;
+        let uint = || -> Result<u32> {
+            match &btf.get(pointee)?.data {
+                TypeData::Array { nelems, .. } => Ok(*nelems),
+                _ => Err(Error::msg(format!(
+                    "map {name}: member {} is not __uint()",
+                    m.name
+                ))),
+            }
+        };
+        match m.name.as_str() {
+            "type" => def.map_type = uint()?,
+            "max_entries" => def.max_entries = uint()?,
+            "key" => def.key_type = pointee,
+            "value" => def.value_type = pointee,
+            _ => {}
+        }
+    }
+    Ok(def)
+}
+
+/// Which libbpf section names aya 0.14 parses itself; others must be renamed or refused.
+fn aya_knows(section: &str) -> bool {
+    let kind = section.split('/').next().unwrap_or("");
+    matches!(
+        kind,
+        "kprobe"
+            | "kretprobe"
+            | "uprobe"
+            | "uprobe.s"
+            | "uretprobe"
+            | "uretprobe.s"
+            | "xdp"
+            | "xdp.frags"
+            | "tp_btf"
+            | "tracepoint"
+            | "tp"
+            | "socket"
+            | "sk_msg"
+            | "sk_skb"
+            | "sockops"
+            | "classifier"
+            | "cgroup_skb"
+            | "cgroup"
+            | "perf_event"
+            | "raw_tp"
+            | "raw_tracepoint"
+            | "lsm"
+            | "lsm.s"
+            | "fentry"
+            | "fentry.s"
+            | "fexit"
+            | "fexit.s"
+            | "iter"
+            | "iter.s"
+            | "sk_lookup"
+            | "flow_dissector"
+    )
+}
+
+/// The libbpf syscall wrapper prefix of this architecture (for `ksyscall/NAME`).
+pub fn syscall_prefix() -> &'static str {
+    if cfg!(target_arch = "x86_64") {
+        "__x64_sys_"
+    } else if cfg!(target_arch = "aarch64") {
+        "__arm64_sys_"
+    } else if cfg!(target_arch = "riscv64") {
+        "__riscv_sys_"
+    } else {
+        "sys_"
+    }
+}
+
+/// Maps a libbpf section name to one aya 0.14 parses with the same meaning, or explains why
+/// it cannot run here. `Ok(None)` means aya takes it as it is.
+pub fn aya_section(prog: &str, section: &str) -> Result<Option<String>> {
+    if aya_knows(section) {
+        return Ok(None);
+    }
+    let kind = section.split('/').next().unwrap_or("");
+    let rest = section.split_once('/').map(|x| x.1).unwrap_or("");
+    let hint = match kind {
+        "tc" | "tcx" => return Ok(Some("classifier".into())),
+        "ksyscall" => return Ok(Some(format!("kprobe/{}{rest}", syscall_prefix()))),
+        "kretsyscall" => return Ok(Some(format!("kretprobe/{}{rest}", syscall_prefix()))),
+        "fmod_ret" | "fmod_ret.s" => "fmod_ret is not supported by this runtime (aya 0.14); use fexit",
+        "kprobe.multi" | "kretprobe.multi" => "multi-kprobes are not supported; use one kprobe/F per function",
+        "uprobe.multi" | "uretprobe.multi" => "multi-uprobes are not supported; use uprobe/PATH:FUNC",
+        "usdt" => "USDT probes are not supported; attach a uprobe to the probe's function",
+        "struct_ops" | "struct_ops.s" => "struct_ops programs are not supported",
+        "syscall" => "BPF_PROG_TYPE_SYSCALL programs are not supported",
+        "netfilter" => "netfilter programs are not supported",
+        _ => "unknown section name; see libbpf's section names (tp/C/N, raw_tp/N, tp_btf/N, fentry/F, kprobe/F, uprobe/PATH:FUNC, xdp, tc, ...)",
+    };
+    Err(Error::msg(format!(
+        "program {prog} in section \"{section}\": {hint}"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_libbpf_sections_for_aya() {
+        assert_eq!(
+            aya_section("p", "tp/syscalls/sys_enter_openat").unwrap(),
+            None
+        );
+        assert_eq!(
+            aya_section("p", "tc").unwrap().as_deref(),
+            Some("classifier")
+        );
+        let k = aya_section("p", "ksyscall/kill").unwrap().unwrap();
+        assert!(k.starts_with("kprobe/") && k.ends_with("sys_kill"), "{k}");
+        let e = aya_section("handle", "usdt/x").unwrap_err().to_string();
+        assert!(
+            e.contains("program handle") && e.contains("\"usdt/x\"") && e.contains("uprobe"),
+            "{e}"
+        );
+        let e = aya_section("h", "weird").unwrap_err().to_string();
+        assert!(e.contains("unknown section name"), "{e}");
+    }
+}
