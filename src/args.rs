@@ -93,10 +93,7 @@ fn int_range(size: usize, signed: bool) -> (i128, i128) {
 
 /// Encodes `text` as a value of the global's type, exactly `size` bytes.
 fn encode(btf: &Btf, g: &Global, text: &str) -> Result<Vec<u8>> {
-    let ty = btf.type_name(g.type_id);
-    let ty = ty
-        .trim_start_matches("volatile ")
-        .trim_start_matches("const ");
+    let ty = btf.plain_type_name(g.type_id);
     let size = g.size as usize;
     let mut out = vec![0u8; size];
     let fits = |v: i128, sz: usize, signed: bool| -> Result<Vec<u8>> {
@@ -245,22 +242,12 @@ pub fn help(meta: &Meta, btf: &Btf, prog_name: &str) -> String {
         let arg = if f.is_switch() {
             String::new()
         } else {
-            format!(
-                " <{}>",
-                btf.type_name(g.type_id)
-                    .trim_start_matches("volatile ")
-                    .trim_start_matches("const ")
-            )
+            format!(" <{}>", btf.plain_type_name(g.type_id))
         };
-        let mut text = g.help.clone().unwrap_or_else(|| {
-            format!(
-                "set {} ({})",
-                g.name,
-                btf.type_name(g.type_id)
-                    .trim_start_matches("volatile ")
-                    .trim_start_matches("const ")
-            )
-        });
+        let mut text = g
+            .help
+            .clone()
+            .unwrap_or_else(|| format!("set {} ({})", g.name, btf.plain_type_name(g.type_id)));
         if let (false, Some(d)) = (f.is_switch(), &g.default) {
             let _ = write!(text, " [default: {d}]");
         }

@@ -137,6 +137,12 @@ impl Loaded {
     /// Loads and attaches every program of the package, in order. The first failure is returned
     /// naming the program, its section, the reason and a hint.
     pub fn attach_all(&mut self, progs: &[Prog]) -> Result<()> {
+        if progs
+            .iter()
+            .any(|p| p.section.starts_with("tp/") || p.section.starts_with("tracepoint/"))
+        {
+            ensure_tracefs();
+        }
         for p in progs {
             self.attach(p).map_err(|e| {
                 let m = e.to_string();
@@ -244,6 +250,35 @@ impl Loaded {
 
     pub fn take_map(&mut self, name: &str) -> Option<aya::maps::Map> {
         self.ebpf.take_map(name)
+    }
+}
+
+/// Tracepoints need tracefs; a bare edge node (or initramfs) may not have it mounted yet.
+fn ensure_tracefs() {
+    let known = [
+        "/sys/kernel/tracing/events",
+        "/sys/kernel/debug/tracing/events",
+    ];
+    if known.iter().any(|p| std::path::Path::new(p).exists()) {
+        return;
+    }
+    // SAFETY: constant NUL-terminated strings; failure is reported by the attach that follows.
+    let r = unsafe {
+        libc::mount(
+            c"tracefs".as_ptr(),
+            c"/sys/kernel/tracing".as_ptr(),
+            c"tracefs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if r == 0 {
+        log::info!("mounted tracefs at /sys/kernel/tracing");
+    } else {
+        log::warn!(
+            "tracefs is not mounted and mounting it failed ({}): mount -t tracefs none /sys/kernel/tracing",
+            std::io::Error::last_os_error()
+        );
     }
 }
 

@@ -337,6 +337,28 @@ impl Btf {
         })
     }
 
+    /// The type's spelling without top-level const/volatile/restrict, for flags and help.
+    pub fn plain_type_name(&self, id: u32) -> String {
+        self.type_name(self.skip_qualifiers(id))
+    }
+
+    fn skip_qualifiers(&self, mut id: u32) -> u32 {
+        for _ in 0..MAX_DEPTH {
+            match self.get(id) {
+                Ok(t)
+                    if matches!(
+                        t.kind,
+                        KIND_CONST | KIND_VOLATILE | KIND_RESTRICT | KIND_TYPE_TAG
+                    ) =>
+                {
+                    id = t.size_or_type
+                }
+                _ => break,
+            }
+        }
+        id
+    }
+
     /// A C-like spelling of a type, for help text and package metadata.
     pub fn type_name(&self, id: u32) -> String {
         self.type_name_depth(id, 0)
@@ -363,7 +385,10 @@ impl Btf {
             KIND_VOLATILE => format!("volatile {}", inner(self)),
             KIND_ARRAY => match &t.data {
                 TypeData::Array { elem, nelems } => {
-                    format!("{}[{nelems}]", self.type_name_depth(*elem, depth + 1))
+                    format!(
+                        "{}[{nelems}]",
+                        self.type_name_depth(self.skip_qualifiers(*elem), depth + 1)
+                    )
                 }
                 _ => "?".into(),
             },

@@ -116,6 +116,10 @@ fn expand_short_form(mut argv: Vec<String>) -> Vec<String> {
 
 pub fn main(argv: Vec<String>) -> i32 {
     let mut argv = expand_short_form(argv);
+    // argh takes a lone `-` for an option; PROG `-` means standard input.
+    if let Some(dash) = argv.iter().skip(1).position(|a| a == "-") {
+        argv[dash + 1] = source::STDIN_PATH.into();
+    }
     let package_args = split_package_args(&mut argv);
     let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
     let cli = match Cli::from_args(&["edge-ecli"], strs.get(1..).unwrap_or(&[])) {

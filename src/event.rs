@@ -140,9 +140,9 @@ impl Layout {
         let t = btf.get(rid)?;
         let fields = match kind_of(btf, rid, 0)? {
             Kind::Struct(f) => f,
-            // A non-struct value (e.g. a u64 counter): one field named after its type.
+            // A non-struct value (e.g. a u32 key): one field named after its type as written.
             k => vec![Field {
-                name: t.name.clone(),
+                name: btf.plain_type_name(id),
                 offset: 0,
                 bit_shift: 0,
                 bit_size: 0,

@@ -186,7 +186,10 @@ fn derive_meta(elf: &Elf, btf: &Btf, obj_name: &str) -> Result<Meta> {
                 if let Some(id) = btf.find(btf::KIND_STRUCT, sname) {
                     export_types.push(id);
                 }
-            } else if t.name == ".rodata" || t.name == ".bss" {
+            } else if (t.name == ".rodata" || t.name == ".bss")
+                && matches!(var.data, TypeData::Var { linkage } if linkage != 0)
+            {
+                // Static variables (linkage 0) are private to the object, as in libbpf skeletons.
                 let size = elf
                     .symbols
                     .iter()

@@ -361,7 +361,7 @@ pub fn pack(object: &Object) -> String {
             o.push_str("{\"name\":");
             json::write_str(&mut o, &g.name);
             o.push_str(",\"type\":");
-            json::write_str(&mut o, &object.btf.type_name(g.type_id));
+            json::write_str(&mut o, &object.btf.plain_type_name(g.type_id));
             o.push('}');
         }
         o.push_str("]}");

@@ -7,10 +7,13 @@ use crate::error::{Error, Result};
 /// No package we run is anywhere near this; anything larger is refused before it is read.
 pub const MAX_PACKAGE_SIZE: u64 = 128 << 20;
 
+/// What `-` becomes on the command line (argh would read a lone `-` as an option).
+pub const STDIN_PATH: &str = "/dev/stdin";
+
 pub fn read(prog: &str) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     let limit = MAX_PACKAGE_SIZE + 1;
-    let r = if prog == "-" {
+    let r = if prog == "-" || prog == STDIN_PATH {
         std::io::stdin().lock().take(limit).read_to_end(&mut buf)
     } else {
         let f = std::fs::File::open(prog)

@@ -1,0 +1,370 @@
+//! Shared by the integration tests: building the BPF C fixtures, running edge-ecli, and
+//! checking that nothing of ours stays in the kernel.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The binary under test: the cargo-built one, or the one named by EDGE_ECLI_BIN (CI also runs
+/// the kernel tests against the static release binary).
+pub fn bin() -> String {
+    std::env::var("EDGE_ECLI_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_edge-ecli").to_string())
+}
+
+/// Kernel tests run one at a time: leak checks look at the whole kernel.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub struct Fixtures {
+    pub dir: PathBuf,
+}
+
+impl Fixtures {
+    pub fn obj(&self, name: &str) -> String {
+        self.dir
+            .join(format!("{name}.bpf.o"))
+            .to_string_lossy()
+            .into_owned()
+    }
+    pub fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_string_lossy().into_owned()
+    }
+    pub fn trigger(&self) -> String {
+        self.path("edge-trigger")
+    }
+    /// Packs `name.bpf.o` into `name.json` with edge-ecli itself.
+    pub fn packed(&self, name: &str) -> String {
+        let out = self.path(&format!("{name}.json"));
+        let o = Command::new(bin())
+            .args(["pack", &self.obj(name), "-o", &out])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "pack {name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        out
+    }
+}
+
+fn run_ok(cmd: &mut Command) {
+    let o = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+const BPF_FIXTURES: [&str; 6] = [
+    "sigsnoop",
+    "bootstrap",
+    "opensnoop",
+    "writehist",
+    "uprobe",
+    "badsection",
+];
+
+/// Builds every fixture once per test binary: vmlinux.h from this kernel's BTF, the BPF objects
+/// with clang-19, and the trigger program with cc.
+pub fn fixtures() -> &'static Fixtures {
+    static F: OnceLock<Fixtures> = OnceLock::new();
+    F.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixtures");
+        std::fs::create_dir_all(&dir).unwrap();
+        let vmlinux = dir.join("vmlinux.h");
+        if !vmlinux.exists() {
+            let o = Command::new("bpftool")
+                .args([
+                    "btf",
+                    "dump",
+                    "file",
+                    "/sys/kernel/btf/vmlinux",
+                    "format",
+                    "c",
+                ])
+                .output()
+                .expect("bpftool is needed to build the fixtures (apt-get install bpftool)");
+            assert!(
+                o.status.success(),
+                "bpftool: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            std::fs::write(&vmlinux, o.stdout).unwrap();
+        }
+        let trigger = dir.join("edge-trigger");
+        run_ok(
+            Command::new("cc")
+                .args(["-O1", "-o"])
+                .arg(&trigger)
+                .arg(src.join("trigger.c")),
+        );
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "x86",
+            "aarch64" => "arm64",
+            "riscv64" => "riscv",
+            a => a,
+        };
+        for name in BPF_FIXTURES {
+            run_ok(
+                Command::new("clang-19")
+                    .args([
+                        "-g",
+                        "-O2",
+                        "-target",
+                        "bpf",
+                        &format!("-D__TARGET_ARCH_{arch}"),
+                    ])
+                    .arg(format!("-DTRIGGER_PATH=\"{}\"", trigger.display()))
+                    .arg("-I")
+                    .arg(&dir)
+                    .arg("-c")
+                    .arg(src.join(format!("{name}.bpf.c")))
+                    .arg("-o")
+                    .arg(dir.join(format!("{name}.bpf.o"))),
+            );
+        }
+        // The same object without BTF, for the error tests.
+        run_ok(
+            Command::new("clang-19")
+                .args(["-O2", "-target", "bpf", &format!("-D__TARGET_ARCH_{arch}")])
+                .arg("-I")
+                .arg(&dir)
+                .arg("-c")
+                .arg(src.join("sigsnoop.bpf.c"))
+                .arg("-o")
+                .arg(dir.join("nobtf.bpf.o")),
+        );
+        Fixtures { dir }
+    })
+}
+
+/// True when the kernel tests can run here. Outside CI a missing capability skips with a
+/// reason; under CI=true it fails.
+pub fn kernel_available(test: &str) -> bool {
+    let reason = if unsafe { libc::geteuid() } != 0 {
+        Some("not running as root")
+    } else if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        Some("no kernel BTF at /sys/kernel/btf/vmlinux")
+    } else {
+        None
+    };
+    match reason {
+        None => true,
+        Some(r) => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("{test}: cannot run the kernel test under CI: {r}");
+            }
+            eprintln!("SKIPPED {test}: {r} (kernel tests need root and BTF)");
+            false
+        }
+    }
+}
+
+/// A running edge-ecli with its output collected in the background.
+pub struct Session {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+fn collect(r: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut br = BufReader::new(r);
+        let mut line = String::new();
+        while br.read_line(&mut line).unwrap_or(0) > 0 {
+            into.lock().unwrap().push_str(&line);
+            line.clear();
+        }
+    })
+}
+
+impl Session {
+    /// Starts `edge-ecli -v run ARGS` and waits until every program is attached.
+    pub fn start(args: &[&str]) -> Session {
+        let mut child = Command::new(bin())
+            .arg("-v")
+            .arg("run")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let readers = vec![
+            collect(child.stdout.take().unwrap(), stdout.clone()),
+            collect(child.stderr.take().unwrap(), stderr.clone()),
+        ];
+        let mut s = Session {
+            child,
+            stdout,
+            stderr,
+            readers,
+        };
+        let t0 = Instant::now();
+        loop {
+            if s.stderr.lock().unwrap().contains("phases") {
+                return s;
+            }
+            if let Some(st) = s.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(50));
+                panic!(
+                    "edge-ecli exited ({st}) before attaching; stderr:\n{}",
+                    s.stderr.lock().unwrap()
+                );
+            }
+            if t0.elapsed() > Duration::from_secs(30) {
+                panic!(
+                    "edge-ecli did not attach within 30 s; stderr:\n{}",
+                    s.stderr.lock().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Waits until stdout satisfies `pred` (or 10 s pass) and returns it.
+    pub fn wait_for(&self, pred: impl Fn(&str) -> bool) -> String {
+        let t0 = Instant::now();
+        loop {
+            let out = self.stdout();
+            if pred(&out) || t0.elapsed() > Duration::from_secs(10) {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `sig` and collects everything.
+    pub fn stop_with(mut self, sig: i32) -> Finished {
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+        self.finish()
+    }
+
+    pub fn finish(mut self) -> Finished {
+        let t0 = Instant::now();
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            if t0.elapsed() > Duration::from_secs(20) {
+                let _ = self.child.kill();
+                panic!("edge-ecli did not exit within 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        let stdout = self.stdout.lock().unwrap().clone();
+        let stderr = self.stderr.lock().unwrap().clone();
+        Finished {
+            status,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// Runs edge-ecli to completion with ARGS (no kernel wait) and returns its output.
+pub fn run(args: &[&str]) -> Finished {
+    let o = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Finished {
+        status: o.status,
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// Runs the test trigger program and waits for it.
+pub fn trigger(args: &[&str]) {
+    let st = Command::new(fixtures().trigger())
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(st.code().is_some(), "trigger {args:?} died: {st:?}");
+}
+
+/// Asserts that no program, map or link with one of these names is left in the kernel. The
+/// kernel frees maps and programs after an RCU grace period, so a short wait is allowed.
+pub fn assert_no_leaks(names: &[&str]) {
+    let t0 = Instant::now();
+    loop {
+        match find_loaded(names) {
+            None => return,
+            Some(report) if t0.elapsed() > Duration::from_secs(3) => {
+                panic!("still loaded 3 s after edge-ecli exited: {report}")
+            }
+            Some(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+fn find_loaded(names: &[&str]) -> Option<String> {
+    for what in ["prog", "map"] {
+        let o = Command::new("bpftool")
+            .args([what, "show"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        for n in names {
+            // The kernel keeps the first 15 bytes of a name.
+            let short = &n[..n.len().min(15)];
+            if let Some(l) = text
+                .lines()
+                .find(|l| l.split_whitespace().any(|w| w == short))
+            {
+                return Some(format!("{what} {short}: {l}"));
+            }
+        }
+    }
+    // A link keeps its program alive, so no program of ours means no link of ours; still, list
+    // links whose program is gone as a sanity check of the kernel's own cleanup.
+    None
+}
+
+/// The JSON objects printed by a run (one per line), as (line, parsed value) pairs.
+pub fn json_lines(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Extracts `"key":value` from a flat JSON line (values are numbers or simple strings).
+pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let pat = format!("\"{key}\":");
+    let start = line.find(&pat)? + pat.len();
+    let rest = &line[start..];
+    if let Some(s) = rest.strip_prefix('"') {
+        return s.find('"').map(|e| &s[..e]);
+    }
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    Some(&rest[..end])
+}

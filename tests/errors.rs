@@ -1,0 +1,239 @@
+//! Bad input: each case gives one line on stderr naming the input and the problem, a non-zero
+//! exit, no panic, and nothing left in the kernel.
+
+mod common;
+
+use common::*;
+
+fn expect_error(args: &[&str], want: &[&str]) {
+    let f = run(args);
+    assert_eq!(
+        f.status.code(),
+        Some(1),
+        "{args:?} exit {:?}\nstderr: {}",
+        f.status,
+        f.stderr
+    );
+    let lines: Vec<&str> = f.stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?}: expected one line on stderr, got:\n{}",
+        f.stderr
+    );
+    assert!(lines[0].starts_with("edge-ecli: "), "{}", lines[0]);
+    for w in want {
+        assert!(
+            lines[0].contains(w),
+            "{args:?}: {:?} not in: {}",
+            w,
+            lines[0]
+        );
+    }
+    assert!(!f.stderr.contains("panicked"));
+}
+
+fn tmp(name: &str, data: &[u8]) -> String {
+    let p = fixtures().path(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+/// A real packed package with one edit applied to its text.
+fn edited_package(name: &str, edit: impl Fn(String) -> String) -> String {
+    let text = std::fs::read_to_string(fixtures().packed("sigsnoop")).unwrap();
+    tmp(name, edit(text).as_bytes())
+}
+
+#[test]
+fn broken_json() {
+    let p = tmp("broken.json", b"{\"bpf_object\": \"abc\", ");
+    expect_error(&["run", &p], &[&p, "invalid JSON at line 1"]);
+}
+
+#[test]
+fn bad_base64() {
+    let p = edited_package("badb64.json", |t| {
+        t.replacen("\"bpf_object\":\"", "\"bpf_object\":\"#", 1)
+    });
+    expect_error(&["run", &p], &[&p, "bad base64"]);
+}
+
+#[test]
+fn bad_zlib() {
+    let p = edited_package("badzlib.json", |t| {
+        // Keep valid base64 but make the zlib stream garbage.
+        let start = t.find("\"bpf_object\":\"").unwrap() + 14;
+        let mut t = t;
+        t.replace_range(start..start + 8, "AAAAAAAA");
+        t
+    });
+    expect_error(&["run", &p], &[&p, "not valid zlib"]);
+}
+
+#[test]
+fn size_mismatch() {
+    let p = edited_package("badsize.json", |t| {
+        t.replacen("\"bpf_object_size\":", "\"bpf_object_size\":1", 1)
+    });
+    expect_error(&["run", &p], &[&p, "bpf_object_size", "corrupt"]);
+}
+
+#[test]
+fn not_a_package() {
+    let p = tmp("notpkg.txt", b"hello world\n");
+    expect_error(&["run", &p], &[&p, "not a package"]);
+}
+
+#[test]
+fn elf_that_is_not_bpf() {
+    expect_error(
+        &["run", "/bin/true"],
+        &["/bin/true", "not a BPF object", "clang -target bpf"],
+    );
+}
+
+#[test]
+fn object_without_btf() {
+    let p = fixtures().obj("nobtf");
+    expect_error(&["run", &p], &[&p, "no BTF", "clang -g"]);
+    expect_error(&["info", &p], &["no BTF"]);
+}
+
+#[test]
+fn unknown_section() {
+    let p = fixtures().obj("badsection");
+    expect_error(
+        &["run", &p],
+        &["odd_prog", "\"weird/section\"", "unknown section name"],
+    );
+    let f = run(&["info", &p]);
+    assert!(f.status.success());
+    assert!(f.stdout.contains("cannot run"), "{}", f.stdout);
+}
+
+#[test]
+fn missing_kernel_btf_file() {
+    expect_error(
+        &[
+            "run",
+            "--btf",
+            "/nonexistent/vmlinux",
+            &fixtures().obj("sigsnoop"),
+        ],
+        &["--btf /nonexistent/vmlinux", "no such file"],
+    );
+    let junk = tmp("junk.btf", b"not btf at all");
+    expect_error(
+        &["run", "--btf", &junk, &fixtures().obj("sigsnoop")],
+        &["reading kernel BTF", &junk],
+    );
+    assert_no_leaks(&["sig_trace", "sig_events"]);
+}
+
+#[test]
+fn flag_value_out_of_range() {
+    let p = fixtures().obj("sigsnoop");
+    expect_error(
+        &["run", &p, "--target_signal", "99999999999"],
+        &["--target_signal", "does not fit int"],
+    );
+    expect_error(
+        &["run", &p, "--filtered_pid", "abc"],
+        &["--filtered_pid", "not an integer"],
+    );
+}
+
+#[test]
+fn string_too_long_for_char_array() {
+    let p = fixtures().obj("opensnoop");
+    expect_error(
+        &["run", &p, "--target_comm", "a-command-name-longer-than-16"],
+        &["--target_comm", "too long for char[16]", "at most 15"],
+    );
+}
+
+#[test]
+fn unknown_flag() {
+    let p = fixtures().packed("sigsnoop");
+    expect_error(
+        &["run", &p, "--no-such-flag"],
+        &["unknown argument \"--no-such-flag\"", "--help"],
+    );
+}
+
+#[test]
+fn unknown_option_of_edge_ecli_itself() {
+    let f = run(&["run", "--bogus", "x"]);
+    assert_eq!(f.status.code(), Some(2));
+    assert!(f.stderr.contains("--bogus"), "{}", f.stderr);
+}
+
+#[test]
+fn missing_file() {
+    expect_error(
+        &["run", "/nonexistent/pkg.json"],
+        &["/nonexistent/pkg.json", "cannot open"],
+    );
+}
+
+#[test]
+fn package_help_lists_its_flags() {
+    let p = fixtures().packed("sigsnoop");
+    let f = run(&[&p, "-h"]);
+    assert!(f.status.success(), "{}", f.stderr);
+    assert!(
+        f.stdout.starts_with("Usage: sigsnoop [OPTIONS]"),
+        "{}",
+        f.stdout
+    );
+    for flag in [
+        "--filtered_pid <pid_t>",
+        "--target_signal <int>",
+        "--failed_only",
+        "--verbose",
+        "-h, --help",
+    ] {
+        assert!(f.stdout.contains(flag), "{flag} missing:\n{}", f.stdout);
+    }
+}
+
+#[test]
+fn info_without_loading() {
+    let f = run(&["info", &fixtures().packed("opensnoop")]);
+    assert!(f.status.success(), "{}", f.stderr);
+    for want in [
+        "open_enter               tracepoint/syscalls/sys_enter_openat",
+        "open_rb                  ringbuf",
+        "struct event (size 288",
+        "+32    fname                char[255]",
+        "--targ_failed",
+        "--target_comm <char[16]>",
+    ] {
+        assert!(f.stdout.contains(want), "{want:?} missing:\n{}", f.stdout);
+    }
+}
+
+#[test]
+fn pack_round_trips_metadata() {
+    let fx = fixtures();
+    let json = std::fs::read_to_string(fx.packed("sigsnoop")).unwrap();
+    for want in [
+        "\"bpf_object_size\":",
+        "{\"name\":\"filtered_pid\",\"type\":\"pid_t\"}",
+        "{\"attach\":\"tracepoint/signal/signal_generate\",\"link\":true,\"name\":\"sig_trace\"}",
+        "\"export_types\":[{\"members\":[{\"name\":\"pid\",\"type\":\"unsigned int\"}",
+    ] {
+        assert!(
+            json.contains(want),
+            "{want} missing in {}",
+            &json[json.find("\"meta\"").unwrap()..]
+        );
+    }
+    let a = run(&["info", &fx.obj("sigsnoop")]).stdout;
+    let b = run(&["info", &fx.path("sigsnoop.json")]).stdout;
+    assert_eq!(
+        a.lines().skip(1).collect::<Vec<_>>(),
+        b.lines().skip(1).collect::<Vec<_>>()
+    );
+}
