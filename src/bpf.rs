@@ -72,9 +72,22 @@ pub fn load(object: &Object, globals: &[(String, Vec<u8>)], btf_src: KernelBtf) 
         &object.bytes
     } else {
         let elf = Elf::parse(&object.bytes)?;
-        renamed = elf.with_renamed_sections(|n| {
-            renames.iter().find(|(o, _)| o == n).map(|(_, r)| r.clone())
-        });
+        // .BTF.ext names program sections too (func and line info, CO-RE relocations): its
+        // names must follow, through new strings appended to .BTF.
+        let mut replace = Vec::new();
+        if let (Some(b), Some(x)) = (elf.section(".BTF"), elf.section(".BTF.ext")) {
+            let (nb, nx) = crate::btf::rename_ext_sections(
+                elf.section_data(b),
+                elf.section_data(x),
+                &renames,
+            )?;
+            replace.push((".BTF", nb));
+            replace.push((".BTF.ext", nx));
+        }
+        renamed = elf.with_renamed_sections(
+            |n| renames.iter().find(|(o, _)| o == n).map(|(_, r)| r.clone()),
+            &replace,
+        );
         &renamed
     };
     // aya's loader always reads /sys/kernel/btf/vmlinux itself; only a --btf file is read here.
@@ -230,7 +243,12 @@ impl Loaded {
             }
             Program::SchedClassifier(t) => {
                 let ifname = if_name(p.ifindex.unwrap_or(1))?;
-                let _ = programs::tc::qdisc_add_clsact(&ifname);
+                // From 6.6 aya attaches through TCX links, which need no qdisc (and leave none).
+                let tcx = aya::util::KernelVersion::current()
+                    .is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 6, 0));
+                if !tcx {
+                    let _ = programs::tc::qdisc_add_clsact(&ifname);
+                }
                 let at = match p.tc_attach_point.as_deref() {
                     Some("BPF_TC_EGRESS") => TcAttachType::Egress,
                     _ if kind == "tc" && rest.contains("egress") => TcAttachType::Egress,

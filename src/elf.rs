@@ -167,10 +167,25 @@ impl<'a> Elf<'a> {
     /// Returns a copy of the object whose section names are replaced by `rename(old)`. The new
     /// names go into a section-name table appended at the end, so symbol names (which clang keeps
     /// in the same table) stay untouched.
-    pub fn with_renamed_sections(&self, rename: impl Fn(&str) -> Option<String>) -> Vec<u8> {
+    ///
+    /// `replace` gives new contents for whole sections by name: they are appended too and the
+    /// section's header points at them.
+    pub fn with_renamed_sections(
+        &self,
+        rename: impl Fn(&str) -> Option<String>,
+        replace: &[(&str, Vec<u8>)],
+    ) -> Vec<u8> {
         let mut out = self.data.to_vec();
         while out.len() % 8 != 0 {
             out.push(0);
+        }
+        let mut moved = Vec::new();
+        for (name, bytes) in replace {
+            moved.push((*name, out.len() as u64, bytes.len() as u64));
+            out.extend_from_slice(bytes);
+            while out.len() % 8 != 0 {
+                out.push(0);
+            }
         }
         let mut names = vec![0u8];
         let mut offsets = Vec::with_capacity(self.sections.len());
@@ -192,6 +207,10 @@ impl<'a> Elf<'a> {
             let o = (self.shoff + i as u64 * 64) as usize;
             let mut hdr = self.data[o..o + 64].to_vec();
             hdr[..4].copy_from_slice(&off.to_le_bytes());
+            if let Some((_, at, len)) = moved.iter().find(|m| m.0 == self.sections[i].name) {
+                hdr[24..32].copy_from_slice(&at.to_le_bytes());
+                hdr[32..40].copy_from_slice(&len.to_le_bytes());
+            }
             out.extend_from_slice(&hdr);
         }
         let mut hdr = [0u8; 64];
@@ -310,7 +329,7 @@ mod tests {
             &[("prog", 0x12, 1, 0, 16)],
         );
         let elf = Elf::parse(&obj).unwrap();
-        let out = elf.with_renamed_sections(|n| (n == "tc").then(|| "classifier".to_string()));
+        let out = elf.with_renamed_sections(|n| (n == "tc").then(|| "classifier".to_string()), &[]);
         let e2 = Elf::parse(&out).unwrap();
         assert_eq!(e2.sections[1].name, "classifier");
         assert_eq!(e2.section_data(&e2.sections[1]), &[7; 16]);

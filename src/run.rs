@@ -480,14 +480,26 @@ impl EventLoop {
                 _ => break,
             }
         }
-        let key_fmt = Formatter::new(s.key.clone(), self.json);
-        let val_fmt = Formatter::new(s.value.clone(), self.json);
+        // Key and value side by side: one layout over the bytes key ++ value.
+        let mut kv_fields = s.key.fields.clone();
+        kv_fields.extend(s.value.fields.iter().cloned().map(|mut f| {
+            f.offset += s.key_size;
+            f
+        }));
+        let kv_fmt = Formatter::new(
+            Layout {
+                name: s.name.clone(),
+                size: s.key_size + s.value_size,
+                fields: kv_fields,
+            },
+            false,
+        );
         if !self.json && s.sample.kind == SampleKind::DefaultKv && !s.header_done {
-            let h = format!("{} {}", key_fmt.header("TIME     "), val_fmt.header(""));
-            out.push_str(&h);
+            out.push_str(&kv_fmt.header("TIME     "));
             out.push('\n');
             s.header_done = true;
         }
+        let mut kv = Vec::with_capacity(s.key_size + s.value_size);
         for k in &keys {
             if rawmap::lookup(s.fd, k, &mut value).is_err() {
                 continue;
@@ -504,12 +516,10 @@ impl EventLoop {
             }
             match s.sample.kind {
                 SampleKind::DefaultKv => {
-                    out.push_str(time);
-                    out.push(' ');
-                    key_fmt.columns(out, k);
-                    out.push(' ');
-                    val_fmt.columns(out, &value);
-                    out.push('\n');
+                    kv.clear();
+                    kv.extend_from_slice(k);
+                    kv.extend_from_slice(&value);
+                    kv_fmt.record(out, time, &kv);
                 }
                 SampleKind::Log2Hist | SampleKind::LinearHist => {
                     out.push_str("key = ");

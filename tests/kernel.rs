@@ -378,3 +378,89 @@ fn package_from_stdin() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("TIME     PID"));
 }
+
+/// `tc` is a libbpf section name aya 0.14 does not parse: it is renamed before loading and the
+/// program attaches to lo (ifindex 1) ingress. A UDP datagram of known size shows up.
+#[test]
+fn tc_section_renamed_and_attached() {
+    let _g = serial();
+    if !is_root_ready("tc_section_renamed_and_attached") {
+        return;
+    }
+    let s = Session::start(&["-j", &fixtures().obj("tcpkt")]);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = sock.local_addr().unwrap();
+    sock.send_to(&[0u8; 1234], to).unwrap();
+    // 1234 payload + 8 UDP + 20 IPv4 + 14 Ethernet header that lo carries.
+    let out = s.wait_for(|o| o.contains("\"len\":1276"));
+    let f = s.stop_with(libc::SIGINT);
+    assert!(f.status.success(), "{}", f.stderr);
+    let row = json_lines(&out)
+        .into_iter()
+        .find(|l| field(l, "len") == Some("1276"));
+    let row = row.unwrap_or_else(|| panic!("no packet of 1276 bytes:\n{out}"));
+    assert_eq!(field(&row, "ifindex"), Some("1"));
+    assert_no_leaks(&["tc_sizes", "tc_rb"]);
+    let qdisc = std::process::Command::new("tc")
+        .args(["qdisc", "show", "dev", "lo"])
+        .output();
+    if let Ok(q) = qdisc {
+        assert!(
+            !String::from_utf8_lossy(&q.stdout).contains("clsact"),
+            "a clsact qdisc was left on lo"
+        );
+    }
+}
+
+/// An attach failure names the program, its section, the reason and a hint, exits 1, and
+/// releases the program that did attach.
+#[test]
+fn attach_failure_is_named_and_cleaned_up() {
+    let _g = serial();
+    if !is_root_ready("attach_failure_is_named_and_cleaned_up") {
+        return;
+    }
+    let f = run(&["run", &fixtures().obj("badattach")]);
+    assert_eq!(f.status.code(), Some(1), "{}", f.stderr);
+    let line = f.stderr.trim_end();
+    assert_eq!(line.lines().count(), 1, "{line}");
+    for want in [
+        "attaching program bad_second",
+        "\"tp/edge_no_such_category/edge_no_such_event\"",
+        "hint:",
+    ] {
+        assert!(line.contains(want), "{want:?} not in {line}");
+    }
+    assert_no_leaks(&["good_first", "bad_second"]);
+}
+
+/// A `default_kv` sample map prints key/value rows under one header.
+#[test]
+fn default_kv_sample_map() {
+    let _g = serial();
+    if !is_root_ready("default_kv_sample_map") {
+        return;
+    }
+    let fx = fixtures();
+    let base = std::fs::read_to_string(fx.packed("writehist")).unwrap();
+    let pkg = fx.path("writehist-kv.json");
+    std::fs::write(
+        &pkg,
+        base.replace(
+            "{\"ident\":\"hists\",\"name\":\"hists\"}",
+            "{\"ident\":\"hists\",\"name\":\"hists\",\"sample\":{\"interval\":200,\"type\":\"default_kv\"}}",
+        ),
+    )
+    .unwrap();
+    let s = Session::start(&[&pkg, "--target_comm", "edge-trigger"]);
+    trigger(&["write", "4", "4", "4"]);
+    let out = s.wait_for(|o| o.contains("[0,0,3,"));
+    let f = s.stop_with(libc::SIGINT);
+    assert!(f.status.success(), "{}", f.stderr);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("TIME     U32     SLOTS"), "{out}");
+    let row = lines
+        .find(|l| l.contains("[0,0,3,"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(row.split_whitespace().nth(1), Some("0"), "{row}");
+}

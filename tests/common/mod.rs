@@ -64,13 +64,15 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
-const BPF_FIXTURES: [&str; 6] = [
+const BPF_FIXTURES: [&str; 8] = [
     "sigsnoop",
     "bootstrap",
     "opensnoop",
     "writehist",
     "uprobe",
     "badsection",
+    "tcpkt",
+    "badattach",
 ];
 
 /// Builds every fixture once per test binary: vmlinux.h from this kernel's BTF, the BPF objects
