@@ -16,5 +16,6 @@ pub mod json;
 pub mod logger;
 pub mod meta;
 pub mod package;
+pub mod poll;
 pub mod run;
 pub mod source;

@@ -1,11 +1,11 @@
 //! `edge-ecli run`: source -> package -> flags -> loader -> event loop -> output.
 
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::ops::ControlFlow;
+use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use aya::maps::perf::{PerfEvent, PerfEventArray, PerfEventArrayBuffer};
-use aya::maps::{Map, MapData, RingBuf};
+use aya::maps::Map;
 
 use crate::bpf::{self, rawmap, KernelBtf};
 use crate::btf::{self, TypeData};
@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::event::{self, Formatter, Layout, Style};
 use crate::hist;
 use crate::meta::{MapDef, Object, Sample, SampleKind};
+use crate::poll::{Epoll, EventMap, SignalFd};
 use crate::{args, package, source};
 
 pub struct RunOptions {
@@ -68,7 +69,7 @@ pub fn run(opts: RunOptions) -> Result<Outcome> {
         })?),
         None => None,
     };
-    let mut lp = EventLoop::new(sigfd, opts.json, opts.timeout);
+    let mut lp = EventLoop::new(sigfd, opts.json, opts.timeout)?;
     for def in &object.meta.maps {
         if def.is_event_map() {
             let layout = pick_layout(&object, def, event_layout)?;
@@ -114,52 +115,6 @@ fn pick_layout(object: &Object, def: &MapDef, flag: Option<u32>) -> Result<Optio
     }
 }
 
-/// SIGINT/SIGTERM as a readable fd.
-struct SignalFd {
-    fd: RawFd,
-}
-
-impl SignalFd {
-    fn new() -> Result<SignalFd> {
-        // SAFETY: plain libc calls on a locally owned sigset.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGINT);
-            libc::sigaddset(&mut set, libc::SIGTERM);
-            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
-            if fd < 0 {
-                return Err(Error::msg(format!(
-                    "signalfd: {}",
-                    std::io::Error::last_os_error()
-                )));
-            }
-            Ok(SignalFd { fd })
-        }
-    }
-}
-
-impl Drop for SignalFd {
-    fn drop(&mut self) {
-        // SAFETY: we own fd.
-        unsafe { libc::close(self.fd) };
-    }
-}
-
-enum Source {
-    Ring {
-        map: String,
-        rb: RingBuf<MapData>,
-        fmt: Option<Formatter>,
-    },
-    Perf {
-        map: String,
-        buf: PerfEventArrayBuffer<MapData>,
-        fmt: Option<Formatter>,
-    },
-}
-
 struct SampleMap {
     name: String,
     fd: RawFd,
@@ -173,53 +128,39 @@ struct SampleMap {
 }
 
 struct EventLoop {
-    epfd: RawFd,
+    epoll: Epoll,
     sig: SignalFd,
     json: bool,
     deadline: Option<Instant>,
-    sources: Vec<Source>,
+    maps: Vec<(EventMap, Option<Formatter>)>,
     samples: Vec<SampleMap>,
-    /// Perf arrays must stay alive while their buffers are read.
-    _perf_maps: Vec<PerfEventArray<MapData>>,
     out: String,
-    scratch: Vec<u8>,
-    lost: u64,
     events: u64,
     header_printed: bool,
 }
 
 const SIG_TOKEN: u64 = u64::MAX;
 
+/// Epoll token of buffer `buf` of event map `map`.
+fn token(map: usize, buf: usize) -> u64 {
+    ((map as u64) << 32) | buf as u64
+}
+
 impl EventLoop {
-    fn new(sig: SignalFd, json: bool, timeout: Option<f64>) -> EventLoop {
-        // SAFETY: creating an epoll fd has no preconditions.
-        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        let lp = EventLoop {
-            epfd,
+    fn new(sig: SignalFd, json: bool, timeout: Option<f64>) -> Result<EventLoop> {
+        let epoll = Epoll::new()?;
+        epoll.add(sig.fd, SIG_TOKEN)?;
+        Ok(EventLoop {
+            epoll,
             sig,
             json,
             deadline: timeout.map(|t| Instant::now() + Duration::from_secs_f64(t)),
-            sources: vec![],
+            maps: vec![],
             samples: vec![],
-            _perf_maps: vec![],
             out: String::with_capacity(1 << 16),
-            scratch: vec![],
-            lost: 0,
             events: 0,
             header_printed: false,
-        };
-        let fd = lp.sig.fd;
-        lp.watch(fd, SIG_TOKEN);
-        lp
-    }
-
-    fn watch(&self, fd: RawFd, token: u64) {
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: token,
-        };
-        // SAFETY: epfd and fd are open; ev is valid for the call.
-        unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) };
+        })
     }
 
     fn add_event_map(
@@ -234,50 +175,11 @@ impl EventLoop {
             println!("{}", f.header("TIME     "));
             self.header_printed = true;
         }
-        match map {
-            Map::RingBuf(_) => {
-                let rb = RingBuf::try_from(map)
-                    .map_err(|e| Error::msg(format!("map {}: {}", def.name, bpf::chain(&e))))?;
-                self.watch(rb.as_fd().as_raw_fd(), self.sources.len() as u64);
-                self.sources.push(Source::Ring {
-                    map: def.name.clone(),
-                    rb,
-                    fmt,
-                });
-            }
-            Map::PerfEventArray(_) => {
-                let mut arr = PerfEventArray::try_from(map)
-                    .map_err(|e| Error::msg(format!("map {}: {}", def.name, bpf::chain(&e))))?;
-                let cpus = aya::util::online_cpus()
-                    .map_err(|(_, e)| Error::msg(format!("reading online CPUs: {e}")))?;
-                for (i, cpu) in cpus.iter().enumerate() {
-                    let buf = arr
-                        .open(*cpu, Some(pages.next_power_of_two()))
-                        .map_err(|e| {
-                            Error::msg(format!(
-                                "map {}: opening perf buffer on CPU {cpu}: {}",
-                                def.name,
-                                bpf::chain(&e)
-                            ))
-                        })?;
-                    self.watch(buf.as_raw_fd(), self.sources.len() as u64);
-                    let _ = i;
-                    let fmt = fmt.clone_fmt();
-                    self.sources.push(Source::Perf {
-                        map: def.name.clone(),
-                        buf,
-                        fmt,
-                    });
-                }
-                self._perf_maps.push(arr);
-            }
-            _ => {
-                return Err(Error::msg(format!(
-                    "map {} is not a ringbuf or perf event array",
-                    def.name
-                )))
-            }
+        let em = EventMap::open(&def.name, map, pages)?;
+        for (i, fd) in em.fds().into_iter().enumerate() {
+            self.epoll.add(fd, token(self.maps.len(), i))?;
         }
+        self.maps.push((em, fmt));
         Ok(())
     }
 
@@ -322,10 +224,10 @@ impl EventLoop {
     }
 
     fn run(&mut self) -> Result<()> {
-        if self.sources.is_empty() && self.samples.is_empty() {
+        if self.maps.is_empty() && self.samples.is_empty() {
             eprintln!("edge-ecli: attached; this package exports no events (Ctrl-C to stop)");
         }
-        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
+        let mut ready = Vec::with_capacity(64);
         loop {
             let now = Instant::now();
             let mut wait = Duration::from_secs(3600);
@@ -338,30 +240,20 @@ impl EventLoop {
             for s in &self.samples {
                 wait = wait.min(s.next_due.saturating_duration_since(now));
             }
-            let ms = wait.as_millis().min(i32::MAX as u128) as i32;
-            // SAFETY: events has room for its length.
-            let n = unsafe {
-                libc::epoll_wait(self.epfd, events.as_mut_ptr(), events.len() as i32, ms)
-            };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(Error::msg(format!("epoll_wait: {e}")));
-            }
+            ready.clear();
+            ready.extend(self.epoll.wait(wait)?);
             let time = if self.json {
                 String::new()
             } else {
                 event::local_hms()
             };
             let mut stop = false;
-            for ev in &events[..n as usize] {
-                if ev.u64 == SIG_TOKEN {
-                    stop = true;
+            for &t in &ready {
+                if t == SIG_TOKEN {
+                    stop = self.sig.pending() || stop;
                     continue;
                 }
-                self.drain(ev.u64 as usize, &time);
+                self.drain((t >> 32) as usize, (t & 0xffff_ffff) as usize, &time);
                 self.flush_if_big()?;
             }
             let now = Instant::now();
@@ -383,14 +275,17 @@ impl EventLoop {
         } else {
             event::local_hms()
         };
-        for i in 0..self.sources.len() {
-            self.drain(i, &time);
+        for m in 0..self.maps.len() {
+            for b in 0..self.maps[m].0.len() {
+                self.drain(m, b, &time);
+                self.flush_if_big()?;
+            }
         }
         self.flush()?;
-        if self.lost > 0 {
+        let lost: u64 = self.maps.iter().map(|m| m.0.lost).sum();
+        if lost > 0 {
             eprintln!(
-                "edge-ecli: lost {} samples (perf buffer overflow; raise perf_buffer_pages)",
-                self.lost
+                "edge-ecli: lost {lost} samples (perf buffer overflow; raise perf_buffer_pages)"
             );
         }
         log::info!("{} events printed", self.events);
@@ -422,42 +317,30 @@ impl EventLoop {
         }
     }
 
-    fn drain(&mut self, idx: usize, time: &str) {
+    /// Formats every record of one buffer, yielding to the caller every 1 MiB of output so
+    /// memory stays bounded under a flood.
+    fn drain(&mut self, map: usize, buf: usize, time: &str) {
         let EventLoop {
-            sources,
-            out,
-            scratch,
-            lost,
-            events,
-            ..
+            maps, out, events, ..
         } = self;
-        match &mut sources[idx] {
-            Source::Ring { rb, fmt, map } => {
-                while let Some(item) = rb.next() {
-                    emit(out, fmt.as_ref(), map, time, &item);
-                    *events += 1;
-                    if out.len() > 1 << 20 {
-                        break;
-                    }
+        let (em, fmt) = &mut maps[map];
+        let name = em.name.clone();
+        loop {
+            let (n, more) = em.drain(buf, |data| {
+                emit(out, fmt.as_ref(), &name, time, data);
+                if out.len() > 1 << 20 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
                 }
+            });
+            *events += n;
+            if more.is_none() {
+                break;
             }
-            Source::Perf { buf, fmt, map } => {
-                buf.for_each(|ev| match ev {
-                    PerfEvent::Sample { head, tail } => {
-                        let data: &[u8] = if tail.is_empty() {
-                            head
-                        } else {
-                            scratch.clear();
-                            scratch.extend_from_slice(head);
-                            scratch.extend_from_slice(tail);
-                            scratch
-                        };
-                        emit(out, fmt.as_ref(), map, time, data);
-                        *events += 1;
-                    }
-                    PerfEvent::Lost { count } => *lost += count,
-                });
-            }
+            let mut so = std::io::stdout().lock();
+            let _ = so.write_all(out.as_bytes());
+            out.clear();
         }
     }
 
@@ -606,23 +489,5 @@ fn emit(out: &mut String, fmt: Option<&Formatter>, map: &str, time: &str, data: 
             }
             out.push('\n');
         }
-    }
-}
-
-trait CloneFmt {
-    fn clone_fmt(&self) -> Self;
-}
-
-impl CloneFmt for Option<Formatter> {
-    fn clone_fmt(&self) -> Self {
-        self.as_ref()
-            .map(|f| Formatter::new(f.layout.clone(), f.json))
-    }
-}
-
-impl Drop for EventLoop {
-    fn drop(&mut self) {
-        // SAFETY: we own epfd.
-        unsafe { libc::close(self.epfd) };
     }
 }
