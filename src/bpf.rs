@@ -150,14 +150,21 @@ impl Loaded {
     /// Loads and attaches every program of the package, in order. The first failure is returned
     /// naming the program, its section, the reason and a hint.
     pub fn attach_all(&mut self, progs: &[Prog]) -> Result<()> {
-        if progs
-            .iter()
-            .any(|p| p.section.starts_with("tp/") || p.section.starts_with("tracepoint/"))
-        {
+        for p in progs {
+            self.attach_one(p, None)?;
+        }
+        Ok(())
+    }
+
+    /// Loads and attaches one program. `target` overrides what the section names (an
+    /// interface for xdp/tc, `PATH:FUNC` for uprobes). A failure names the program, its
+    /// section, the reason and a hint.
+    pub fn attach_one(&mut self, p: &Prog, target: Option<&str>) -> Result<()> {
+        if p.section.starts_with("tp/") || p.section.starts_with("tracepoint/") {
             ensure_tracefs();
         }
-        for p in progs {
-            self.attach(p).map_err(|e| {
+        self.attach(p, target.filter(|t| !t.is_empty()))
+            .map_err(|e| {
                 let m = e.to_string();
                 Error::msg(format!(
                     "attaching program {} (section \"{}\"): {m}; hint: {}",
@@ -166,14 +173,18 @@ impl Loaded {
                     errno_hint(&m)
                 ))
             })?;
-            log::debug!("attached {} ({})", p.name, p.section);
-        }
+        log::debug!("attached {} ({})", p.name, p.section);
         Ok(())
     }
 
-    fn attach(&mut self, p: &Prog) -> Result<()> {
+    fn attach(&mut self, p: &Prog, target: Option<&str>) -> Result<()> {
         let sec = p.section.as_str();
         let (kind, rest) = sec.split_once('/').unwrap_or((sec, ""));
+        // A uprobe target given at run time replaces the section's PATH:FUNC.
+        let rest = match (kind, target) {
+            ("uprobe" | "uretprobe", Some(t)) => t,
+            _ => rest,
+        };
         let needs_btf = matches!(
             kind,
             "tp_btf" | "fentry" | "fentry.s" | "fexit" | "fexit.s" | "lsm" | "lsm.s"
@@ -237,12 +248,19 @@ impl Loaded {
                 t.attach(point, path, UProbeScope::AllProcesses).map_err(e)?;
             }
             Program::Xdp(t) => {
+                let mode = if p.xdp_flags & 2 != 0 { XdpMode::Skb } else { XdpMode::Default };
+                let ifindex = match target {
+                    Some(name) => if_index(name)?,
+                    None => p.ifindex.unwrap_or(1),
+                };
                 t.load().map_err(e)?;
-                t.attach_to_if_index(p.ifindex.unwrap_or(1), if p.xdp_flags & 2 != 0 { XdpMode::Skb } else { XdpMode::Default })
-                    .map_err(e)?;
+                t.attach_to_if_index(ifindex, mode).map_err(e)?;
             }
             Program::SchedClassifier(t) => {
-                let ifname = if_name(p.ifindex.unwrap_or(1))?;
+                let ifname = match target {
+                    Some(name) => name.to_string(),
+                    None => if_name(p.ifindex.unwrap_or(1))?,
+                };
                 // From 6.6 aya attaches through TCX links, which need no qdisc (and leave none).
                 let tcx = aya::util::KernelVersion::current()
                     .is_ok_and(|v| v >= aya::util::KernelVersion::new(6, 6, 0));
@@ -314,6 +332,16 @@ fn split_offset(target: &str) -> Result<(&str, u64)> {
     }
 }
 
+fn if_index(name: &str) -> Result<u32> {
+    let c = std::ffi::CString::new(name)
+        .map_err(|_| Error::msg(format!("bad interface name {name:?}")))?;
+    // SAFETY: c is NUL-terminated.
+    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+        0 => Err(Error::msg(format!("no network interface named {name}"))),
+        i => Ok(i),
+    }
+}
+
 fn if_name(ifindex: u32) -> Result<String> {
     let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
     // SAFETY: buf holds IF_NAMESIZE bytes as if_indextoname requires.
@@ -378,6 +406,68 @@ pub mod rawmap {
         call(3, fd, key.as_ptr(), std::ptr::null_mut())
     }
 
+    pub fn update(fd: RawFd, key: &[u8], value: &[u8], flags: u64) -> std::io::Result<()> {
+        let attr = Attr {
+            map_fd: fd as u32,
+            _pad: 0,
+            key: key.as_ptr() as u64,
+            value: value.as_ptr() as u64,
+            flags,
+        };
+        // SAFETY: as in `call`; the kernel only reads key and value.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                2,
+                &attr as *const Attr,
+                std::mem::size_of::<Attr>(),
+            )
+        };
+        if r < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// (map type, key size, value size as user space sees it) from the kernel.
+    pub fn info(fd: RawFd) -> std::io::Result<(u32, usize, usize)> {
+        #[repr(C)]
+        struct InfoAttr {
+            bpf_fd: u32,
+            info_len: u32,
+            info: u64,
+        }
+        let mut info = [0u32; 20];
+        let attr = InfoAttr {
+            bpf_fd: fd as u32,
+            info_len: 80,
+            info: info.as_mut_ptr() as u64,
+        };
+        // SAFETY: BPF_OBJ_GET_INFO_BY_FD writes at most info_len bytes into info.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                15,
+                &attr as *const InfoAttr,
+                std::mem::size_of::<InfoAttr>(),
+            )
+        };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let (ty, key, value) = (info[0], info[2] as usize, info[3] as usize);
+        // Per-CPU maps return one 8-byte-aligned value per possible CPU.
+        let percpu = matches!(ty, 5 | 6 | 10 | 21);
+        let value = if percpu {
+            let n = aya::util::nr_cpus().map_err(|(_, e)| e)?;
+            value.div_ceil(8) * 8 * n
+        } else {
+            value
+        };
+        Ok((ty, key, value))
+    }
+
     /// Next key after `key` (None: the first key). Ok(false) at the end.
     pub fn next_key(fd: RawFd, key: Option<&[u8]>, next: &mut [u8]) -> std::io::Result<bool> {
         match call(
@@ -402,6 +492,23 @@ pub mod rawmap {
             | Map::PerCpuArray(d)
             | Map::PerCpuLruHashMap(d)
             | Map::LpmTrie(d) => d,
+            _ => return None,
+        };
+        Some(data.fd().as_fd().as_raw_fd())
+    }
+
+    /// The fd of any map kind a guest may name (event maps included).
+    pub fn fd_of_any(map: &aya::maps::Map) -> Option<RawFd> {
+        use aya::maps::Map;
+        if let Some(fd) = fd_of(map) {
+            return Some(fd);
+        }
+        let data = match map {
+            Map::RingBuf(d)
+            | Map::PerfEventArray(d)
+            | Map::Queue(d)
+            | Map::Stack(d)
+            | Map::BloomFilter(d) => d,
             _ => return None,
         };
         Some(data.fd().as_fd().as_raw_fd())

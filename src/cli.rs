@@ -42,6 +42,15 @@ struct RunCmd {
     /// struct that decodes the records of the event maps (for raw objects)
     #[argh(option, arg_name = "NAME")]
     event_type: Option<String>,
+    /// for Wasm apps: environment variable K=V of the guest (repeatable; none by default)
+    #[argh(option, arg_name = "K=V")]
+    env: Vec<String>,
+    /// for Wasm apps: grant the guest a host directory, HOST[:GUEST] (repeatable; none by default)
+    #[argh(option, arg_name = "DIR")]
+    dir: Vec<String>,
+    /// for Wasm apps: cap on guest memory in MiB (default 256)
+    #[argh(option, arg_name = "MIB", default = "256")]
+    max_memory: u64,
     /// debug diagnostics of edge-ecli on stderr
     #[argh(switch, short = 'v')]
     verbose: bool,
@@ -54,7 +63,14 @@ struct RunCmd {
 }
 
 /// Options of `run` that take a value: needed to find PROG before argh sees the line.
-const RUN_VALUE_OPTIONS: [&str; 3] = ["--timeout", "--btf", "--event-type"];
+const RUN_VALUE_OPTIONS: [&str; 6] = [
+    "--timeout",
+    "--btf",
+    "--event-type",
+    "--env",
+    "--dir",
+    "--max-memory",
+];
 
 /// Splits `... run [OPTIONS] PROG ARGS...` into the part argh parses and ARGS, which belong to
 /// the package (argh would take a `-h` among them as its own).
@@ -146,7 +162,7 @@ pub fn main(argv: Vec<String>) -> i32 {
     let run_verbose = matches!(&cli.cmd, Cmd::Run(r) if r.verbose);
     logger::init(if run_verbose { 2 } else { cli.verbose as u8 });
     match dispatch(cli.cmd) {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("edge-ecli: {e}");
             1
@@ -154,7 +170,7 @@ pub fn main(argv: Vec<String>) -> i32 {
     }
 }
 
-fn dispatch(cmd: Cmd) -> Result<()> {
+fn dispatch(cmd: Cmd) -> Result<i32> {
     match cmd {
         Cmd::Run(r) => {
             let timeout = match r.timeout.as_deref() {
@@ -170,6 +186,25 @@ fn dispatch(cmd: Cmd) -> Result<()> {
                         })?,
                 ),
             };
+            for e in &r.env {
+                if !e.contains('=') {
+                    return Err(crate::error::Error::msg(format!("--env {e}: expected K=V")));
+                }
+            }
+            if r.max_memory == 0 || r.max_memory > 4096 {
+                return Err(crate::error::Error::msg(format!(
+                    "--max-memory {}: expected 1..4096 MiB",
+                    r.max_memory
+                )));
+            }
+            let dirs = r
+                .dir
+                .iter()
+                .map(|d| match d.split_once(':') {
+                    Some((h, g)) => (h.to_string(), g.to_string()),
+                    None => (d.clone(), d.clone()),
+                })
+                .collect();
             let out = run::run(RunOptions {
                 prog: r.prog,
                 args: r.args,
@@ -177,17 +212,24 @@ fn dispatch(cmd: Cmd) -> Result<()> {
                 timeout,
                 btf: r.btf,
                 event_type: r.event_type,
+                env: r.env,
+                dirs,
+                max_memory: (r.max_memory as usize) << 20,
             })?;
-            if let Outcome::Help(h) = out {
-                print!("{h}");
+            match out {
+                Outcome::Help(h) => {
+                    print!("{h}");
+                    Ok(0)
+                }
+                Outcome::Done => Ok(0),
+                Outcome::Exit(code) => Ok(code),
             }
-            Ok(())
         }
         Cmd::Info(i) => {
             let bytes = source::read(&i.prog)?;
             let object = package::load(bytes, &i.prog).map_err(|e| e.context(&i.prog))?;
             print!("{}", info::render(&object));
-            Ok(())
+            Ok(0)
         }
         Cmd::Pack(p) => {
             let bytes = source::read(&p.obj)?;
@@ -204,7 +246,7 @@ fn dispatch(cmd: Cmd) -> Result<()> {
                     .map_err(|e| crate::error::Error::msg(format!("{path}: cannot write: {e}")))?,
                 None => print!("{text}"),
             }
-            Ok(())
+            Ok(0)
         }
     }
 }

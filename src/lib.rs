@@ -19,3 +19,4 @@ pub mod package;
 pub mod poll;
 pub mod run;
 pub mod source;
+pub mod wasm;

@@ -23,12 +23,17 @@ pub struct RunOptions {
     pub timeout: Option<f64>,
     pub btf: Option<String>,
     pub event_type: Option<String>,
+    pub env: Vec<String>,
+    pub dirs: Vec<(String, String)>,
+    pub max_memory: usize,
 }
 
 /// Exit status of a run that did not fail.
 pub enum Outcome {
     Done,
     Help(String),
+    /// A Wasm guest's exit code.
+    Exit(i32),
 }
 
 fn now_ms(start: Instant) -> u64 {
@@ -42,6 +47,30 @@ pub fn run(opts: RunOptions) -> Result<Outcome> {
     let sigfd = SignalFd::new()?;
     let bytes = source::read(&opts.prog)?;
     let t_read = now_ms(t0);
+    if package::detect(&bytes).ok() == Some(package::Kind::Wasm) {
+        drop(sigfd);
+        let name = opts
+            .prog
+            .rsplit('/')
+            .next()
+            .unwrap_or(&opts.prog)
+            .trim_end_matches(".wasm")
+            .to_string();
+        let code = crate::wasm::run(
+            &bytes,
+            crate::wasm::WasmOptions {
+                name,
+                args: opts.args,
+                env: opts.env,
+                dirs: opts.dirs,
+                max_memory: opts.max_memory,
+                timeout: opts.timeout,
+                btf: opts.btf,
+            },
+        )
+        .map_err(|e| e.context(&opts.prog))?;
+        return Ok(Outcome::Exit(code));
+    }
     let object = package::load(bytes, &opts.prog).map_err(|e| e.context(&opts.prog))?;
     let t_parse = now_ms(t0);
     let prog_name = object.meta.obj_name.clone();

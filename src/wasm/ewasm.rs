@@ -1,0 +1,270 @@
+//! The seed article's `env` ABI (eunomia's ewasm): the guest hands a whole package.json to
+//! `create_bpf`, starts it with `run_bpf` and blocks in `wait_and_poll_bpf`, which calls the
+//! guest's `process_event(ctx, json, len)` per event (a negative return drops the event).
+//! Entry is the exported `bpf_main(env_json, len)`, env being a JSON array of the arguments.
+//!
+//! Guest buffers (the argument JSON, each event) are allocated with the guest's exported
+//! `malloc`, as WAMR's module_malloc did for ewasm.
+
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use wasmi::{Caller, Error as Trap, Instance, Linker, Store, Val};
+
+use super::{call_guest, mem, Host, WasmOptions};
+use crate::bpf::{self, KernelBtf, Loaded};
+use crate::error::{Error, Result};
+use crate::event::{self, Formatter, Layout};
+use crate::meta::Object;
+use crate::poll::{Epoll, EventMap};
+use crate::{args, json, package};
+
+const EVENT_BUF: i32 = 64 << 10;
+
+struct Program {
+    object: Object,
+    globals: Vec<(String, Vec<u8>)>,
+    loaded: Option<Loaded>,
+}
+
+#[derive(Default)]
+pub struct EwasmState {
+    programs: Vec<Program>,
+    /// Guest buffer for events (allocated on first use).
+    event_buf: Option<i32>,
+}
+
+fn guest_malloc(
+    ctx: &mut impl wasmi::AsContextMut<Data = Host>,
+    size: i32,
+) -> std::result::Result<i32, Trap> {
+    let malloc = ctx
+        .as_context()
+        .data()
+        .exports
+        .get("malloc")
+        .copied()
+        .ok_or_else(|| {
+            Trap::new("env ABI modules must export malloc (link with -Wl,--export=malloc)")
+        })?;
+    let mut ret = [Val::I32(0)];
+    call_guest(ctx.as_context_mut(), &malloc, &[Val::I32(size)], &mut ret)?;
+    match ret[0].i32() {
+        Some(p) if p != 0 => Ok(p),
+        _ => Err(Trap::new(format!("guest malloc({size}) failed"))),
+    }
+}
+
+/// Calls `bpf_main` with the arguments as a JSON array in guest memory.
+pub fn call_bpf_main(
+    store: &mut Store<Host>,
+    instance: &Instance,
+    opts: &WasmOptions,
+) -> std::result::Result<i32, Trap> {
+    if let Some(init) = store.data().exports.get("_initialize").copied() {
+        call_guest(&mut *store, &init, &[], &mut [])?;
+    }
+    let mut argj = String::from("[");
+    for (i, a) in std::iter::once(&opts.name)
+        .chain(opts.args.iter())
+        .enumerate()
+    {
+        if i > 0 {
+            argj.push(',');
+        }
+        json::write_str(&mut argj, a);
+    }
+    argj.push(']');
+    let mut bytes = argj.into_bytes();
+    bytes.push(0);
+    let p = guest_malloc(store, bytes.len() as i32)?;
+    let mem = store.data().memory.ok_or_else(|| Trap::new("no memory"))?;
+    if !mem::write(mem.data_mut(&mut *store), p, &bytes) {
+        return Err(Trap::new(
+            "guest malloc returned a buffer outside its memory",
+        ));
+    }
+    let main = instance
+        .get_func(&*store, "bpf_main")
+        .ok_or_else(|| Trap::new("no bpf_main"))?;
+    let mut ret = [Val::I32(0)];
+    call_guest(
+        &mut *store,
+        &main,
+        &[Val::I32(p), Val::I32(bytes.len() as i32 - 1)],
+        &mut ret,
+    )?;
+    Ok(ret[0].i32().unwrap_or(0))
+}
+
+fn create(h: &mut Host, json_bytes: &[u8]) -> Result<i32> {
+    let end = json_bytes
+        .iter()
+        .position(|&c| c == 0)
+        .unwrap_or(json_bytes.len());
+    let object = package::load(json_bytes[..end].to_vec(), "package.json")?;
+    // Values set by the guest (set_bpf_program_global_var) arrive as `value`: apply them.
+    let parsed = args::parse(&object.meta, &object.btf, &object.meta.obj_name, &[])?;
+    h.ewasm.programs.push(Program {
+        object,
+        globals: parsed.globals,
+        loaded: None,
+    });
+    Ok(h.ewasm.programs.len() as i32 - 1)
+}
+
+fn start(h: &mut Host, id: i32, btf: KernelBtf) -> Result<()> {
+    let p = h
+        .ewasm
+        .programs
+        .get_mut(id as usize)
+        .ok_or_else(|| Error::msg(format!("run_bpf: no program with id {id}")))?;
+    let mut loaded = bpf::load(&p.object, &p.globals, btf)?;
+    loaded.attach_all(&p.object.meta.progs)?;
+    p.loaded = Some(loaded);
+    Ok(())
+}
+
+pub fn add_to_linker(linker: &mut Linker<Host>) -> std::result::Result<(), wasmi::Error> {
+    linker.func_wrap(
+        "env",
+        "create_bpf",
+        |mut c: Caller<'_, Host>, ptr: i32, len: i32| -> i32 {
+            let (m, h) = mem::split(&mut c);
+            let Some(bytes) = mem::slice(m, ptr, len).map(<[u8]>::to_vec) else {
+                eprintln!(
+                    "edge-ecli: create_bpf: package at {ptr:#x}+{len} lies outside guest memory"
+                );
+                return -1;
+            };
+            create(h, &bytes).unwrap_or_else(|e| {
+                eprintln!("edge-ecli: create_bpf: {e}");
+                -1
+            })
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "run_bpf",
+        |mut c: Caller<'_, Host>, id: i32| -> i32 {
+            let h = c.data_mut();
+            let btf = match h.bpf_btf() {
+                Some(f) => KernelBtf::File(f),
+                None => KernelBtf::Sys,
+            };
+            match start(h, id, btf) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("edge-ecli: run_bpf: {e}");
+                    -1
+                }
+            }
+        },
+    )?;
+    linker.func_wrap("env", "wait_and_poll_bpf", wait_and_poll)?;
+    Ok(())
+}
+
+impl Host {
+    fn bpf_btf(&self) -> Option<String> {
+        self.bpf.btf_file()
+    }
+}
+
+/// Blocks until Ctrl-C, SIGTERM or --timeout, handing each event as a JSON line to the guest's
+/// `process_event` (or printing it when the guest exports none). Returns 0 on a normal stop.
+fn wait_and_poll(mut c: Caller<'_, Host>, id: i32) -> std::result::Result<i32, Trap> {
+    let h = c.data_mut();
+    let sig = h.stop.sig_fd();
+    let Some(p) = h.ewasm.programs.get_mut(id as usize) else {
+        return Ok(-1);
+    };
+    let Some(loaded) = p.loaded.as_mut() else {
+        return Ok(-1);
+    };
+    let mut maps: Vec<(EventMap, Formatter)> = Vec::new();
+    let ep = Epoll::new().map_err(|e| Trap::new(e.to_string()))?;
+    let exported = event::default_export_types(&p.object);
+    for def in p.object.meta.maps.iter().filter(|d| d.is_event_map()) {
+        let Some(id) = def.export_type.or_else(|| exported.first().copied()) else {
+            continue;
+        };
+        let layout = Layout::from_btf(&p.object.btf, id).map_err(|e| Trap::new(e.to_string()))?;
+        let Some(map) = loaded.take_map(&def.name) else {
+            continue;
+        };
+        let em = EventMap::open(&def.name, map, p.object.meta.tunables.perf_buffer_pages)
+            .map_err(|e| Trap::new(e.to_string()))?;
+        for (i, fd) in em.fds().into_iter().enumerate() {
+            ep.add(fd, ((maps.len() as u64) << 32) | i as u64)
+                .map_err(|e| Trap::new(e.to_string()))?;
+        }
+        maps.push((em, Formatter::new(layout, true)));
+    }
+    ep.add(sig, u64::MAX)
+        .map_err(|e| Trap::new(e.to_string()))?;
+    let mut ep = ep;
+    let process = c.data().exports.get("process_event").copied();
+    let mut line = String::with_capacity(4096);
+    loop {
+        if c.data_mut().stop.requested() {
+            return Ok(0);
+        }
+        let wait = c.data().stop.cap(Duration::from_millis(500));
+        let ready: Vec<u64> = ep.wait(wait).map(|it| it.collect()).unwrap_or_default();
+        for t in ready {
+            if t == u64::MAX {
+                continue;
+            }
+            let (mi, bi) = ((t >> 32) as usize, (t & 0xffff_ffff) as usize);
+            let (em, fmt) = &mut maps[mi];
+            let (_, err) = em.drain(bi, |data| {
+                line.clear();
+                fmt.record(&mut line, "", data);
+                line.pop(); // the newline: process_event gets the JSON text alone
+                match process {
+                    None => {
+                        println!("{line}");
+                        ControlFlow::Continue(())
+                    }
+                    Some(f) => match deliver(&mut c, &f, &line) {
+                        Ok(()) => ControlFlow::Continue(()),
+                        Err(e) => ControlFlow::Break(e),
+                    },
+                }
+            });
+            if let Some(e) = err {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Copies one event (NUL-terminated JSON) into the guest's event buffer and calls
+/// process_event(0, buf, len). A negative return drops the event: nothing more to do here.
+fn deliver(c: &mut Caller<'_, Host>, f: &wasmi::Func, text: &str) -> std::result::Result<(), Trap> {
+    let buf = match c.data().ewasm.event_buf {
+        Some(b) => b,
+        None => {
+            let b = guest_malloc(c, EVENT_BUF)?;
+            c.data_mut().ewasm.event_buf = Some(b);
+            b
+        }
+    };
+    let n = text.len().min(EVENT_BUF as usize - 1);
+    let (m, _) = mem::split(c);
+    let Some(dst) = mem::slice_mut(m, buf, n as i32 + 1) else {
+        return Err(Trap::new(
+            "the guest's event buffer lies outside its memory",
+        ));
+    };
+    dst[..n].copy_from_slice(&text.as_bytes()[..n]);
+    dst[n] = 0;
+    let mut ret = [Val::I32(0)];
+    call_guest(
+        &mut *c,
+        f,
+        &[Val::I32(0), Val::I32(buf), Val::I32(n as i32)],
+        &mut ret,
+    )
+}
