@@ -80,6 +80,7 @@ int main(int argc, char **argv)
 	    bpf_object__load(obj) || bpf_program__attach_by_name(obj, "hist_write", NULL))
 		return 1;
 	int fd = bpf_object__find_map_fd_by_name(obj, "hists");
+	fprintf(stderr, "runqlat: tracing write sizes, Ctrl-C to stop\n");
 	struct timespec ts = {interval_ms / 1000, (interval_ms % 1000) * 1000000L};
 	while (count != 0) {
 		if (nanosleep(&ts, NULL))

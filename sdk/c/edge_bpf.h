@@ -42,6 +42,31 @@ int wasm_bpf_buffer_poll(uint64_t obj, int fd, int32_t sample_func, uint32_t ctx
 			 int max_size, int timeout_ms);
 EDGE_WASM_BPF("wasm_close_bpf_object") int wasm_close_bpf_object(uint64_t obj);
 
+/* The host returns Linux errno values; wasi-libc numbers them differently. Guests compare
+ * with <errno.h> names, so the wrappers below translate. */
+static inline int edge__errno(int neg)
+{
+	if (neg >= 0)
+		return neg;
+	switch (-neg) {
+	case 1: return -EPERM;
+	case 2: return -ENOENT;
+	case 4: return -EINTR;
+	case 7: return -E2BIG;
+	case 9: return -EBADF;
+	case 11: return -EAGAIN;
+	case 12: return -ENOMEM;
+	case 13: return -EACCES;
+	case 14: return -EFAULT;
+	case 16: return -EBUSY;
+	case 17: return -EEXIST;
+	case 22: return -EINVAL;
+	case 28: return -ENOSPC;
+	case 95: return -EOPNOTSUPP;
+	default: return -EIO;
+	}
+}
+
 /* ---- objects ---- */
 struct bpf_object {
 	unsigned char *elf; /* a private, writable copy: globals are set in it before load */
@@ -126,12 +151,12 @@ static inline int bpf_object__load(struct bpf_object *o)
 static inline int bpf_program__attach_by_name(struct bpf_object *o, const char *prog,
 					      const char *target)
 {
-	return wasm_attach_bpf_program(o->handle, prog, target ? target : "");
+	return edge__errno(wasm_attach_bpf_program(o->handle, prog, target ? target : ""));
 }
 
 static inline int bpf_object__find_map_fd_by_name(struct bpf_object *o, const char *name)
 {
-	return wasm_bpf_map_fd_by_name(o->handle, name);
+	return edge__errno(wasm_bpf_map_fd_by_name(o->handle, name));
 }
 
 static inline void bpf_object__close(struct bpf_object *o)
@@ -154,20 +179,20 @@ enum { EDGE_MAP_LOOKUP = 1, EDGE_MAP_UPDATE, EDGE_MAP_DELETE, EDGE_MAP_NEXT_KEY 
 
 static inline int bpf_map_lookup_elem(int fd, const void *key, void *value)
 {
-	return wasm_bpf_map_operate(fd, EDGE_MAP_LOOKUP, (void *)key, value, NULL, 0);
+	return edge__errno(wasm_bpf_map_operate(fd, EDGE_MAP_LOOKUP, (void *)key, value, NULL, 0));
 }
 static inline int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)
 {
-	return wasm_bpf_map_operate(fd, EDGE_MAP_UPDATE, (void *)key, (void *)value, NULL, flags);
+	return edge__errno(wasm_bpf_map_operate(fd, EDGE_MAP_UPDATE, (void *)key, (void *)value, NULL, flags));
 }
 static inline int bpf_map_delete_elem(int fd, const void *key)
 {
-	return wasm_bpf_map_operate(fd, EDGE_MAP_DELETE, (void *)key, NULL, NULL, 0);
+	return edge__errno(wasm_bpf_map_operate(fd, EDGE_MAP_DELETE, (void *)key, NULL, NULL, 0));
 }
 /* key NULL: the first key. -ENOENT after the last. */
 static inline int bpf_map_get_next_key(int fd, const void *key, void *next_key)
 {
-	return wasm_bpf_map_operate(fd, EDGE_MAP_NEXT_KEY, (void *)key, NULL, next_key, 0);
+	return edge__errno(wasm_bpf_map_operate(fd, EDGE_MAP_NEXT_KEY, (void *)key, NULL, next_key, 0));
 }
 
 /* ---- ring buffers and perf buffers (one API: the host knows the map's kind) ---- */
@@ -204,9 +229,9 @@ static inline struct ring_buffer *ring_buffer__new(struct bpf_object *o, const c
  * first non-zero return of fn, or -errno (-EINTR once edge-ecli is asked to stop). */
 static inline int ring_buffer__poll(struct ring_buffer *rb, int timeout_ms)
 {
-	return wasm_bpf_buffer_poll(rb->obj, rb->fd, (int32_t)(uintptr_t)rb->fn,
-				    (uint32_t)(uintptr_t)rb->ctx, rb->sample, sizeof(rb->sample),
-				    timeout_ms);
+	return edge__errno(wasm_bpf_buffer_poll(rb->obj, rb->fd, (int32_t)(uintptr_t)rb->fn,
+						(uint32_t)(uintptr_t)rb->ctx, rb->sample,
+						sizeof(rb->sample), timeout_ms));
 }
 
 static inline void ring_buffer__free(struct ring_buffer *rb)

@@ -370,3 +370,142 @@ pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let end = rest.find([',', '}']).unwrap_or(rest.len());
     Some(&rest[..end])
 }
+
+pub struct Guests {
+    pub dir: PathBuf,
+}
+
+impl Guests {
+    pub fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_string_lossy().into_owned()
+    }
+}
+
+/// Builds the example Wasm apps once per test binary: the C ones with clang-19 for wasm32-wasi
+/// (Debian's wasi-libc), the Rust one with cargo for wasm32-wasip1, each embedding the fixture
+/// objects built by `fixtures()`.
+pub fn guests() -> &'static Guests {
+    static G: OnceLock<Guests> = OnceLock::new();
+    G.get_or_init(|| {
+        let fx = fixtures();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = fx.dir.join("wasm");
+        std::fs::create_dir_all(&dir).unwrap();
+        let cc = |src: &str, out: &str, extra: &[String]| {
+            run_ok(
+                Command::new("clang-19")
+                    .args([
+                        "--target=wasm32-wasi",
+                        "--sysroot=/usr",
+                        "-O2",
+                        "-Wno-c23-extensions",
+                    ])
+                    .arg("-I")
+                    .arg(root.join("sdk/c"))
+                    .args(extra)
+                    .arg(root.join(src))
+                    .arg("-o")
+                    .arg(dir.join(out)),
+            )
+        };
+        let def = |k: &str, v: &str| format!("-D{k}=\"{v}\"");
+        let table = "-Wl,--export-table".to_string();
+        cc(
+            "examples/c/sigsnoop.c",
+            "sigsnoop.wasm",
+            &[table.clone(), def("SIGSNOOP_OBJ", &fx.obj("sigsnoop"))],
+        );
+        cc(
+            "examples/c/opensnoop.c",
+            "opensnoop.wasm",
+            &[table.clone(), def("OPENSNOOP_OBJ", &fx.obj("opensnoop"))],
+        );
+        cc(
+            "examples/c/runqlat.c",
+            "runqlat.wasm",
+            &[table, def("WRITEHIST_OBJ", &fx.obj("writehist"))],
+        );
+        cc(
+            "examples/c/ewasm_sigsnoop.c",
+            "ewasm_sigsnoop.wasm",
+            &[
+                "-mexec-model=reactor".into(),
+                "-Wl,--export=bpf_main".into(),
+                "-Wl,--export=process_event".into(),
+                "-Wl,--export=malloc".into(),
+                def("SIGSNOOP_JSON", &fx.packed("sigsnoop")),
+            ],
+        );
+        cc("tests/guests/wasi_probe.c", "wasi_probe.wasm", &[]);
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("guests");
+        run_ok(
+            Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--release",
+                    "--target",
+                    "wasm32-wasip1",
+                    "--manifest-path",
+                ])
+                .arg(root.join("examples/rust/bootstrap/Cargo.toml"))
+                .env("CARGO_TARGET_DIR", &target)
+                .env("BOOTSTRAP_BPF_OBJ", fx.obj("bootstrap"))
+                .env_remove("RUSTFLAGS"),
+        );
+        std::fs::copy(
+            target.join("wasm32-wasip1/release/bootstrap.wasm"),
+            dir.join("bootstrap.wasm"),
+        )
+        .unwrap();
+        Guests { dir }
+    })
+}
+
+impl Session {
+    /// Starts `edge-ecli run ARGS` and waits until `ready` appears on stdout or stderr (a Wasm
+    /// guest's own "attached" line).
+    pub fn start_until(args: &[&str], ready: &str) -> Session {
+        let mut child = Command::new(bin())
+            .arg("run")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let readers = vec![
+            collect(child.stdout.take().unwrap(), stdout.clone()),
+            collect(child.stderr.take().unwrap(), stderr.clone()),
+        ];
+        let mut s = Session {
+            child,
+            stdout,
+            stderr,
+            readers,
+        };
+        let t0 = Instant::now();
+        loop {
+            if s.stdout.lock().unwrap().contains(ready) || s.stderr.lock().unwrap().contains(ready)
+            {
+                return s;
+            }
+            if let Some(st) = s.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(50));
+                panic!(
+                    "edge-ecli exited ({st}) before {ready:?}; stdout:\n{}\nstderr:\n{}",
+                    s.stdout.lock().unwrap(),
+                    s.stderr.lock().unwrap()
+                );
+            }
+            if t0.elapsed() > Duration::from_secs(60) {
+                panic!(
+                    "no {ready:?} within 60 s; stderr:\n{}",
+                    s.stderr.lock().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

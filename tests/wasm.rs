@@ -1,0 +1,455 @@
+//! Wasm apps on the real kernel: the example guests (C and Rust, wasm_bpf and env ABIs), WASI,
+//! and hostile modules. After each run nothing the guest created is left in the kernel.
+
+mod common;
+
+use common::*;
+
+fn ready(test: &str) -> bool {
+    kernel_available(test)
+}
+
+#[test]
+fn c_sigsnoop_flags_and_signal_names() {
+    let _g = serial();
+    if !ready("c_sigsnoop_flags_and_signal_names") {
+        return;
+    }
+    let me = std::process::id().to_string();
+    let wasm = guests().path("sigsnoop.wasm");
+    // -p keeps only our signals; -s keeps only SIGUSR1.
+    let s = Session::start_until(&[&wasm, "-p", &me, "-s", "10"], "tracing signals");
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let cpid = child.id().to_string();
+    unsafe { libc::kill(child.id() as i32, libc::SIGUSR2) };
+    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+    let _ = child.wait();
+    let out = s.wait_for(|o| o.contains("SIGUSR1"));
+    let f = s.stop_with(libc::SIGINT);
+    assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
+    let rows = json_lines(&out);
+    let row = rows
+        .iter()
+        .find(|l| field(l, "tpid") == Some(cpid.as_str()))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(field(row, "pid"), Some(me.as_str()));
+    assert_eq!(field(row, "sig"), Some("10"));
+    assert_eq!(field(row, "sig_name"), Some("SIGUSR1"));
+    assert!(
+        !out.contains("SIGUSR2"),
+        "-s 10 let SIGUSR2 through:\n{out}"
+    );
+    assert!(
+        rows.iter().all(|l| field(l, "pid") == Some(me.as_str())),
+        "-p let others through:\n{out}"
+    );
+    assert_no_leaks(&["sig_trace", "sig_events"]);
+
+    // -k: kill only.
+    let s = Session::start_until(&[&wasm, "-p", &me, "-k"], "tracing signals");
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    let out = s.wait_for(|o| o.contains("SIGKILL"));
+    let f = s.stop_with(libc::SIGTERM);
+    assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
+    assert!(out.contains("\"sig_name\":\"SIGKILL\""), "{out}");
+    assert!(!out.contains("SIGUSR1"), "{out}");
+    assert_no_leaks(&["sig_trace", "sig_events"]);
+}
+
+#[test]
+fn c_opensnoop_filters_in_wasm_and_stops_by_itself() {
+    let _g = serial();
+    if !ready("c_opensnoop_filters_in_wasm_and_stops_by_itself") {
+        return;
+    }
+    let missing = format!("/nonexistent/edge-ecli-wasm-{}", std::process::id());
+    let wasm = guests().path("opensnoop.wasm");
+    let s = Session::start_until(
+        &[
+            &wasm,
+            "-n",
+            "edge-trigger",
+            "-x",
+            "-f",
+            "/nonexistent/edge-ecli-wasm",
+            "-c",
+            "1",
+        ],
+        "PID     COMM",
+    );
+    trigger(&["open", "/etc/hostname"]);
+    trigger(&["open", &missing]);
+    // -c 1: the guest's callback returns non-zero after one event and the guest exits.
+    let f = s.finish();
+    assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
+    let rows: Vec<&str> = f.stdout.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{}", f.stdout);
+    let cols: Vec<&str> = rows[0].split_whitespace().collect();
+    assert_eq!(
+        &cols[1..],
+        &["edge-trigger", "-1", "2", missing.as_str()],
+        "{}",
+        rows[0]
+    );
+    assert_no_leaks(&["open_enter", "open_exit", "open_rb", "open_start"]);
+}
+
+#[test]
+fn rust_bootstrap_exec_and_exit() {
+    let _g = serial();
+    if !ready("rust_bootstrap_exec_and_exit") {
+        return;
+    }
+    let wasm = guests().path("bootstrap.wasm");
+    let s = Session::start_until(&[&wasm, "-c", "edge-trigger"], "TIME     EVENT");
+    trigger(&["exit", "9"]);
+    let out = s.wait_for(|o| o.contains("[9]"));
+    let f = s.stop_with(libc::SIGINT);
+    assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
+    let exec = out
+        .lines()
+        .find(|l| l.contains("EXEC"))
+        .unwrap_or_else(|| panic!("{out}\nstderr:\n{}", f.stderr));
+    assert!(exec.ends_with(&fixtures().trigger()), "{exec}");
+    let exit = out
+        .lines()
+        .skip(1)
+        .find(|l| l.contains("EXIT"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        exit.contains("edge-trigger") && exit.contains("[9]"),
+        "{exit}"
+    );
+    assert_no_leaks(&["boot_exec", "boot_exit", "boot_rb"]);
+}
+
+#[test]
+fn c_runqlat_reads_histogram_with_map_operate() {
+    let _g = serial();
+    if !ready("c_runqlat_reads_histogram_with_map_operate") {
+        return;
+    }
+    let wasm = guests().path("runqlat.wasm");
+    let s = Session::start_until(
+        &[&wasm, "-c", "edge-trigger", "-i", "700", "-n", "2"],
+        "tracing write sizes",
+    );
+    trigger(&["write", "1", "2", "3", "100"]);
+    let f = s.finish();
+    assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
+    let want = "key = 0
+     bytes               : count    distribution
+         0 -> 1          : 1        |********************                    |
+         2 -> 3          : 2        |****************************************|
+         4 -> 7          : 0        |                                        |
+         8 -> 15         : 0        |                                        |
+        16 -> 31         : 0        |                                        |
+        32 -> 63         : 0        |                                        |
+        64 -> 127        : 1        |********************                    |
+";
+    assert!(f.stdout.contains(want), "{}", f.stdout);
+    assert_no_leaks(&["hist_write", "hists"]);
+}
+
+#[test]
+fn env_abi_module_with_embedded_package() {
+    let _g = serial();
+    if !ready("env_abi_module_with_embedded_package") {
+        return;
+    }
+    let me = std::process::id().to_string();
+    let wasm = guests().path("ewasm_sigsnoop.wasm");
+    let s = Session::start_until(&[&wasm, &me], "tracing signals");
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let cpid = child.id().to_string();
+    unsafe { libc::kill(child.id() as i32, libc::SIGUSR2) };
+    let _ = child.wait();
+    let out = s.wait_for(|o| o.contains("SIGUSR2"));
+    let f = s.stop_with(libc::SIGINT);
+    assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
+    let row = json_lines(&out)
+        .into_iter()
+        .find(|l| field(l, "tpid") == Some(cpid.as_str()));
+    let row = row.unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(
+        field(&row, "pid"),
+        Some(me.as_str()),
+        "the global set in Wasm filters by pid"
+    );
+    assert_eq!(field(&row, "sig_name"), Some("SIGUSR2"));
+    assert_no_leaks(&["sig_trace", "sig_events"]);
+}
+
+#[test]
+fn wasi_args_env_dirs_clocks_and_exit_code() {
+    let dir = std::env::temp_dir().join(format!("edge-ecli-wasi-{}", std::process::id()));
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("hello.txt"), "hello from host\n").unwrap();
+    std::fs::write(dir.join("escape.txt"), "secret\n").unwrap();
+    let grant = format!("{}:/data", data.display());
+    let f = run(&[
+        "run",
+        "--env",
+        "EDGE_PROBE=42",
+        "--dir",
+        &grant,
+        &guests().path("wasi_probe.wasm"),
+        "one",
+    ]);
+    assert_eq!(
+        f.status.code(),
+        Some(5),
+        "proc_exit's code is ours: {}",
+        f.stderr
+    );
+    for want in [
+        "argc=2 argv0=wasi_probe argv1=one",
+        "env=42 home=(unset)",
+        "read=hello from host",
+        "escape=refused",
+        "outside=refused",
+        "slept_ms_ge_20=yes",
+        "random=yes",
+    ] {
+        assert!(
+            f.stdout.lines().any(|l| l == want),
+            "{want:?} missing:\n{}",
+            f.stdout
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(data.join("out.txt")).unwrap(),
+        "written by the guest\n"
+    );
+    let f = run(&["run", &guests().path("wasi_probe.wasm")]);
+    assert!(
+        f.stdout.contains("read=(cannot open)"),
+        "no --dir, no files: {}",
+        f.stdout
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A WAT module: imports as given, memory, and a `_start` with `body`.
+fn wat_module(imports: &str, body: &str, data: &str) -> Vec<u8> {
+    let text = format!(
+        r#"(module {imports}
+             (memory (export "memory") 1)
+             {data}
+             (func (export "_start") {body}))"#
+    );
+    wat::parse_str(text).unwrap()
+}
+
+fn write_wasm(name: &str, bytes: &[u8]) -> String {
+    let p = fixtures().path(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn expect_wasm_error(path: &str, extra: &[&str], want: &[&str]) -> Finished {
+    let mut args = vec!["run"];
+    args.extend(extra);
+    args.push(path);
+    let f = run(&args);
+    assert_eq!(f.status.code(), Some(1), "{}", f.stderr);
+    let last = f.stderr.lines().last().unwrap_or("");
+    for w in want {
+        assert!(
+            last.contains(w),
+            "{w:?} not in {last:?}\nstderr:\n{}",
+            f.stderr
+        );
+    }
+    assert!(!f.stderr.contains("panicked"));
+    f
+}
+
+#[test]
+fn invalid_modules_are_refused_clearly() {
+    let bad = write_wasm("invalid.wasm", b"\0asm\x01\0\0\0\x01\xff");
+    expect_wasm_error(&bad, &[], &[&bad, "invalid Wasm module"]);
+    let no_start = write_wasm(
+        "nostart.wasm",
+        &wat::parse_str(r#"(module (memory (export "memory") 1))"#).unwrap(),
+    );
+    expect_wasm_error(&no_start, &[], &["exports neither _start nor bpf_main"]);
+    let imports = write_wasm(
+        "imports.wasm",
+        &wat_module(
+            r#"(import "env" "no_such_fn" (func)) (import "mystery" "thing" (func (param i32)))"#,
+            "",
+            "",
+        ),
+    );
+    expect_wasm_error(&imports, &[], &["env.no_such_fn", "mystery.thing"]);
+    let trap = write_wasm("trap.wasm", &wat_module("", "unreachable", ""));
+    expect_wasm_error(&trap, &[], &["trapped in _start", "unreachable"]);
+}
+
+#[test]
+fn hostile_pointers_get_errors_not_host_memory() {
+    // Each host call gets an out-of-range pointer; the module exits with the sum of the
+    // distinct results it saw, so the test checks every one of them.
+    let imports = r#"
+        (import "wasm_bpf" "wasm_load_bpf_object" (func $load (param i32 i32) (result i64)))
+        (import "wasm_bpf" "wasm_bpf_map_fd_by_name" (func $fd (param i64 i32) (result i32)))
+        (import "wasm_bpf" "wasm_bpf_map_operate" (func $op (param i32 i32 i32 i32 i32 i64) (result i32)))
+        (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))"#;
+    let body = r#"
+        (local $acc i32)
+        ;; object beyond the end of memory -> handle 0
+        (if (i64.ne (call $load (i32.const 0xfff0) (i32.const 0x100000)) (i64.const 0))
+          (then (call $exit (i32.const 100))))
+        ;; map name pointer out of range on an unknown object -> negative
+        (if (i32.ge_s (call $fd (i64.const 1) (i32.const -16)) (i32.const 0))
+          (then (call $exit (i32.const 101))))
+        ;; map_operate on a fd that is not one of ours (stdout) -> -EBADF
+        (local.set $acc (i32.sub (i32.const 0) (call $op (i32.const 1) (i32.const 1) (i32.const -8) (i32.const 0) (i32.const 0) (i64.const 0))))
+        ;; fd_write with an iovec pointing outside memory -> EFAULT (21)
+        (i32.store (i32.const 0) (i32.const 0xfffff0))
+        (i32.store (i32.const 4) (i32.const 64))
+        (local.set $acc (i32.add (local.get $acc) (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16))))
+        (call $exit (local.get $acc))"#;
+    let m = write_wasm("pointers.wasm", &wat_module(imports, body, ""));
+    let f = run(&["run", &m]);
+    // 9 (EBADF from map_operate) + 21 (EFAULT from fd_write)
+    assert_eq!(f.status.code(), Some(30), "stderr: {}", f.stderr);
+    assert!(f.stderr.contains("outside guest memory"), "{}", f.stderr);
+}
+
+#[test]
+fn guest_memory_is_capped() {
+    let body = r#"
+        (if (i32.eq (memory.grow (i32.const 1000)) (i32.const -1))
+          (then (call $exit (i32.const 3))))
+        (call $exit (i32.const 4))"#;
+    let m = write_wasm(
+        "grow.wasm",
+        &wat_module(
+            r#"(import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))"#,
+            body,
+            "",
+        ),
+    );
+    assert_eq!(
+        run(&["run", "--max-memory", "16", &m]).status.code(),
+        Some(3),
+        "64 MiB more than 16 MiB"
+    );
+    assert_eq!(
+        run(&["run", "--max-memory", "256", &m]).status.code(),
+        Some(4)
+    );
+}
+
+/// WAT data string for arbitrary bytes.
+fn wat_bytes(b: &[u8]) -> String {
+    b.iter().map(|x| format!("\\{x:02x}")).collect()
+}
+
+#[test]
+fn spinning_guest_is_stopped_and_its_objects_released() {
+    let _g = serial();
+    if !ready("spinning_guest_is_stopped_and_its_objects_released") {
+        return;
+    }
+    let obj = std::fs::read(fixtures().obj("sigsnoop")).unwrap();
+    let imports = r#"
+        (import "wasm_bpf" "wasm_load_bpf_object" (func $load (param i32 i32) (result i64)))
+        (import "wasm_bpf" "wasm_attach_bpf_program" (func $attach (param i64 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))"#;
+    let body = format!(
+        r#"(local $h i64)
+        (local.set $h (call $load (i32.const 1024) (i32.const {len})))
+        (if (i64.eq (local.get $h) (i64.const 0)) (then (call $exit (i32.const 10))))
+        (if (i32.ne (call $attach (local.get $h) (i32.const 16) (i32.const 0)) (i32.const 0))
+          (then (call $exit (i32.const 11))))
+        (loop $spin (br $spin))"#,
+        len = obj.len()
+    );
+    let data = format!(
+        r#"(data (i32.const 16) "sig_trace\00") (data (i32.const 1024) "{}")"#,
+        wat_bytes(&obj)
+    );
+    let text = format!(
+        r#"(module {imports} (memory (export "memory") {pages}) {data} (func (export "_start") {body}))"#,
+        pages = (obj.len() + 1024) / 65536 + 1
+    );
+    let m = write_wasm("spin.wasm", &wat::parse_str(text).unwrap());
+
+    // --timeout: the guest does not end by itself, so it is interrupted after the grace period.
+    let t0 = std::time::Instant::now();
+    let f = run(&["run", "--timeout", "0.5", &m]);
+    assert_eq!(f.status.code(), Some(1), "{}", f.stderr);
+    assert!(f.stderr.contains("interrupted"), "{}", f.stderr);
+    assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+    assert_no_leaks(&["sig_trace", "sig_events"]);
+
+    // Ctrl-C while it spins: same.
+    let child = std::process::Command::new(bin())
+        .args(["run", &m])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the program is attached, then interrupt.
+    let t0 = std::time::Instant::now();
+    while !std::process::Command::new("bpftool")
+        .args(["prog", "show"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("sig_trace"))
+        .unwrap_or(false)
+    {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "the guest never attached"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("interrupted"));
+    assert_no_leaks(&["sig_trace", "sig_events"]);
+}
+
+#[test]
+fn object_that_fails_to_load_reaches_the_user() {
+    let _g = serial();
+    if !ready("object_that_fails_to_load_reaches_the_user") {
+        return;
+    }
+    let imports = r#"
+        (import "wasm_bpf" "wasm_load_bpf_object" (func $load (param i32 i32) (result i64)))
+        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))"#;
+    let body = r#"(if (i64.eq (call $load (i32.const 64) (i32.const 64)) (i64.const 0))
+                    (then (call $exit (i32.const 1))))"#;
+    let elf_no_bpf = std::fs::read("/bin/true").unwrap();
+    let data = format!(
+        r#"(data (i32.const 64) "{}")"#,
+        wat_bytes(&elf_no_bpf[..64])
+    );
+    let m = write_wasm("badobj.wasm", &wat_module(imports, body, &data));
+    let f = run(&["run", &m]);
+    assert_eq!(f.status.code(), Some(1));
+    assert!(
+        f.stderr.contains("wasm_load_bpf_object:") && f.stderr.contains("ELF"),
+        "{}",
+        f.stderr
+    );
+}
