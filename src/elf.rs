@@ -240,7 +240,7 @@ pub mod testutil {
         syms: &[(&str, u8, u16, u64, u64)],
     ) -> Vec<u8> {
         let mut strtab = vec![0u8];
-        let mut add = |s: &str, t: &mut Vec<u8>| {
+        let add = |s: &str, t: &mut Vec<u8>| {
             let o = t.len() as u32;
             t.extend_from_slice(s.as_bytes());
             t.push(0);

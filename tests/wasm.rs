@@ -500,16 +500,25 @@ fn tinygo_callback_wrapper_abi() {
         len = obj.len()
     );
     let m = write_wasm("tinygo.wasm", &wat::parse_str(text).unwrap());
-    let mut ecli = std::process::Command::new(bin()).args(["run", &m]).spawn().unwrap();
+    let mut ecli = std::process::Command::new(bin())
+        .args(["run", &m])
+        .spawn()
+        .unwrap();
     // A target that ignores SIGUSR1, so every signal is delivered (and traced) until the end.
-    let mut sleeper = std::process::Command::new("sh").args(["-c", "trap '' USR1; sleep 60"]).spawn().unwrap();
+    let mut sleeper = std::process::Command::new("sh")
+        .args(["-c", "trap '' USR1; sleep 60"])
+        .spawn()
+        .unwrap();
     let t0 = std::time::Instant::now();
     let status = loop {
         unsafe { libc::kill(sleeper.id() as i32, libc::SIGUSR1) };
         if let Some(st) = ecli.try_wait().unwrap() {
             break st;
         }
-        assert!(t0.elapsed() < std::time::Duration::from_secs(40), "guest never saw the event");
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(40),
+            "guest never saw the event"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     let _ = sleeper.kill();

@@ -260,7 +260,7 @@ impl Session {
     }
 
     /// Sends `sig` and collects everything.
-    pub fn stop_with(mut self, sig: i32) -> Finished {
+    pub fn stop_with(self, sig: i32) -> Finished {
         unsafe { libc::kill(self.child.id() as i32, sig) };
         self.finish()
     }

@@ -1,0 +1,485 @@
+//! Benchmarks, all as ratios against a native libbpf consumer measured in the same run:
+//! startup (exec to attached), event throughput and loss (BPF_PROG_TEST_RUN of a bpf_loop
+//! generator, so no syscall per event), the offered rate where loss starts, peak RSS and binary
+//! size. `cargo bench --bench events` (root, BPF kernel); EDGE_ECLI_BIN picks the binary.
+//!
+//! Consumers: edge-ecli NDJSON, edge-ecli plain columns, edge-ecli running a Wasm guest whose
+//! callback does the same printf work, and the baseline (benches/baseline/consumer.c) in both
+//! output formats.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{bin, fixtures};
+
+struct Built {
+    flood: String,
+    flood_perf: String,
+    five: String,
+    opensnoop: String,
+    baseline: String,
+    guest: String,
+}
+
+fn sh(cmd: &mut Command) {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd:?}:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn build() -> Built {
+    let fx = fixtures();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = |n: &str| fx.path(n);
+    let bpf = |src: &str, o: &str, extra: &[&str]| {
+        sh(Command::new("clang-19")
+            .args(["-g", "-O2", "-target", "bpf", "-D__TARGET_ARCH_x86"])
+            .args(extra)
+            .arg("-I")
+            .arg(&fx.dir)
+            .arg("-c")
+            .arg(root.join(src))
+            .arg("-o")
+            .arg(out(o)));
+    };
+    bpf("benches/bpf/flood.bpf.c", "flood.bpf.o", &[]);
+    bpf("benches/bpf/flood.bpf.c", "flood_perf.bpf.o", &["-DPERF"]);
+    bpf("benches/bpf/five.bpf.c", "five.bpf.o", &[]);
+    sh(Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(out("baseline-consumer"))
+        .arg(root.join("benches/baseline/consumer.c"))
+        .arg("-lbpf"));
+    sh(Command::new("clang-19")
+        .args([
+            "--target=wasm32-wasi",
+            "--sysroot=/usr",
+            "-O2",
+            "-Wno-c23-extensions",
+            "-Wl,--export-table",
+        ])
+        .arg("-I")
+        .arg(root.join("sdk/c"))
+        .arg(format!("-DFLOOD_OBJ=\"{}\"", out("flood.bpf.o")))
+        .arg(root.join("benches/guest/consumer.c"))
+        .arg("-o")
+        .arg(out("bench-consumer.wasm")));
+    Built {
+        flood: out("flood.bpf.o"),
+        flood_perf: out("flood_perf.bpf.o"),
+        five: out("five.bpf.o"),
+        opensnoop: fx.obj("opensnoop"),
+        baseline: out("baseline-consumer"),
+        guest: out("bench-consumer.wasm"),
+    }
+}
+
+mod sys {
+    fn bpf(cmd: i32, attr: &mut [u8]) -> i64 {
+        // SAFETY: attr is a zero-padded bpf_attr of the size passed.
+        unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) }
+    }
+
+    /// fd of the loaded program named `name` (the kernel keeps 15 bytes of it).
+    pub fn prog_fd_by_name(name: &str) -> Option<i32> {
+        let mut id = 0u32;
+        loop {
+            let mut a = [0u8; 128];
+            a[0..4].copy_from_slice(&id.to_le_bytes());
+            if bpf(11, &mut a) < 0 {
+                return None; // BPF_PROG_GET_NEXT_ID: no more
+            }
+            id = u32::from_le_bytes(a[4..8].try_into().unwrap());
+            let mut a = [0u8; 128];
+            a[0..4].copy_from_slice(&id.to_le_bytes());
+            let fd = bpf(13, &mut a); // BPF_PROG_GET_FD_BY_ID
+            if fd < 0 {
+                continue;
+            }
+            let mut info = [0u8; 256];
+            let mut a = [0u8; 128];
+            a[0..4].copy_from_slice(&(fd as u32).to_le_bytes());
+            a[4..8].copy_from_slice(&(info.len() as u32).to_le_bytes());
+            a[8..16].copy_from_slice(&(info.as_mut_ptr() as u64).to_le_bytes());
+            if bpf(15, &mut a) == 0 {
+                let n = &info[64..80];
+                let end = n.iter().position(|&c| c == 0).unwrap_or(16);
+                if &n[..end] == name.as_bytes() {
+                    return Some(fd as i32);
+                }
+            }
+            // SAFETY: fd is ours.
+            unsafe { libc::close(fd as i32) };
+        }
+    }
+
+    /// One BPF_PROG_TEST_RUN of a raw_tp program with args[0] = count.
+    pub fn test_run(fd: i32, count: u64) -> i64 {
+        let ctx = [count, 0, 0, 0];
+        let mut a = [0u8; 128];
+        a[0..4].copy_from_slice(&(fd as u32).to_le_bytes());
+        a[40..44].copy_from_slice(&32u32.to_le_bytes());
+        a[48..56].copy_from_slice(&(ctx.as_ptr() as u64).to_le_bytes());
+        bpf(10, &mut a)
+    }
+}
+
+/// A running consumer with its output lines counted as they arrive.
+struct Consumer {
+    child: Child,
+    lines: Arc<AtomicU64>,
+    last_line: Arc<Mutex<Instant>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = s.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+fn vm_hwm_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+impl Consumer {
+    fn start(cmd: &mut Command, ready: &str) -> (Consumer, Duration) {
+        let t0 = Instant::now();
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(AtomicU64::new(0));
+        let last_line = Arc::new(Mutex::new(Instant::now()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (l2, t2) = (lines.clone(), last_line.clone());
+        let mut out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let c = buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+                if c > 0 {
+                    l2.fetch_add(c, Ordering::Relaxed);
+                    *t2.lock().unwrap() = Instant::now();
+                }
+            }
+        });
+        let e2 = stderr.clone();
+        let mut err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                e2.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        loop {
+            if stderr.lock().unwrap().contains(ready) {
+                break;
+            }
+            if let Ok(Some(st)) = child.try_wait() {
+                std::thread::sleep(Duration::from_millis(50));
+                panic!("consumer exited ({st}): {}", stderr.lock().unwrap());
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "consumer never ready"
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let startup = t0.elapsed();
+        (
+            Consumer {
+                child,
+                lines,
+                last_line,
+                stderr,
+            },
+            startup,
+        )
+    }
+
+    fn stop(mut self) -> String {
+        // SAFETY: signalling our child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+        let e = self.stderr.lock().unwrap().clone();
+        e
+    }
+}
+
+#[derive(Default, Clone)]
+struct Run {
+    events_per_s: f64,
+    lost: u64,
+    cpu_us_per_event: f64,
+    peak_rss_kb: u64,
+}
+
+/// Emits `total` events at most `rate` per second (0: as fast as possible) and waits for them.
+fn drive(c: &Consumer, header_lines: u64, total: u64, rate: u64) -> Run {
+    let fd = (0..200)
+        .find_map(|_| {
+            let fd = sys::prog_fd_by_name("flood");
+            if fd.is_none() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            fd
+        })
+        .expect("flood program not loaded");
+    let pid = c.child.id();
+    // Let a header line that follows the readiness message arrive before counting.
+    std::thread::sleep(Duration::from_millis(200));
+    let base = c.lines.load(Ordering::Relaxed);
+    let cpu0 = cpu_ticks(pid);
+    let t0 = Instant::now();
+    let batch = if rate == 0 {
+        50_000
+    } else {
+        (rate / 100).max(1)
+    };
+    let mut sent = 0;
+    while sent < total {
+        let n = batch.min(total - sent);
+        assert!(
+            sys::test_run(fd, n) >= 0,
+            "BPF_PROG_TEST_RUN failed: {}",
+            std::io::Error::last_os_error()
+        );
+        sent += n;
+        if rate > 0 {
+            let due = t0 + Duration::from_secs_f64(sent as f64 / rate as f64);
+            if let Some(d) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
+        }
+    }
+    // Wait until the output stops growing.
+    let mut prev = u64::MAX;
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = c.lines.load(Ordering::Relaxed);
+        if now == prev || now.saturating_sub(base + header_lines) >= total {
+            break;
+        }
+        prev = now;
+    }
+    let received = c.lines.load(Ordering::Relaxed) - base;
+    let received = received.saturating_sub(header_lines).min(total);
+    let elapsed = c
+        .last_line
+        .lock()
+        .unwrap()
+        .duration_since(t0)
+        .as_secs_f64()
+        .max(1e-6);
+    let ticks = cpu_ticks(pid) - cpu0;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    // SAFETY: closing the fd prog_fd_by_name opened.
+    unsafe { libc::close(fd) };
+    Run {
+        events_per_s: received as f64 / elapsed,
+        lost: total - received,
+        cpu_us_per_event: ticks as f64 / hz * 1e6 / received.max(1) as f64,
+        peak_rss_kb: vm_hwm_kb(pid),
+    }
+}
+
+fn edge(args: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.arg("-v").arg("run").args(args);
+    c.env_remove("RUST_BACKTRACE");
+    c
+}
+
+fn baseline(b: &Built, args: &[&str]) -> Command {
+    let mut c = Command::new(&b.baseline);
+    c.args(args);
+    c
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn startup(mk: &dyn Fn() -> Command, ready: &str) -> f64 {
+    let v = (0..7)
+        .map(|_| {
+            let (c, t) = Consumer::start(&mut mk(), ready);
+            c.stop();
+            common::assert_no_leaks(&["five_exec", "open_enter", "flood"]);
+            t.as_secs_f64() * 1e3
+        })
+        .collect();
+    median(v)
+}
+
+fn main() {
+    if !common::kernel_available("benchmarks") {
+        return;
+    }
+    let total: u64 = std::env::var("EDGE_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000_000);
+    let b = build();
+    let mut rows: Vec<(String, f64, f64, String)> = Vec::new();
+    let mut add = |name: &str, ours: f64, base: f64, unit: &str| {
+        println!(
+            "{name:<48} edge-ecli {ours:>12.3} {unit:<10} baseline {base:>12.3}  ratio {:.2}",
+            ours / base
+        );
+        rows.push((name.to_string(), ours, base, unit.to_string()));
+    };
+
+    // Startup: exec to every program attached.
+    for (label, obj) in [("openat tracer", &b.opensnoop), ("five programs", &b.five)] {
+        let ours = startup(&|| edge(&["--timeout", "30", obj]), "phases");
+        let base = startup(&|| baseline(&b, &["-x", obj, "open_rb"]), "attached");
+        add(&format!("startup ms, {label}"), ours, base, "ms");
+    }
+
+    // Throughput at full speed, then the loss threshold.
+    let kinds: Vec<(&str, Command, Command, u64)> = vec![
+        (
+            "ringbuf NDJSON",
+            edge(&["-j", &b.flood]),
+            baseline(&b, &["-j", &b.flood]),
+            0,
+        ),
+        (
+            "ringbuf plain",
+            edge(&[&b.flood]),
+            baseline(&b, &[&b.flood]),
+            0,
+        ),
+        (
+            "perf NDJSON",
+            edge(&["-j", &b.flood_perf]),
+            baseline(&b, &["-j", &b.flood_perf]),
+            0,
+        ),
+    ];
+    let mut rss = (0u64, 0u64);
+    for (label, mut ours_cmd, mut base_cmd, header) in kinds {
+        let (c, _) = Consumer::start(&mut ours_cmd, "phases");
+        let ours = drive(&c, header, total, 0);
+        let e = c.stop();
+        let (c, _) = Consumer::start(&mut base_cmd, "attached");
+        let base = drive(&c, 0, total, 0);
+        c.stop();
+        add(
+            &format!("{label}: events/s ({total} offered at full speed)"),
+            ours.events_per_s,
+            base.events_per_s,
+            "ev/s",
+        );
+        add(
+            &format!("{label}: CPU us per event"),
+            ours.cpu_us_per_event,
+            base.cpu_us_per_event,
+            "us",
+        );
+        println!(
+            "    lost: edge-ecli {} baseline {}   {}",
+            ours.lost,
+            base.lost,
+            e.lines()
+                .filter(|l| l.contains("lost"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        rss = (rss.0.max(ours.peak_rss_kb), rss.1.max(base.peak_rss_kb));
+    }
+    // Wasm guest callback path vs the native decode path (and vs the baseline).
+    {
+        let (c, _) = Consumer::start(&mut edge(&[&b.guest]), "attached");
+        let guest = drive(&c, 0, total, 0);
+        c.stop();
+        let (c, _) = Consumer::start(&mut edge(&["-j", &b.flood]), "phases");
+        let native = drive(&c, 0, total, 0);
+        c.stop();
+        let (c, _) = Consumer::start(&mut baseline(&b, &["-j", &b.flood]), "attached");
+        let base = drive(&c, 0, total, 0);
+        c.stop();
+        add(
+            "Wasm callback: events/s (vs baseline)",
+            guest.events_per_s,
+            base.events_per_s,
+            "ev/s",
+        );
+        add(
+            "Wasm callback: CPU us per event (vs native decode)",
+            guest.cpu_us_per_event,
+            native.cpu_us_per_event,
+            "us",
+        );
+        println!("    lost: wasm guest {}", guest.lost);
+        rss = (rss.0.max(guest.peak_rss_kb), rss.1);
+    }
+    // Offered-rate sweep: where does each start to lose events?
+    for rate in [250_000u64, 500_000, 1_000_000, 2_000_000] {
+        let n = rate; // one second's worth
+        let (c, _) = Consumer::start(&mut edge(&["-j", &b.flood]), "phases");
+        let ours = drive(&c, 0, n, rate);
+        c.stop();
+        let (c, _) = Consumer::start(&mut baseline(&b, &["-j", &b.flood]), "attached");
+        let base = drive(&c, 0, n, rate);
+        c.stop();
+        let (c, _) = Consumer::start(&mut edge(&[&b.guest]), "attached");
+        let guest = drive(&c, 0, n, rate);
+        c.stop();
+        println!(
+            "offered {rate:>9}/s for 1 s: lost edge-ecli {:>8}  wasm guest {:>8}  baseline {:>8}",
+            ours.lost, guest.lost, base.lost
+        );
+    }
+    add(
+        "peak RSS while tracing",
+        rss.0 as f64 / 1024.0,
+        rss.1 as f64 / 1024.0,
+        "MiB",
+    );
+    let size = std::fs::metadata(bin()).map(|m| m.len()).unwrap_or(0);
+    let base_size = std::fs::metadata(&b.baseline).map(|m| m.len()).unwrap_or(0);
+    println!("binary size: edge-ecli {size} bytes ({}), baseline {base_size} bytes + libbpf.so + libelf.so + libz.so", bin());
+    let mut md =
+        String::from("| measure | edge-ecli | libbpf baseline | ratio |\n|---|---:|---:|---:|\n");
+    for (n, o, b, u) in &rows {
+        md.push_str(&format!(
+            "| {n} | {o:.2} {u} | {b:.2} {u} | {:.2} |\n",
+            o / b
+        ));
+    }
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-table.md");
+    std::fs::write(&path, &md).unwrap();
+    println!("\n{md}\n(table written to {})", path.display());
+}
