@@ -122,8 +122,12 @@ pub fn load(object: &Object, globals: &[(String, Vec<u8>)], btf_src: KernelBtf) 
     })
 }
 
-fn errno_hint(e: &str) -> &'static str {
-    if e.contains("kprobe/type") || e.contains("/kprobe/") {
+fn errno_hint(section: &str, e: &str) -> &'static str {
+    let kprobe = ["kprobe/", "kretprobe/", "ksyscall/", "kretsyscall/"].iter().any(|k| section.starts_with(k));
+    let refused = e.contains("Invalid argument") || e.contains("Illegal byte sequence");
+    if kprobe && refused && cfg!(target_arch = "riscv64") {
+        "this riscv64 kernel cannot place a kprobe at offset 0 of a function (no KPROBES_ON_FTRACE); use kprobe/FUNC+4, a tracepoint or fentry"
+    } else if e.contains("kprobe/type") || e.contains("/kprobe/") {
         "kprobes are not enabled in this kernel (CONFIG_KPROBES); use a tracepoint or fentry"
     } else if e.contains("Permission denied")
         || e.contains("EPERM")
@@ -170,7 +174,7 @@ impl Loaded {
                     "attaching program {} (section \"{}\"): {m}; hint: {}",
                     p.name,
                     p.section,
-                    errno_hint(&m)
+                    errno_hint(&p.section, &m)
                 ))
             })?;
         log::debug!("attached {} ({})", p.name, p.section);

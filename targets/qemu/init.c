@@ -1,0 +1,278 @@
+/* /init of the QEMU test guests: mounts what edge-ecli needs, runs each test case (edge-ecli
+ * with a package built once on the host, an event triggered here, the printed output checked),
+ * prints one line per case and a final EDGE-RESULT line, and powers off.
+ *
+ * Built static for each arch by targets/qemu/run.sh. Cases whose outcome depends on the kernel
+ * (kprobe at offset 0 on riscv64, fentry) expect what that kernel can do; the host reads the
+ * lines and builds the tier table from them.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int passed, failed;
+static char out_buf[1 << 16], err_buf[1 << 14];
+
+static double now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static void slurp(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t n = fd < 0 ? 0 : read(fd, buf, cap - 1);
+	buf[n > 0 ? n : 0] = 0;
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Starts edge-ecli with argv, stdout/stderr to files; waits for `ready` on stderr. */
+static pid_t start(char *const argv[], const char *ready, double timeout)
+{
+	unlink("/tmp/out");
+	unlink("/tmp/err");
+	pid_t p = fork();
+	if (p == 0) {
+		int o = open("/tmp/out", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int e = open("/tmp/err", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(o, 1);
+		dup2(e, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	double t0 = now();
+	while (now() - t0 < timeout) {
+		slurp("/tmp/err", err_buf, sizeof(err_buf));
+		if (ready && strstr(err_buf, ready))
+			return p;
+		int st;
+		if (waitpid(p, &st, WNOHANG) == p)
+			return -1; /* ended before ready: the caller looks at the output */
+		usleep(20000);
+	}
+	return p;
+}
+
+/* Waits for the child (signalling it with SIGINT after `grace` s), returns its exit code. */
+static int finish(pid_t p, double grace)
+{
+	int st = 0;
+	double t0 = now();
+	if (p > 0) {
+		while (waitpid(p, &st, WNOHANG) != p) {
+			if (now() - t0 > grace) {
+				kill(p, SIGINT);
+				waitpid(p, &st, 0);
+				break;
+			}
+			usleep(20000);
+		}
+	}
+	slurp("/tmp/out", out_buf, sizeof(out_buf));
+	slurp("/tmp/err", err_buf, sizeof(err_buf));
+	return p > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void report(const char *name, int ok, double secs, const char *why)
+{
+	printf("EDGE-CASE %s %s %.1fs%s%s\n", name, ok ? "PASS" : "FAIL", secs, why ? " " : "", why ? why : "");
+	if (!ok) {
+		printf("--- stdout:\n%.2000s\n--- stderr:\n%.2000s\n---\n", out_buf, err_buf);
+		failed++;
+	} else {
+		passed++;
+	}
+	fflush(stdout);
+}
+
+static int contains_all(const char *hay, int n, ...)
+{
+	va_list ap;
+	va_start(ap, n);
+	int ok = 1;
+	for (int i = 0; i < n; i++)
+		if (!strstr(hay, va_arg(ap, const char *)))
+			ok = 0;
+	va_end(ap);
+	return ok;
+}
+
+static pid_t sleeper(void)
+{
+	pid_t c = fork();
+	if (c == 0) {
+		signal(SIGUSR1, SIG_IGN);
+		pause();
+		_exit(0);
+	}
+	return c;
+}
+
+static void trigger(char *const argv[])
+{
+	pid_t c = fork();
+	if (c == 0) {
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	waitpid(c, NULL, 0);
+}
+
+/* sigsnoop through a perf event array: a SIGUSR1 we send shows up with our pids. */
+static void case_signal(const char *name, char *pkg, int wasm)
+{
+	char me[16], want_tpid[48];
+	snprintf(me, sizeof(me), "%d", getpid());
+	char *argv_pkg[] = {"/edge-ecli", "-v", "run", "-j", "--timeout", "20", pkg, "--filtered_pid", me, NULL};
+	char *argv_wasm[] = {"/edge-ecli", "run", "--timeout", "20", pkg, "-p", me, "-s", "10", NULL};
+	double t0 = now();
+	pid_t p = start(wasm ? argv_wasm : argv_pkg, wasm ? "tracing signals" : "phases", 120);
+	pid_t c = sleeper();
+	usleep(50000);
+	kill(c, SIGUSR1);
+	double t1 = now();
+	snprintf(want_tpid, sizeof(want_tpid), "\"tpid\":%d", c);
+	while (now() - t1 < 10) {
+		slurp("/tmp/out", out_buf, sizeof(out_buf));
+		if (strstr(out_buf, want_tpid))
+			break;
+		usleep(50000);
+	}
+	kill(c, SIGKILL);
+	waitpid(c, NULL, 0);
+	int code = finish(p, 0);
+	int ok = code == 0 && contains_all(out_buf, 2, want_tpid, "\"sig\":10");
+	report(name, ok, now() - t0, ok ? NULL : "no event for the signal we sent");
+}
+
+/* bootstrap through a ring buffer: exec and exit of /edge-trigger with exit code 7. */
+static void case_exec(const char *name, char *pkg)
+{
+	char *argv[] = {"/edge-ecli", "-v", "run", "-j", "--timeout", "20", pkg, "--target_comm", "edge-trigger", NULL};
+	char *trig[] = {"/edge-trigger", "exit", "7", NULL};
+	double t0 = now();
+	pid_t p = start(argv, "phases", 120);
+	trigger(trig);
+	double t1 = now();
+	while (now() - t1 < 10) {
+		slurp("/tmp/out", out_buf, sizeof(out_buf));
+		if (strstr(out_buf, "\"exit_code\":7"))
+			break;
+		usleep(50000);
+	}
+	int code = finish(p, 0);
+	int ok = code == 0 && contains_all(out_buf, 2, "\"filename\":\"/edge-trigger\"", "\"exit_code\":7");
+	report(name, ok, now() - t0, ok ? NULL : "exec/exit of /edge-trigger not seen");
+}
+
+/* opensnoop: an open of a known path. */
+static void case_open(const char *name, char *pkg)
+{
+	char *argv[] = {"/edge-ecli", "-v", "run", "-j", "--timeout", "20", pkg, "--target_comm", "edge-trigger", NULL};
+	char *trig[] = {"/edge-trigger", "open", "/tmp/edge-guest-known-path", NULL};
+	double t0 = now();
+	pid_t p = start(argv, "phases", 120);
+	trigger(trig);
+	double t1 = now();
+	while (now() - t1 < 10) {
+		slurp("/tmp/out", out_buf, sizeof(out_buf));
+		if (strstr(out_buf, "edge-guest-known-path"))
+			break;
+		usleep(50000);
+	}
+	int code = finish(p, 0);
+	int ok = code == 0 && contains_all(out_buf, 2, "\"fname\":\"/tmp/edge-guest-known-path\"", "\"ret\":-2");
+	report(name, ok, now() - t0, ok ? NULL : "open of the known path not seen");
+}
+
+/* A probe on a kernel function (kprobe via ksyscall/kill, or fentry on do_unlinkat): either
+ * the event shows up, or, where this kernel cannot, the run fails with `expect_err`. */
+static void case_probe(const char *name, char *pkg, const char *action, const char *expect_err)
+{
+	char *argv[] = {"/edge-ecli", "-v", "run", "-j", "--timeout", "20", pkg, NULL};
+	double t0 = now();
+	pid_t p = start(argv, "phases", 120);
+	if (p < 0) {
+		int code = finish(p, 0);
+		(void)code;
+		int ok = expect_err && strstr(err_buf, expect_err);
+		report(name, ok, now() - t0, ok ? "refused as expected on this kernel" : "attach failed");
+		return;
+	}
+	if (!strcmp(action, "kill")) {
+		pid_t c = sleeper();
+		usleep(50000);
+		kill(c, SIGUSR1);
+		kill(c, SIGKILL);
+		waitpid(c, NULL, 0);
+	} else {
+		int fd = open("/tmp/edge-unlink-me", O_CREAT | O_WRONLY, 0644);
+		close(fd);
+		unlink("/tmp/edge-unlink-me");
+	}
+	double t1 = now();
+	while (now() - t1 < 10) {
+		slurp("/tmp/out", out_buf, sizeof(out_buf));
+		if (strstr(out_buf, "\"comm\":\"init\""))
+			break;
+		usleep(50000);
+	}
+	int code = finish(p, 0);
+	int ok = !expect_err && code == 0 && strstr(out_buf, "\"comm\":\"init\"");
+	report(name, ok, now() - t0, ok ? NULL : expect_err ? "expected a refusal" : "no event");
+}
+
+int main(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	mount("proc", "/proc", "proc", 0, NULL);
+	mount("sysfs", "/sys", "sysfs", 0, NULL);
+	mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
+	mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL);
+	mount("bpf", "/sys/fs/bpf", "bpf", 0, NULL);
+	mount("tmpfs", "/tmp", "tmpfs", 0, NULL);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	struct utsname u;
+	uname(&u);
+	char jit[8] = "?";
+	slurp("/proc/sys/net/core/bpf_jit_enable", jit, sizeof(jit));
+	jit[strcspn(jit, "\n")] = 0;
+	printf("EDGE-GUEST arch=%s kernel=%s jit=%s btf=%s\n", u.machine, u.release, jit,
+	       access("/sys/kernel/btf/vmlinux", R_OK) == 0 ? "yes" : "no");
+
+	case_signal("sigsnoop.bpf.o/perf", "/pkg/sigsnoop.bpf.o", 0);
+	case_signal("sigsnoop.json/perf", "/pkg/sigsnoop.json", 0);
+	case_exec("bootstrap.json/ringbuf", "/pkg/bootstrap.json");
+	case_open("opensnoop.bpf.o/ringbuf", "/pkg/opensnoop.bpf.o");
+	case_signal("sigsnoop.wasm/wasm_bpf", "/pkg/sigsnoop.wasm", 1);
+#if defined(__riscv)
+	/* riscv64 6.12 has no KPROBES_ON_FTRACE: a kprobe at offset 0 of a function is refused. */
+	case_probe("ksyscall.bpf.o/kprobe", "/pkg/ksyscall.bpf.o", "kill", "offset 0");
+#else
+	case_probe("ksyscall.bpf.o/kprobe", "/pkg/ksyscall.bpf.o", "kill", NULL);
+#endif
+	case_probe("fentry.bpf.o/fentry", "/pkg/fentry.bpf.o", "unlink", NULL);
+
+	printf("EDGE-RESULT arch=%s kernel=%s jit=%s pass=%d fail=%d\n", u.machine, u.release, jit, passed,
+	       failed);
+	fflush(stdout);
+	sync();
+	reboot(RB_POWER_OFF);
+	return 0;
+}
