@@ -212,6 +212,8 @@ static void case_probe(const char *name, char *pkg, const char *action, const ch
 		(void)code;
 		int ok = expect_err && strstr(err_buf, expect_err);
 		report(name, ok, now() - t0, ok ? "refused as expected on this kernel" : "attach failed");
+		if (ok)
+			printf("EDGE-NOTE %s: %.400s", name, err_buf);
 		return;
 	}
 	if (!strcmp(action, "kill")) {

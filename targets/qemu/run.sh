@@ -67,4 +67,9 @@ for arch in "${@:-x86_64 aarch64 riscv64}"; do
     esac
     done
 done
+passed=$(grep -c "^EDGE-CASE .* PASS" "$work/results.txt" || true)
+failed=$(grep -c "^EDGE-CASE .* FAIL" "$work/results.txt" || true)
+guests=$(grep -c "^EDGE-RESULT" "$work/results.txt" || true)
+echo "qemu guests booted with a result: $guests"
+echo "qemu: $passed passed, $failed failed"
 exit $status
