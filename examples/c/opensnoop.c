@@ -29,7 +29,7 @@ struct event {
 	char fname[255];
 };
 
-static int failed_only, target_pid, count_left = -1;
+static int failed_only, target_pid, count_left = -1, done;
 static const char *comm_prefix, *path_part;
 
 static int on_event(void *ctx, void *data, size_t size)
@@ -52,8 +52,10 @@ static int on_event(void *ctx, void *data, size_t size)
 	int fd = e.ret >= 0 ? e.ret : -1, err = e.ret >= 0 ? 0 : -e.ret;
 	printf("%-7d %-16s %3d %3d %s\n", e.pid, e.comm, fd, err, e.fname);
 	fflush(stdout);
-	if (count_left > 0 && --count_left == 0)
-		return 1; /* stop polling: the count is reached */
+	if (count_left > 0 && --count_left == 0) {
+		done = 1;
+		return 1; /* stop this poll; the flag ends the loop */
+	}
 	return 0;
 }
 
@@ -87,10 +89,10 @@ int main(int argc, char **argv)
 	}
 	printf("%-7s %-16s %3s %3s %s\n", "PID", "COMM", "FD", "ERR", "PATH");
 	fflush(stdout);
-	int err;
-	while ((err = ring_buffer__poll(rb, 100)) >= 0 && err != 1)
+	int err = 0;
+	while (!done && (err = ring_buffer__poll(rb, 100)) >= 0)
 		;
 	ring_buffer__free(rb);
 	bpf_object__close(obj);
-	return err == 1 || err == -EINTR ? 0 : 1;
+	return done || err >= 0 || err == -EINTR ? 0 : 1;
 }
