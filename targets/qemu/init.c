@@ -266,6 +266,7 @@ int main(int argc, char **argv)
 #if defined(__riscv)
 	/* riscv64 6.12 has no KPROBES_ON_FTRACE: a kprobe at offset 0 of a function is refused. */
 	case_probe("ksyscall.bpf.o/kprobe", "/pkg/ksyscall.bpf.o", "kill", "offset 0");
+	case_probe("kprobe_riscv.bpf.o/kprobe+8", "/pkg/kprobe_riscv.bpf.o", "kill", NULL);
 #else
 	case_probe("ksyscall.bpf.o/kprobe", "/pkg/ksyscall.bpf.o", "kill", NULL);
 #endif

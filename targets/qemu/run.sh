@@ -14,7 +14,7 @@ bash targets/qemu/fetch-kernels.sh "$work" >&2
 # Packages, built once on the host for every arch.
 pkg="$work/pkg"
 [ -s "$pkg/vmlinux.h" ] || bpftool btf dump file /sys/kernel/btf/vmlinux format c > "$pkg/vmlinux.h"
-for f in sigsnoop bootstrap opensnoop ksyscall fentry; do
+for f in sigsnoop bootstrap opensnoop ksyscall kprobe_riscv fentry; do
     clang-19 -g -O2 -target bpf -D__TARGET_ARCH_x86 -I "$pkg" -c "tests/fixtures/$f.bpf.c" -o "$pkg/$f.bpf.o"
 done
 host=target/x86_64-unknown-linux-musl/release/edge-ecli
