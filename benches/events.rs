@@ -421,6 +421,9 @@ fn main() {
     }
     // Wasm guest callback path vs the native decode path (and vs the baseline).
     {
+        let (c, _) = Consumer::start(&mut edge(&[&b.guest, "light"]), "attached");
+        let light = drive(&c, 0, total, 0);
+        c.stop();
         let (c, _) = Consumer::start(&mut edge(&[&b.guest]), "attached");
         let guest = drive(&c, 0, total, 0);
         c.stop();
@@ -431,18 +434,33 @@ fn main() {
         let base = drive(&c, 0, total, 0);
         c.stop();
         add(
-            "Wasm callback: events/s (vs baseline)",
+            "Wasm callback, light (seq per line): events/s",
+            light.events_per_s,
+            base.events_per_s,
+            "ev/s",
+        );
+        add(
+            "Wasm callback, light: CPU us per event (vs native decode)",
+            light.cpu_us_per_event,
+            native.cpu_us_per_event,
+            "us",
+        );
+        add(
+            "Wasm callback, printf NDJSON in Wasm: events/s",
             guest.events_per_s,
             base.events_per_s,
             "ev/s",
         );
         add(
-            "Wasm callback: CPU us per event (vs native decode)",
+            "Wasm callback, printf NDJSON: CPU us per event (vs native)",
             guest.cpu_us_per_event,
             native.cpu_us_per_event,
             "us",
         );
-        println!("    lost: wasm guest {}", guest.lost);
+        println!(
+            "    lost: wasm light {} wasm printf {}",
+            light.lost, guest.lost
+        );
         rss = (rss.0.max(guest.peak_rss_kb), rss.1);
     }
     // Offered-rate sweep: where does each start to lose events?
@@ -454,11 +472,11 @@ fn main() {
         let (c, _) = Consumer::start(&mut baseline(&b, &["-j", &b.flood]), "attached");
         let base = drive(&c, 0, n, rate);
         c.stop();
-        let (c, _) = Consumer::start(&mut edge(&[&b.guest]), "attached");
+        let (c, _) = Consumer::start(&mut edge(&[&b.guest, "light"]), "attached");
         let guest = drive(&c, 0, n, rate);
         c.stop();
         println!(
-            "offered {rate:>9}/s for 1 s: lost edge-ecli {:>8}  wasm guest {:>8}  baseline {:>8}",
+            "offered {rate:>9}/s for 1 s: lost edge-ecli {:>8}  wasm light {:>8}  baseline {:>8}",
             ours.lost, guest.lost, base.lost
         );
     }

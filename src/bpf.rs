@@ -123,7 +123,9 @@ pub fn load(object: &Object, globals: &[(String, Vec<u8>)], btf_src: KernelBtf) 
 }
 
 fn errno_hint(section: &str, e: &str) -> &'static str {
-    let kprobe = ["kprobe/", "kretprobe/", "ksyscall/", "kretsyscall/"].iter().any(|k| section.starts_with(k));
+    let kprobe = ["kprobe/", "kretprobe/", "ksyscall/", "kretsyscall/"]
+        .iter()
+        .any(|k| section.starts_with(k));
     let refused = e.contains("Invalid argument") || e.contains("Illegal byte sequence");
     if kprobe && refused && cfg!(target_arch = "riscv64") {
         "this riscv64 kernel cannot place a kprobe at offset 0 of a function (no KPROBES_ON_FTRACE); use kprobe/FUNC+8 (past the ftrace patch site), a tracepoint or fentry"

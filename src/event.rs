@@ -44,6 +44,8 @@ pub enum Kind {
 pub struct Field {
     pub name: String,
     pub offset: usize,
+    /// Bytes the value occupies (from its kind), computed once.
+    pub size: usize,
     /// Bitfield position relative to `offset`, and width; width 0 for plain fields.
     pub bit_shift: u32,
     pub bit_size: u32,
@@ -126,6 +128,7 @@ fn fields_of(btf: &Btf, id: u32, depth: usize) -> Result<Vec<Field>> {
         out.push(Field {
             name,
             offset,
+            size: kind_size(&kind),
             bit_shift,
             bit_size: m.bit_size as u32,
             kind,
@@ -144,6 +147,7 @@ impl Layout {
             k => vec![Field {
                 name: btf.plain_type_name(id),
                 offset: 0,
+                size: kind_size(&k),
                 bit_shift: 0,
                 bit_size: 0,
                 kind: k,
@@ -196,8 +200,7 @@ pub enum Style {
 }
 
 fn write_field(out: &mut String, f: &Field, data: &[u8], style: Style) {
-    let size = kind_size(&f.kind);
-    let Some(bytes) = data.get(f.offset..f.offset + size.max(1)) else {
+    let Some(bytes) = data.get(f.offset..f.offset + f.size.max(1)) else {
         out.push_str(if style == Style::Json { "null" } else { "?" });
         return;
     };
@@ -235,6 +238,53 @@ fn kind_size(k: &Kind) -> usize {
     }
 }
 
+/// Appends the decimal digits of `v` (no formatting machinery: this runs per field per event).
+pub fn push_u64(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    // SAFETY: ASCII digits only.
+    out.push_str(unsafe { std::str::from_utf8_unchecked(&buf[i..]) });
+}
+
+pub fn push_i64(out: &mut String, v: i64) {
+    if v < 0 {
+        out.push('-');
+    }
+    push_u64(out, v.unsigned_abs());
+}
+
+/// Writes fields as one JSON object, with their keys already written as JSON (`{"a":`,
+/// `,"b":`...) by `json_keys`.
+pub fn write_object_keyed(out: &mut String, fields: &[Field], keys: &[String], b: &[u8]) {
+    for (f, k) in fields.iter().zip(keys) {
+        out.push_str(k);
+        write_field(out, f, b, Style::Json);
+    }
+    out.push('}');
+}
+
+/// The JSON key prefix of each field: `{"first":`, then `,"next":`.
+pub fn json_keys(fields: &[Field]) -> Vec<String> {
+    fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let mut k = String::from(if i == 0 { "{" } else { "," });
+            json::write_str(&mut k, &f.name);
+            k.push(':');
+            k
+        })
+        .collect()
+}
+
 /// Writes fields as one JSON object.
 pub fn write_object(out: &mut String, fields: &[Field], b: &[u8]) {
     out.push('{');
@@ -251,25 +301,26 @@ pub fn write_object(out: &mut String, fields: &[Field], b: &[u8]) {
 
 pub fn write_value(out: &mut String, kind: &Kind, b: &[u8], style: Style) {
     match kind {
-        Kind::Int { size, signed } => {
-            let v = le(b);
-            let _ = if *size > 8 {
-                // 128-bit integers do not fit a JSON number: decimal strings.
-                if style == Style::Json {
-                    if *signed {
-                        write!(out, "\"{}\"", sign_extend(v, *size))
-                    } else {
-                        write!(out, "\"{v}\"")
-                    }
-                } else if *signed {
-                    write!(out, "{}", sign_extend(v, *size))
-                } else {
-                    write!(out, "{v}")
-                }
-            } else if *signed {
-                write!(out, "{}", sign_extend(v, *size))
+        Kind::Int { size, signed } if *size <= 8 => {
+            let mut w = [0u8; 8];
+            let n = (*size).min(b.len());
+            w[..n].copy_from_slice(&b[..n]);
+            let v = u64::from_le_bytes(w);
+            if *signed {
+                let shift = 64 - 8 * n.max(1) as u32;
+                push_i64(out, ((v << shift) as i64) >> shift);
             } else {
-                write!(out, "{v}")
+                push_u64(out, v);
+            }
+        }
+        Kind::Int { size, signed } => {
+            // 128-bit integers do not fit a JSON number: decimal strings.
+            let v = le(b);
+            let q = if style == Style::Json { "\"" } else { "" };
+            let _ = if *signed {
+                write!(out, "{q}{}{q}", sign_extend(v, *size))
+            } else {
+                write!(out, "{q}{v}{q}")
             };
         }
         Kind::Bool { .. } => out.push_str(if le(b) != 0 { "true" } else { "false" }),
@@ -346,6 +397,7 @@ pub struct Formatter {
     pub layout: Layout,
     pub json: bool,
     widths: Vec<usize>,
+    keys: Vec<String>,
 }
 
 fn natural_width(k: &Kind) -> usize {
@@ -370,6 +422,7 @@ impl Formatter {
             .map(|f| f.name.len().max(natural_width(&f.kind)))
             .collect();
         Formatter {
+            keys: json_keys(&layout.fields),
             layout,
             json,
             widths,
@@ -389,7 +442,11 @@ impl Formatter {
     /// Appends one record (with a trailing newline). `time` is the HH:MM:SS column text.
     pub fn record(&self, out: &mut String, time: &str, data: &[u8]) {
         if self.json {
-            write_object(out, &self.layout.fields, data);
+            if self.layout.fields.is_empty() {
+                out.push_str("{}");
+            } else {
+                write_object_keyed(out, &self.layout.fields, &self.keys, data);
+            }
             out.push('\n');
             return;
         }

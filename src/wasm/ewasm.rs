@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use wasmi::{Caller, Error as Trap, Instance, Linker, Store, Val};
 
-use super::{call_guest, mem, Host, WasmOptions};
+use super::{call_callback, call_guest, mem, Host, WasmOptions};
 use crate::bpf::{self, KernelBtf, Loaded};
 use crate::error::{Error, Result};
 use crate::event::{self, Formatter, Layout};
@@ -204,7 +204,13 @@ fn wait_and_poll(mut c: Caller<'_, Host>, id: i32) -> std::result::Result<i32, T
     ep.add(sig, u64::MAX)
         .map_err(|e| Trap::new(e.to_string()))?;
     let mut ep = ep;
-    let process = c.data().exports.get("process_event").copied();
+    let process = match c.data().exports.get("process_event").copied() {
+        Some(f) => Some(
+            f.typed::<(i32, i32, i32), i32>(&c)
+                .map_err(|_| Trap::new("process_event must be (i32, i32, i32) -> i32"))?,
+        ),
+        None => None,
+    };
     let mut line = String::with_capacity(4096);
     loop {
         if c.data_mut().stop.requested() {
@@ -242,7 +248,11 @@ fn wait_and_poll(mut c: Caller<'_, Host>, id: i32) -> std::result::Result<i32, T
 
 /// Copies one event (NUL-terminated JSON) into the guest's event buffer and calls
 /// process_event(0, buf, len). A negative return drops the event: nothing more to do here.
-fn deliver(c: &mut Caller<'_, Host>, f: &wasmi::Func, text: &str) -> std::result::Result<(), Trap> {
+fn deliver(
+    c: &mut Caller<'_, Host>,
+    f: &wasmi::TypedFunc<(i32, i32, i32), i32>,
+    text: &str,
+) -> std::result::Result<(), Trap> {
     let buf = match c.data().ewasm.event_buf {
         Some(b) => b,
         None => {
@@ -260,11 +270,5 @@ fn deliver(c: &mut Caller<'_, Host>, f: &wasmi::Func, text: &str) -> std::result
     };
     dst[..n].copy_from_slice(&text.as_bytes()[..n]);
     dst[n] = 0;
-    let mut ret = [Val::I32(0)];
-    call_guest(
-        &mut *c,
-        f,
-        &[Val::I32(0), Val::I32(buf), Val::I32(n as i32)],
-        &mut ret,
-    )
+    call_callback(&mut *c, f, (0, buf, n as i32)).map(|_| ())
 }

@@ -6,9 +6,9 @@ use std::ops::ControlFlow;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use wasmi::{Caller, Error as Trap, Func, Linker, Val};
+use wasmi::{Caller, Error as Trap, Func, Linker};
 
-use super::{call_guest, mem, Host};
+use super::{call_callback, mem, Host};
 use crate::bpf::{self, rawmap, KernelBtf, Loaded};
 use crate::meta::Object;
 use crate::poll::{Epoll, EventMap};
@@ -345,6 +345,21 @@ fn buffer_poll(
         Ok(it) => it.collect(),
         Err(_) => vec![],
     };
+    let f = match cb {
+        Callback::Table(f) | Callback::Export(f) => f,
+    };
+    let typed = match f.typed::<(i32, i32, i32), i32>(&*c) {
+        Ok(t) => t,
+        Err(_) => {
+            if let Some(o) = c.data_mut().bpf.objects.get_mut(&(obj as u64)) {
+                o.polled.insert(fd, (em, ep));
+            }
+            eprintln!(
+                "edge-ecli: wasm_bpf_buffer_poll: the callback is not (i32, i32, i32) -> i32"
+            );
+            return Ok(-EINVAL);
+        }
+    };
     let mut result: Result<i32, Trap> = Ok(0);
     if ready.contains(&u64::MAX) && c.data_mut().stop.requested() {
         result = Ok(-EINTR);
@@ -355,16 +370,9 @@ fn buffer_poll(
                 let (m, _) = mem::split(c);
                 let n = sample.len().min(max as usize);
                 m[data as u32 as usize..data as u32 as usize + n].copy_from_slice(&sample[..n]);
-                let args = [Val::I32(ctx), Val::I32(data), Val::I32(sample.len() as i32)];
-                let mut ret = [Val::I32(0)];
-                let f = match cb {
-                    Callback::Table(f) | Callback::Export(f) => f,
-                };
-                match call_guest(&mut *c, &f, &args, &mut ret) {
-                    Ok(()) => match ret[0].i32().unwrap_or(0) {
-                        0 => ControlFlow::Continue(()),
-                        r => ControlFlow::Break(Ok(r)),
-                    },
+                match call_callback(&mut *c, &typed, (ctx, data, sample.len() as i32)) {
+                    Ok(0) => ControlFlow::Continue(()),
+                    Ok(r) => ControlFlow::Break(Ok(r)),
                     Err(e) => ControlFlow::Break(Err(e)),
                 }
             });
