@@ -379,13 +379,19 @@ pub mod rawmap {
         flags: u64,
     }
 
-    fn call(cmd: i32, fd: RawFd, key: *const u8, value: *mut u8) -> std::io::Result<()> {
+    fn call(
+        cmd: i32,
+        fd: RawFd,
+        key: *const u8,
+        value: *mut u8,
+        flags: u64,
+    ) -> std::io::Result<()> {
         let attr = Attr {
             map_fd: fd as u32,
             _pad: 0,
             key: key as u64,
             value: value as u64,
-            flags: 0,
+            flags,
         };
         // SAFETY: attr points to a valid bpf_attr prefix; key/value buffers are sized by callers
         // to the map's key and value sizes.
@@ -405,35 +411,16 @@ pub mod rawmap {
     }
 
     pub fn lookup(fd: RawFd, key: &[u8], value: &mut [u8]) -> std::io::Result<()> {
-        call(1, fd, key.as_ptr(), value.as_mut_ptr())
+        call(1, fd, key.as_ptr(), value.as_mut_ptr(), 0)
     }
 
     pub fn delete(fd: RawFd, key: &[u8]) -> std::io::Result<()> {
-        call(3, fd, key.as_ptr(), std::ptr::null_mut())
+        call(3, fd, key.as_ptr(), std::ptr::null_mut(), 0)
     }
 
     pub fn update(fd: RawFd, key: &[u8], value: &[u8], flags: u64) -> std::io::Result<()> {
-        let attr = Attr {
-            map_fd: fd as u32,
-            _pad: 0,
-            key: key.as_ptr() as u64,
-            value: value.as_ptr() as u64,
-            flags,
-        };
-        // SAFETY: as in `call`; the kernel only reads key and value.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                2,
-                &attr as *const Attr,
-                std::mem::size_of::<Attr>(),
-            )
-        };
-        if r < 0 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        // The kernel only reads the value for an update.
+        call(2, fd, key.as_ptr(), value.as_ptr() as *mut u8, flags)
     }
 
     /// (map type, key size, value size as user space sees it) from the kernel.
@@ -481,6 +468,7 @@ pub mod rawmap {
             fd,
             key.map_or(std::ptr::null(), |k| k.as_ptr()),
             next.as_mut_ptr(),
+            0,
         ) {
             Ok(()) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),

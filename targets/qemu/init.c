@@ -88,6 +88,18 @@ static int finish(pid_t p, double grace)
 	return p > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* Waits up to `secs` for `needle` in the case's stdout. */
+static void wait_out(const char *needle, double secs)
+{
+	double t0 = now();
+	while (now() - t0 < secs) {
+		slurp("/tmp/out", out_buf, sizeof(out_buf));
+		if (strstr(out_buf, needle))
+			return;
+		usleep(50000);
+	}
+}
+
 static void report(const char *name, int ok, double secs, const char *why)
 {
 	printf("EDGE-CASE %s %s %.1fs%s%s\n", name, ok ? "PASS" : "FAIL", secs, why ? " " : "", why ? why : "");
@@ -168,13 +180,7 @@ static void case_exec(const char *name, char *pkg)
 	double t0 = now();
 	pid_t p = start(argv, "phases", 120);
 	trigger(trig);
-	double t1 = now();
-	while (now() - t1 < 10) {
-		slurp("/tmp/out", out_buf, sizeof(out_buf));
-		if (strstr(out_buf, "\"exit_code\":7"))
-			break;
-		usleep(50000);
-	}
+	wait_out("\"exit_code\":7", 10);
 	int code = finish(p, 0);
 	int ok = code == 0 && contains_all(out_buf, 2, "\"filename\":\"/edge-trigger\"", "\"exit_code\":7");
 	report(name, ok, now() - t0, ok ? NULL : "exec/exit of /edge-trigger not seen");
@@ -188,13 +194,7 @@ static void case_open(const char *name, char *pkg)
 	double t0 = now();
 	pid_t p = start(argv, "phases", 120);
 	trigger(trig);
-	double t1 = now();
-	while (now() - t1 < 10) {
-		slurp("/tmp/out", out_buf, sizeof(out_buf));
-		if (strstr(out_buf, "edge-guest-known-path"))
-			break;
-		usleep(50000);
-	}
+	wait_out("edge-guest-known-path", 10);
 	int code = finish(p, 0);
 	int ok = code == 0 && contains_all(out_buf, 2, "\"fname\":\"/tmp/edge-guest-known-path\"", "\"ret\":-2");
 	report(name, ok, now() - t0, ok ? NULL : "open of the known path not seen");
@@ -227,13 +227,7 @@ static void case_probe(const char *name, char *pkg, const char *action, const ch
 		close(fd);
 		unlink("/tmp/edge-unlink-me");
 	}
-	double t1 = now();
-	while (now() - t1 < 10) {
-		slurp("/tmp/out", out_buf, sizeof(out_buf));
-		if (strstr(out_buf, "\"comm\":\"init\""))
-			break;
-		usleep(50000);
-	}
+	wait_out("\"comm\":\"init\"", 10);
 	int code = finish(p, 0);
 	int ok = !expect_err && code == 0 && strstr(out_buf, "\"comm\":\"init\"");
 	report(name, ok, now() - t0, ok ? NULL : expect_err ? "expected a refusal" : "no event");

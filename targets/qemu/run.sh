@@ -14,9 +14,11 @@ bash targets/qemu/fetch-kernels.sh "$work" >&2
 # Packages, built once on the host for every arch.
 pkg="$work/pkg"
 [ -s "$pkg/vmlinux.h" ] || bpftool btf dump file /sys/kernel/btf/vmlinux format c > "$pkg/vmlinux.h"
-for f in sigsnoop bootstrap opensnoop ksyscall kprobe_riscv fentry; do
-    clang-19 -g -O2 -target bpf -D__TARGET_ARCH_x86 -I "$pkg" -c "tests/fixtures/$f.bpf.c" -o "$pkg/$f.bpf.o"
+bpf() { clang-19 -g -O2 -target bpf -D__TARGET_ARCH_x86 -I "$pkg" "$@"; }
+for f in sigsnoop bootstrap opensnoop ksyscall fentry; do
+    bpf -c "tests/fixtures/$f.bpf.c" -o "$pkg/$f.bpf.o"
 done
+bpf -DKILL_SECTION='"kprobe/__riscv_sys_kill+8"' -c tests/fixtures/ksyscall.bpf.c -o "$pkg/kprobe_riscv.bpf.o"
 host=target/x86_64-unknown-linux-musl/release/edge-ecli
 for f in sigsnoop bootstrap; do "$host" pack "$pkg/$f.bpf.o" -o "$pkg/$f.json"; done
 clang-19 --target=wasm32-wasi --sysroot=/usr -O2 -Wno-c23-extensions -Wl,--export-table -I sdk/c \

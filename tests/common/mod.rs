@@ -200,9 +200,21 @@ fn collect(r: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> std::thre
 impl Session {
     /// Starts `edge-ecli -v run ARGS` and waits until every program is attached.
     pub fn start(args: &[&str]) -> Session {
+        let mut full = vec!["-v", "run"];
+        full.extend_from_slice(args);
+        Session::spawn(&full, "phases")
+    }
+
+    /// Starts `edge-ecli run ARGS` and waits until `ready` appears on stdout or stderr (a Wasm
+    /// guest's own "attached" line).
+    pub fn start_until(args: &[&str], ready: &str) -> Session {
+        let mut full = vec!["run"];
+        full.extend_from_slice(args);
+        Session::spawn(&full, ready)
+    }
+
+    fn spawn(args: &[&str], ready: &str) -> Session {
         let mut child = Command::new(bin())
-            .arg("-v")
-            .arg("run")
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -223,19 +235,21 @@ impl Session {
         };
         let t0 = Instant::now();
         loop {
-            if s.stderr.lock().unwrap().contains("phases") {
+            if s.stdout.lock().unwrap().contains(ready) || s.stderr.lock().unwrap().contains(ready)
+            {
                 return s;
             }
             if let Some(st) = s.child.try_wait().unwrap() {
                 std::thread::sleep(Duration::from_millis(50));
                 panic!(
-                    "edge-ecli exited ({st}) before attaching; stderr:\n{}",
+                    "edge-ecli exited ({st}) before {ready:?}; stdout:\n{}\nstderr:\n{}",
+                    s.stdout.lock().unwrap(),
                     s.stderr.lock().unwrap()
                 );
             }
-            if t0.elapsed() > Duration::from_secs(30) {
+            if t0.elapsed() > Duration::from_secs(60) {
                 panic!(
-                    "edge-ecli did not attach within 30 s; stderr:\n{}",
+                    "no {ready:?} within 60 s; stderr:\n{}",
                     s.stderr.lock().unwrap()
                 );
             }
@@ -459,53 +473,4 @@ pub fn guests() -> &'static Guests {
         .unwrap();
         Guests { dir }
     })
-}
-
-impl Session {
-    /// Starts `edge-ecli run ARGS` and waits until `ready` appears on stdout or stderr (a Wasm
-    /// guest's own "attached" line).
-    pub fn start_until(args: &[&str], ready: &str) -> Session {
-        let mut child = Command::new(bin())
-            .arg("run")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let readers = vec![
-            collect(child.stdout.take().unwrap(), stdout.clone()),
-            collect(child.stderr.take().unwrap(), stderr.clone()),
-        ];
-        let mut s = Session {
-            child,
-            stdout,
-            stderr,
-            readers,
-        };
-        let t0 = Instant::now();
-        loop {
-            if s.stdout.lock().unwrap().contains(ready) || s.stderr.lock().unwrap().contains(ready)
-            {
-                return s;
-            }
-            if let Some(st) = s.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(50));
-                panic!(
-                    "edge-ecli exited ({st}) before {ready:?}; stdout:\n{}\nstderr:\n{}",
-                    s.stdout.lock().unwrap(),
-                    s.stderr.lock().unwrap()
-                );
-            }
-            if t0.elapsed() > Duration::from_secs(60) {
-                panic!(
-                    "no {ready:?} within 60 s; stderr:\n{}",
-                    s.stderr.lock().unwrap()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
 }
