@@ -56,6 +56,9 @@ pub struct Loaded {
     pub ebpf: Ebpf,
     kbtf: Option<aya::Btf>,
     btf_src: KernelBtf,
+    /// Time spent in program loads (the verifier) and in attaching, for the phase log.
+    pub verify_time: std::time::Duration,
+    pub attach_time: std::time::Duration,
 }
 
 /// Loads the object's maps and globals into the kernel (programs are loaded at attach).
@@ -119,6 +122,8 @@ pub fn load(object: &Object, globals: &[(String, Vec<u8>)], btf_src: KernelBtf) 
         ebpf,
         kbtf: custom,
         btf_src,
+        verify_time: Default::default(),
+        attach_time: Default::default(),
     })
 }
 
@@ -198,7 +203,13 @@ impl Loaded {
         if needs_btf {
             self.btf()?;
         }
-        let Loaded { ebpf, kbtf, .. } = self;
+        let Loaded {
+            ebpf,
+            kbtf,
+            verify_time,
+            ..
+        } = self;
+        let t_start = std::time::Instant::now();
         let prog = ebpf
             .program_mut(&p.name)
             .ok_or_else(|| Error::msg("not found in the loaded object".to_string()))?;
@@ -208,27 +219,51 @@ impl Loaded {
                 let (cat, name) = rest
                     .split_once('/')
                     .ok_or_else(|| Error::msg("expected tracepoint/CATEGORY/NAME"))?;
-                t.load().map_err(e)?;
+                {
+                    let t0 = std::time::Instant::now();
+                    t.load().map_err(e)?;
+                    *verify_time += t0.elapsed();
+                }
                 t.attach(cat, name).map_err(e)?;
             }
             Program::RawTracePoint(t) => {
-                t.load().map_err(e)?;
+                {
+                    let t0 = std::time::Instant::now();
+                    t.load().map_err(e)?;
+                    *verify_time += t0.elapsed();
+                }
                 t.attach(rest).map_err(e)?;
             }
             Program::BtfTracePoint(t) => {
-                t.load(rest, kbtf.as_ref().unwrap()).map_err(e)?;
+                {
+                    let t0 = std::time::Instant::now();
+                    t.load(rest, kbtf.as_ref().unwrap()).map_err(e)?;
+                    *verify_time += t0.elapsed();
+                }
                 t.attach().map_err(e)?;
             }
             Program::FEntry(t) => {
-                t.load(rest, kbtf.as_ref().unwrap()).map_err(e)?;
+                {
+                    let t0 = std::time::Instant::now();
+                    t.load(rest, kbtf.as_ref().unwrap()).map_err(e)?;
+                    *verify_time += t0.elapsed();
+                }
                 t.attach().map_err(e)?;
             }
             Program::FExit(t) => {
-                t.load(rest, kbtf.as_ref().unwrap()).map_err(e)?;
+                {
+                    let t0 = std::time::Instant::now();
+                    t.load(rest, kbtf.as_ref().unwrap()).map_err(e)?;
+                    *verify_time += t0.elapsed();
+                }
                 t.attach().map_err(e)?;
             }
             Program::Lsm(t) => {
-                t.load(rest, kbtf.as_ref().unwrap()).map_err(e)?;
+                {
+                    let t0 = std::time::Instant::now();
+                    t.load(rest, kbtf.as_ref().unwrap()).map_err(e)?;
+                    *verify_time += t0.elapsed();
+                }
                 t.attach().map_err(e)?;
             }
             Program::KProbe(t) => {
@@ -237,7 +272,11 @@ impl Loaded {
                     _ => rest.to_string(),
                 };
                 let (func, off) = split_offset(&target)?;
-                t.load().map_err(e)?;
+                {
+                    let t0 = std::time::Instant::now();
+                    t.load().map_err(e)?;
+                    *verify_time += t0.elapsed();
+                }
                 t.attach(func, off).map_err(e)?;
             }
             Program::UProbe(t) => {
@@ -245,7 +284,11 @@ impl Loaded {
                     .rsplit_once(':')
                     .ok_or_else(|| Error::msg("expected uprobe/PATH:FUNCTION"))?;
                 let (func, off) = split_offset(func)?;
-                t.load().map_err(e)?;
+                {
+                    let t0 = std::time::Instant::now();
+                    t.load().map_err(e)?;
+                    *verify_time += t0.elapsed();
+                }
                 let point = if off == 0 {
                     programs::uprobe::UProbeAttachLocation::Symbol(func)
                 } else {
@@ -259,7 +302,11 @@ impl Loaded {
                     Some(name) => if_index(name)?,
                     None => p.ifindex.unwrap_or(1),
                 };
-                t.load().map_err(e)?;
+                {
+                    let t0 = std::time::Instant::now();
+                    t.load().map_err(e)?;
+                    *verify_time += t0.elapsed();
+                }
                 t.attach_to_if_index(ifindex, mode).map_err(e)?;
             }
             Program::SchedClassifier(t) => {
@@ -278,7 +325,11 @@ impl Loaded {
                     _ if kind == "tc" && rest.contains("egress") => TcAttachType::Egress,
                     _ => TcAttachType::Ingress,
                 };
-                t.load().map_err(e)?;
+                {
+                    let t0 = std::time::Instant::now();
+                    t.load().map_err(e)?;
+                    *verify_time += t0.elapsed();
+                }
                 t.attach(&ifname, at).map_err(e)?;
             }
             _ => {
@@ -287,6 +338,7 @@ impl Loaded {
                 ))
             }
         }
+        self.attach_time += t_start.elapsed();
         Ok(())
     }
 

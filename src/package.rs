@@ -39,8 +39,9 @@ pub fn load(bytes: Vec<u8>, name: &str) -> Result<Object> {
     match detect(&bytes)? {
         Kind::Elf => Object::parse(bytes, &obj_name_from_path(name)),
         Kind::Json => load_json(&bytes),
+        // `run` hands Wasm modules to the Wasm host before this point.
         Kind::Wasm => Err(Error::msg(
-            "Wasm modules are not supported by this build yet: run a package.json or .bpf.o",
+            "a Wasm app carries its BPF object inside its code: `edge-ecli run` it; info and pack read package.json and .bpf.o",
         )),
     }
 }

@@ -86,8 +86,12 @@ pub fn run(opts: RunOptions) -> Result<Outcome> {
     let t_load = now_ms(t0);
     loaded.attach_all(&object.meta.progs)?;
     let t_attach = now_ms(t0);
+    let verify = loaded.verify_time.as_millis() as u64;
+    let attach = (loaded.attach_time.as_millis() as u64).saturating_sub(verify);
     log::info!(
-        "phases (ms since exec of run): read {t_read}, parse+inflate+btf {t_parse}, load {t_load}, attach {t_attach}"
+        "phases (ms): read {t_read}, parse/inflate/object BTF {}, kernel BTF/maps {}, verify {verify}, attach {attach}; all attached at {t_attach} ms",
+        t_parse - t_read,
+        t_load - t_parse,
     );
 
     let event_layout = match &opts.event_type {

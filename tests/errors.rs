@@ -237,3 +237,10 @@ fn pack_round_trips_metadata() {
         b.lines().skip(1).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn info_and_pack_explain_wasm_modules() {
+    let p = tmp("app.wasm", b"\0asm\x01\0\0\0");
+    expect_error(&["info", &p], &[&p, "Wasm app", "edge-ecli run"]);
+    expect_error(&["pack", &p], &[&p, "pack takes a BPF object"]);
+}

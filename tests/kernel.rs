@@ -359,6 +359,21 @@ fn timeout_stops_by_itself_and_cleans_up() {
     let t0 = std::time::Instant::now();
     let f = Session::start(&["--timeout", "0.5", &fixtures().obj("sigsnoop")]).finish();
     assert!(f.status.success(), "{}", f.stderr);
+    // -v reports the startup phases.
+    for phase in [
+        "read",
+        "parse/inflate/object BTF",
+        "kernel BTF/maps",
+        "verify",
+        "attach",
+        "all attached at",
+    ] {
+        assert!(
+            f.stderr.contains(phase),
+            "{phase:?} missing in {}",
+            f.stderr
+        );
+    }
     assert!(t0.elapsed() < std::time::Duration::from_secs(15));
     assert_no_leaks(&["sig_trace", "sig_events"]);
 }
