@@ -111,10 +111,15 @@ pub fn load(object: &Object, globals: &[(String, Vec<u8>)], btf_src: KernelBtf) 
         loader.override_global(name.as_str(), value.as_slice(), true);
     }
     let ebpf = loader.load(bytes).map_err(|e| {
+        let m = chain(&e);
+        let hint = if m.contains("Operation not permitted") {
+            "; hint: run as root (loading needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)"
+        } else {
+            ""
+        };
         Error::msg(format!(
-            "loading object {}: {}",
-            object.meta.obj_name,
-            chain(&e)
+            "loading object {}: {m}{hint}",
+            object.meta.obj_name
         ))
     })?;
     drop(loader);

@@ -7,10 +7,10 @@ use crate::run::{self, Outcome, RunOptions};
 use crate::{info, logger, package, source};
 
 #[derive(FromArgs)]
-/// Run portable eBPF packages (eunomia package.json or raw .bpf.o) on this kernel.
+/// Run portable eBPF tools on this kernel: eunomia package.json, raw .bpf.o, or Wasm apps.
 /// Short form: `edge-ecli PROG [ARGS...]` is `edge-ecli run PROG [ARGS...]`.
 struct Cli {
-    /// more diagnostics on stderr (repeat for debug)
+    /// diagnostics on stderr (startup phases, attach steps)
     #[argh(switch, short = 'v')]
     verbose: bool,
     #[argh(subcommand)]
@@ -54,7 +54,7 @@ struct RunCmd {
     /// debug diagnostics of edge-ecli on stderr
     #[argh(switch, short = 'v')]
     verbose: bool,
-    /// package: path to package.json or .bpf.o, or - for standard input
+    /// package: path to package.json, .bpf.o or .wasm, or - for standard input
     #[argh(positional, arg_name = "PROG")]
     prog: String,
     /// arguments for the package's own flags (everything after PROG)

@@ -103,6 +103,21 @@ pub fn run(opts: RunOptions) -> Result<Outcome> {
         None => None,
     };
     let mut lp = EventLoop::new(sigfd, opts.json, opts.timeout)?;
+    let event_maps: Vec<&str> = object
+        .meta
+        .maps
+        .iter()
+        .filter(|m| m.is_event_map())
+        .map(|m| m.name.as_str())
+        .collect();
+    if event_maps.len() > 1 {
+        // ecli reads only the last export map; every one is read here.
+        eprintln!(
+            "edge-ecli: reading {} event maps: {}",
+            event_maps.len(),
+            event_maps.join(", ")
+        );
+    }
     for def in &object.meta.maps {
         if def.is_event_map() {
             let layout = pick_layout(&object, def, event_layout)?;

@@ -244,3 +244,47 @@ fn info_and_pack_explain_wasm_modules() {
     expect_error(&["info", &p], &[&p, "Wasm app", "edge-ecli run"]);
     expect_error(&["pack", &p], &[&p, "pack takes a BPF object"]);
 }
+
+/// Without privileges the load fails with a hint, and `info` still works (it loads nothing).
+#[test]
+fn unprivileged_user_gets_a_hint() {
+    if unsafe { libc::geteuid() } != 0
+        || std::process::Command::new("setpriv")
+            .arg("--help")
+            .output()
+            .is_err()
+    {
+        eprintln!(
+            "SKIPPED unprivileged_user_gets_a_hint: needs root to drop to nobody with setpriv"
+        );
+        return;
+    }
+    // A copy nobody can read, outside root-only directories.
+    let dir = std::env::temp_dir().join(format!("edge-ecli-nobody-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (b, o) = (dir.join("edge-ecli"), dir.join("sigsnoop.bpf.o"));
+    std::fs::copy(bin(), &b).unwrap();
+    std::fs::copy(fixtures().obj("sigsnoop"), &o).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    for (p, mode) in [(&dir, 0o755), (&b, 0o755), (&o, 0o644)] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let as_nobody = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .arg(&b)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let obj = o.to_string_lossy().into_owned();
+    let r = as_nobody(&["run", &obj]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(err.contains("run as root"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let r = as_nobody(&["info", &obj]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(String::from_utf8_lossy(&r.stdout).contains("sig_trace"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

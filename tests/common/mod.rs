@@ -37,18 +37,26 @@ impl Fixtures {
     pub fn trigger(&self) -> String {
         self.path("edge-trigger")
     }
-    /// Packs `name.bpf.o` into `name.json` with edge-ecli itself.
+    /// Packs `name.bpf.o` into `name.json` with edge-ecli itself, once per test binary, and
+    /// atomically (tests running in parallel read it).
     pub fn packed(&self, name: &str) -> String {
+        static DONE: Mutex<Vec<String>> = Mutex::new(Vec::new());
         let out = self.path(&format!("{name}.json"));
-        let o = Command::new(bin())
-            .args(["pack", &self.obj(name), "-o", &out])
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "pack {name}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+        if !done.iter().any(|n| n == name) {
+            let tmp = format!("{out}.{}.tmp", std::process::id());
+            let o = Command::new(bin())
+                .args(["pack", &self.obj(name), "-o", &tmp])
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "pack {name}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            std::fs::rename(&tmp, &out).unwrap();
+            done.push(name.to_string());
+        }
         out
     }
 }
