@@ -475,6 +475,25 @@ impl Formatter {
     }
 }
 
+/// The TIME column, recomputed only when the second changes.
+#[derive(Default)]
+pub struct Clock {
+    second: i64,
+    text: String,
+}
+
+impl Clock {
+    pub fn hms(&mut self) -> &str {
+        // SAFETY: time(NULL) has no preconditions.
+        let now = unsafe { libc::time(std::ptr::null_mut()) } as i64;
+        if now != self.second || self.text.is_empty() {
+            self.second = now;
+            self.text = local_hms();
+        }
+        &self.text
+    }
+}
+
 /// Local wall-clock time as HH:MM:SS.
 pub fn local_hms() -> String {
     // SAFETY: time(NULL) and localtime_r with a valid out-pointer have no other preconditions.

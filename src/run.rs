@@ -185,6 +185,7 @@ struct EventLoop {
     out: String,
     events: u64,
     header_printed: bool,
+    clock: event::Clock,
 }
 
 const SIG_TOKEN: u64 = u64::MAX;
@@ -208,6 +209,7 @@ impl EventLoop {
             out: String::with_capacity(1 << 16),
             events: 0,
             header_printed: false,
+            clock: event::Clock::default(),
         })
     }
 
@@ -288,13 +290,19 @@ impl EventLoop {
             for s in &self.samples {
                 wait = wait.min(s.next_due.saturating_duration_since(now));
             }
+            // Output waits in memory while events keep coming; it is written once the buffers
+            // are idle (a zero-timeout poll finds nothing) or it grows past 64 KiB, so a flood
+            // costs one write per batch, not one per wakeup.
+            if !self.out.is_empty() {
+                wait = Duration::ZERO;
+            }
             ready.clear();
             ready.extend(self.epoll.wait(wait)?);
-            let time = if self.json {
-                String::new()
-            } else {
-                event::local_hms()
-            };
+            if ready.is_empty() {
+                self.flush()?;
+            }
+            let time = if self.json { "" } else { self.clock.hms() };
+            let time = time.to_string();
             let mut stop = false;
             for &t in &ready {
                 if t == SIG_TOKEN {
@@ -312,7 +320,7 @@ impl EventLoop {
                     self.samples[i].next_due = now + iv;
                 }
             }
-            self.flush()?;
+            self.flush_if_big()?;
             if stop {
                 break;
             }
