@@ -91,10 +91,35 @@ fn int_range(size: usize, signed: bool) -> (i128, i128) {
     }
 }
 
+/// Bytes a value of this type takes, when the type is one a flag can set.
+fn natural_size(vt: &ValueType) -> Option<usize> {
+    match vt {
+        ValueType::Int { size, .. } if matches!(size, 1 | 2 | 4 | 8 | 16) => Some(*size),
+        ValueType::Enum { size, .. } if matches!(size, 1 | 2 | 4 | 8) => Some(*size),
+        ValueType::Float { size } if matches!(size, 4 | 8) => Some(*size),
+        ValueType::Bool => Some(1),
+        ValueType::Str { cap } if (1..=1 << 20).contains(cap) => Some(*cap),
+        _ => None,
+    }
+}
+
 /// Encodes `text` as a value of the global's type, exactly `size` bytes.
 fn encode(btf: &Btf, g: &Global, text: &str) -> Result<Vec<u8>> {
     let ty = btf.plain_type_name(g.type_id);
-    let size = g.size as usize;
+    // The object's symbol size and its BTF type must agree before any byte is written: a
+    // hostile object could claim anything in either.
+    let vt = value_type(btf, g.type_id);
+    let size = match natural_size(&vt) {
+        Some(n) if n as u64 == g.size => n,
+        Some(n) => {
+            return Err(Error::msg(format!(
+                "global {}: its symbol has {} bytes but its type {ty} has {n}: the object is inconsistent",
+                g.name, g.size
+            )))
+        }
+        None if matches!(vt, ValueType::Unsupported(_)) => 0,
+        None => return Err(Error::msg(format!("type {ty} of {} has a size no flag can set", g.name))),
+    };
     let mut out = vec![0u8; size];
     let fits = |v: i128, sz: usize, signed: bool| -> Result<Vec<u8>> {
         let (lo, hi) = int_range(sz, signed);
@@ -105,7 +130,7 @@ fn encode(btf: &Btf, g: &Global, text: &str) -> Result<Vec<u8>> {
         }
         Ok((v as u128).to_le_bytes()[..sz].to_vec())
     };
-    match value_type(btf, g.type_id) {
+    match vt {
         ValueType::Int { size: sz, signed } => {
             let v = parse_int(text)
                 .ok_or_else(|| Error::msg(format!("\"{text}\" is not an integer ({ty})")))?;
@@ -445,6 +470,22 @@ mod tests {
         assert!(e(&["--nope"]).contains("unknown argument \"--nope\""));
         assert!(e(&["-p"]).contains("-p needs a value"));
         assert!(e(&["--failed=maybe"]).contains("not a bool"));
+    }
+
+    #[test]
+    fn inconsistent_symbol_and_type_sizes_are_refused() {
+        let (mut m, b) = setup();
+        m.globals[0].size = 1 << 40; // pid_t claimed 1 TiB by its symbol
+        let e = parse(&m, &b, "t", &["-p".into(), "1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("inconsistent"), "{e}");
+        m.globals[0].size = 4;
+        m.globals[3].size = 2; // char[8] whose symbol says 2 bytes
+        let e = parse(&m, &b, "t", &["--name".into(), "abc".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("inconsistent"), "{e}");
     }
 
     #[test]

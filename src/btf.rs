@@ -77,6 +77,7 @@ pub struct Btf {
 /// Hard caps so hostile input cannot make us allocate without bound.
 const MAX_TYPES: usize = 1 << 20;
 const MAX_DEPTH: usize = 32;
+pub const MAX_NAME: usize = 4096;
 
 struct Reader<'a> {
     buf: &'a [u8],
@@ -98,10 +99,13 @@ fn str_at(strings: &[u8], off: u32) -> Result<String> {
     let s = strings
         .get(off as usize..)
         .ok_or_else(|| Error::msg(format!("BTF string offset {off} is out of range")))?;
+    // Names are short (the kernel caps BTF names too): refuse huge ones, which many entries
+    // could otherwise share and multiply.
     let end = s
         .iter()
+        .take(MAX_NAME + 1)
         .position(|&c| c == 0)
-        .ok_or_else(|| Error::msg("BTF string is not NUL-terminated"))?;
+        .ok_or_else(|| Error::msg("BTF string is not NUL-terminated within 4096 bytes"))?;
     Ok(String::from_utf8_lossy(&s[..end]).into_owned())
 }
 

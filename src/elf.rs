@@ -64,9 +64,17 @@ fn cstr(d: &[u8], off: usize) -> Result<String> {
         .ok_or_else(|| Error::msg("ELF string offset out of range"))?;
     let end = s
         .iter()
+        .take(crate::btf::MAX_NAME + 1)
         .position(|&c| c == 0)
-        .ok_or_else(|| Error::msg("ELF string not terminated"))?;
+        .ok_or_else(|| Error::msg("ELF string not terminated within 4096 bytes"))?;
     Ok(String::from_utf8_lossy(&s[..end]).into_owned())
+}
+
+/// `data[off..off+size]`, refused when it does not lie inside the file.
+fn range(data: &[u8], off: u64, size: u64) -> Result<&[u8]> {
+    off.checked_add(size)
+        .and_then(|end| data.get(off as usize..end as usize))
+        .ok_or_else(|| Error::msg("ELF string or symbol table lies outside the file"))
 }
 
 impl<'a> Elf<'a> {
@@ -126,7 +134,7 @@ impl<'a> Elf<'a> {
             .get(shstrndx as usize)
             .map(|s| (s.offset, s.size))
         {
-            let names = &data[strtab.0 as usize..(strtab.0 + strtab.1) as usize];
+            let names = range(data, strtab.0, strtab.1)?;
             for s in &mut elf.sections {
                 s.name = cstr(names, s.name_off as usize)?;
             }
@@ -136,8 +144,8 @@ impl<'a> Elf<'a> {
                 .sections
                 .get(symtab.link as usize)
                 .ok_or_else(|| Error::msg("ELF symbol table has no string table"))?;
-            let strs = &data[strs.offset as usize..(strs.offset + strs.size) as usize];
-            let syms = &data[symtab.offset as usize..(symtab.offset + symtab.size) as usize];
+            let strs = range(data, strs.offset, strs.size)?;
+            let syms = range(data, symtab.offset, symtab.size)?;
             for ent in syms.chunks_exact(24) {
                 let info = ent[4];
                 elf.symbols.push(Symbol {
@@ -220,7 +228,8 @@ impl<'a> Elf<'a> {
         hdr[32..40].copy_from_slice(&(names.len() as u64).to_le_bytes());
         hdr[48..56].copy_from_slice(&1u64.to_le_bytes());
         out.extend_from_slice(&hdr);
-        let shnum = self.sections.len() as u16 + 1;
+        // Parsing refused more than u16::MAX sections, and a full table stays as it is.
+        let shnum = (self.sections.len() as u16).saturating_add(1);
         out[40..48].copy_from_slice(&new_shoff.to_le_bytes());
         out[60..62].copy_from_slice(&shnum.to_le_bytes());
         out[62..64].copy_from_slice(&(shnum - 1).to_le_bytes());
@@ -335,6 +344,20 @@ mod tests {
         assert_eq!(e2.section_data(&e2.sections[1]), &[7; 16]);
         assert_eq!(e2.symbols[1].name, "prog");
         assert_eq!(e2.sections.last().unwrap().name, ".edge.shstrtab");
+    }
+
+    #[test]
+    fn nobits_string_table_is_refused() {
+        let mut obj = testutil::build(EM_BPF, &[("x", 1, 0, &[0; 8])], &[]);
+        // Make the section-name table (index 2) NOBITS with a huge size.
+        let shoff = u64::from_le_bytes(obj[40..48].try_into().unwrap()) as usize;
+        let h = shoff + 2 * 64;
+        obj[h + 4..h + 8].copy_from_slice(&SHT_NOBITS.to_le_bytes());
+        obj[h + 32..h + 40].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        assert!(Elf::parse(&obj)
+            .unwrap_err()
+            .to_string()
+            .contains("outside the file"));
     }
 
     #[test]

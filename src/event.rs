@@ -60,8 +60,11 @@ pub struct Layout {
 }
 
 const MAX_NEST: usize = 8;
+/// Fields a layout may have in all (nested structs included): structs that embed structs many
+/// times over could otherwise describe billions of fields in a few KB of BTF.
+const MAX_FIELDS: usize = 10_000;
 
-fn kind_of(btf: &Btf, id: u32, depth: usize) -> Result<Kind> {
+fn kind_of(btf: &Btf, id: u32, depth: usize, budget: &mut usize) -> Result<Kind> {
     if depth > MAX_NEST {
         return Err(Error::msg("event type nests too deeply"));
     }
@@ -90,7 +93,7 @@ fn kind_of(btf: &Btf, id: u32, depth: usize) -> Result<Kind> {
             signed: false,
         },
         (TypeData::Array { elem, nelems }, _) => {
-            let ek = kind_of(btf, *elem, depth + 1)?;
+            let ek = kind_of(btf, *elem, depth + 1, budget)?;
             let elem_size = btf.size_of(*elem)? as usize;
             match ek {
                 Kind::Int { size: 1, .. } => Kind::Char {
@@ -103,32 +106,50 @@ fn kind_of(btf: &Btf, id: u32, depth: usize) -> Result<Kind> {
                 },
             }
         }
-        (TypeData::Members(_), btf::KIND_STRUCT) => Kind::Struct(fields_of(btf, rid, depth + 1)?),
+        (TypeData::Members(_), btf::KIND_STRUCT) => {
+            Kind::Struct(fields_of(btf, rid, depth + 1, budget)?)
+        }
         _ => Kind::Bytes { size },
     })
 }
 
-fn fields_of(btf: &Btf, id: u32, depth: usize) -> Result<Vec<Field>> {
+fn fields_of(btf: &Btf, id: u32, depth: usize, budget: &mut usize) -> Result<Vec<Field>> {
     let TypeData::Members(members) = &btf.get(id)?.data else {
         return Err(Error::msg(format!("BTF type {id} is not a struct")));
     };
+    *budget = budget.checked_sub(members.len()).ok_or_else(|| {
+        Error::msg(format!(
+            "event type has more than {MAX_FIELDS} fields in all"
+        ))
+    })?;
     let mut out = Vec::with_capacity(members.len());
     for (i, m) in members.iter().enumerate() {
-        let kind = kind_of(btf, m.type_id, depth)?;
-        let (offset, bit_shift) = if m.bit_size > 0 {
-            ((m.bit_offset / 8) as usize & !7, m.bit_offset % 64)
-        } else {
-            ((m.bit_offset / 8) as usize, 0)
-        };
+        let kind = kind_of(btf, m.type_id, depth, budget)?;
+        if m.bit_size > 64 {
+            return Err(Error::msg(format!(
+                "bitfield {} is {} bits wide (at most 64)",
+                m.name, m.bit_size
+            )));
+        }
+        // A bitfield is read from the bytes that hold it: shift < 8, at most 9 bytes.
+        let (offset, bit_shift) = (
+            (m.bit_offset / 8) as usize,
+            if m.bit_size > 0 { m.bit_offset % 8 } else { 0 },
+        );
         let name = if m.name.is_empty() {
             format!("_{i}")
         } else {
             m.name.clone()
         };
+        let size = if m.bit_size > 0 {
+            (bit_shift as usize + m.bit_size as usize).div_ceil(8)
+        } else {
+            kind_size(&kind)
+        };
         out.push(Field {
             name,
             offset,
-            size: kind_size(&kind),
+            size,
             bit_shift,
             bit_size: m.bit_size as u32,
             kind,
@@ -141,7 +162,7 @@ impl Layout {
     pub fn from_btf(btf: &Btf, id: u32) -> Result<Layout> {
         let rid = btf.resolve(id)?;
         let t = btf.get(rid)?;
-        let fields = match kind_of(btf, rid, 0)? {
+        let fields = match kind_of(btf, rid, 0, &mut MAX_FIELDS.clone())? {
             Kind::Struct(f) => f,
             // A non-struct value (e.g. a u32 key): one field named after its type as written.
             k => vec![Field {
@@ -229,10 +250,10 @@ fn kind_size(k: &Kind) -> usize {
         | Kind::Float { size } => *size,
         Kind::Bytes { size } => *size,
         Kind::Char { len } => *len,
-        Kind::Array { elem_size, len, .. } => elem_size * len,
+        Kind::Array { elem_size, len, .. } => elem_size.saturating_mul(*len),
         Kind::Struct(fields) => fields
             .iter()
-            .map(|f| f.offset + kind_size(&f.kind))
+            .map(|f| f.offset.saturating_add(f.size))
             .max()
             .unwrap_or(0),
     }
@@ -366,14 +387,17 @@ pub fn write_value(out: &mut String, kind: &Kind, b: &[u8], style: Style) {
             len,
         } => {
             out.push('[');
-            for i in 0..*len {
+            // Only the elements the record really holds (BTF may claim any count, or size 0).
+            let n = if *elem_size == 0 {
+                0
+            } else {
+                (*len).min(b.len() / elem_size)
+            };
+            for (i, eb) in b.chunks_exact((*elem_size).max(1)).take(n).enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                match b.get(i * elem_size..(i + 1) * elem_size) {
-                    Some(eb) => write_value(out, elem, eb, Style::Json),
-                    None => out.push_str("null"),
-                }
+                write_value(out, elem, eb, Style::Json);
             }
             out.push(']');
         }
@@ -572,6 +596,43 @@ mod tests {
         assert_eq!(
             out,
             "12:00:00 -5      bash     1234567890123 true  B       [1,-2]\n"
+        );
+    }
+
+    #[test]
+    fn hostile_layouts_are_bounded() {
+        // An array claiming 2^32-1 elements of a zero-sized struct, and a struct embedding
+        // another 16 times, nine levels deep: neither may blow up.
+        let mut b = BtfBuilder::new();
+        b.add("empty", btf::KIND_STRUCT, 0, false, 0, &[]); // 1
+        b.add("", btf::KIND_ARRAY, 0, false, 0, &[1, 1, u32::MAX]); // 2
+        let x = b.s("x");
+        b.add("big", btf::KIND_STRUCT, 1, false, 0, &[x, 2, 0]); // 3
+        let mut prev = 3;
+        for level in 0..9 {
+            let mut members = vec![];
+            for i in 0..16 {
+                members.extend([b.s(&format!("m{level}_{i}")), prev, 0]);
+            }
+            b.add(
+                &format!("s{level}"),
+                btf::KIND_STRUCT,
+                16,
+                false,
+                0,
+                &members,
+            );
+            prev += 1;
+        }
+        let btf = Btf::parse(&b.build()).unwrap();
+        let l = Layout::from_btf(&btf, 3).unwrap();
+        let mut out = String::new();
+        Formatter::new(l, true).record(&mut out, "", &[0u8; 64]);
+        assert_eq!(out, "{\"x\":[]}\n");
+        let e = Layout::from_btf(&btf, prev).unwrap_err().to_string();
+        assert!(
+            e.contains("fields in all") || e.contains("nests too deeply"),
+            "{e}"
         );
     }
 

@@ -224,7 +224,13 @@ fn wait_and_poll(mut c: Caller<'_, Host>, id: i32) -> std::result::Result<i32, T
             }
             let (mi, bi) = ((t >> 32) as usize, (t & 0xffff_ffff) as usize);
             let (em, fmt) = &mut maps[mi];
+            let mut handled = 0u32;
             let (_, err) = em.drain(bi, |data| {
+                // Keep seeing stop requests under a flood of events.
+                handled += 1;
+                if handled % 256 == 0 && c.data_mut().stop.requested() {
+                    return ControlFlow::Break(Trap::new("stopped"));
+                }
                 line.clear();
                 fmt.record(&mut line, "", data);
                 line.pop(); // the newline: process_event gets the JSON text alone

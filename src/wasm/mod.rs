@@ -98,6 +98,33 @@ impl Stop {
         }
     }
 
+    /// Waits until `fd` is readable; false when a stop request comes first.
+    pub fn wait_readable(&mut self, fd: i32) -> bool {
+        loop {
+            if self.requested() {
+                return false;
+            }
+            let mut fds = [
+                libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.sig.fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            let ms = self.cap(Duration::from_secs(1)).as_millis() as i32;
+            // SAFETY: fds is a valid array of two pollfds.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+            if n > 0 && fds[0].revents != 0 {
+                return true;
+            }
+        }
+    }
+
     pub fn sig_fd(&self) -> i32 {
         self.sig.fd
     }
@@ -244,6 +271,8 @@ pub fn run(bytes: &[u8], opts: WasmOptions) -> Result<i32> {
             unknown.join(", ")
         )));
     }
+    // A module's start function runs inside instantiation: it needs fuel too.
+    let _ = store.set_fuel(FUEL_SLICE);
     let instance = linker
         .instantiate_and_start(&mut store, &module)
         .map_err(|e| Error::msg(format!("instantiating the module: {e}")))?;

@@ -24,6 +24,10 @@ pub const EACCES: i32 = 2;
 pub const EEXIST: i32 = 20;
 pub const EISDIR: i32 = 31;
 pub const ENOTDIR: i32 = 54;
+pub const EMFILE: i32 = 33;
+
+/// Files one guest may have open at once.
+const MAX_GUEST_FDS: usize = 256;
 
 const FILETYPE_CHARACTER_DEVICE: u8 = 2;
 const FILETYPE_DIRECTORY: u8 = 3;
@@ -242,6 +246,11 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
             let Some(vs) = iovecs(m, iovs, n) else {
                 return EFAULT;
             };
+            // Reading a terminal or pipe can block for ever: wait for it together with the stop
+            // signal and the deadline, so Ctrl-C and --timeout still end the guest.
+            if matches!(h.wasi.fds[fd as usize], Some(Fd::Stdin)) && !h.stop.wait_readable(raw) {
+                return EINTR;
+            }
             let mut total = 0usize;
             for (p, l) in vs {
                 // SAFETY: the range was checked against guest memory; raw is an open fd.
@@ -415,8 +424,17 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
                 Ok(fd) => fd,
                 Err(e) => return errno_of(&e),
             };
-            h.wasi.fds.push(Some(Fd::File(fd)));
-            if put32(m, out, (h.wasi.fds.len() - 1) as u32) {
+            // Reuse closed slots; cap what one guest may hold open (host fds are shared).
+            let slot = match h.wasi.fds.iter().position(Option::is_none) {
+                Some(i) => i,
+                None if h.wasi.fds.len() < MAX_GUEST_FDS => {
+                    h.wasi.fds.push(None);
+                    h.wasi.fds.len() - 1
+                }
+                None => return EMFILE,
+            };
+            h.wasi.fds[slot] = Some(Fd::File(fd));
+            if put32(m, out, slot as u32) {
                 ESUCCESS
             } else {
                 EFAULT
@@ -623,13 +641,18 @@ fn poll_oneoff(mut c: Caller<'_, Host>, sin: i32, sout: i32, nsubs: i32, nevents
             0 => {
                 let timeout = u64::from_le_bytes(s[24..32].try_into().unwrap_or_default());
                 let abs = u16::from_le_bytes([s[40], s[41]]) & 1 != 0;
+                let clock = match u32::from_le_bytes([s[16], s[17], s[18], s[19]]) {
+                    0 => libc::CLOCK_REALTIME,
+                    1 => libc::CLOCK_MONOTONIC,
+                    _ => return EINVAL,
+                };
                 let d = if abs {
                     let mut ts = libc::timespec {
                         tv_sec: 0,
                         tv_nsec: 0,
                     };
                     // SAFETY: valid out-pointer.
-                    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+                    unsafe { libc::clock_gettime(clock, &mut ts) };
                     let now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
                     Duration::from_nanos(timeout.saturating_sub(now))
                 } else {
@@ -652,7 +675,7 @@ fn poll_oneoff(mut c: Caller<'_, Host>, sin: i32, sout: i32, nsubs: i32, nevents
         if fd_ready && d.is_some() {
             continue;
         }
-        if !mem::write(m, sout + 32 * n, ev) {
+        if !mem::write(m, sout.wrapping_add(32 * n), ev) {
             return EFAULT;
         }
         n += 1;

@@ -316,6 +316,15 @@ fn buffer_poll(
         let Some(name) = o.fds.get(&fd).cloned() else {
             return Ok(-ENOENT);
         };
+        // Only event maps can be polled: check before taking the map out of the object, so
+        // its fd stays open and owned for map_operate.
+        let event_map = matches!(
+            o.loaded.ebpf.map(&name),
+            Some(aya::maps::Map::RingBuf(_) | aya::maps::Map::PerfEventArray(_))
+        );
+        if !event_map {
+            return Ok(-EINVAL);
+        }
         let Some(map) = o.loaded.take_map(&name) else {
             return Ok(-ENOENT);
         };
@@ -365,8 +374,15 @@ fn buffer_poll(
         result = Ok(-EINTR);
     } else {
         let mut count = 0i32;
+        let mut handled = 0u32;
         for i in 0..em.len() {
             let (n, brk) = em.drain(i, |sample| {
+                // A producer that never pauses (or a guest tracing its own writes) must not
+                // keep us here past a stop request.
+                handled += 1;
+                if handled % 256 == 0 && c.data_mut().stop.requested() {
+                    return ControlFlow::Break(Ok(-EINTR));
+                }
                 let (m, _) = mem::split(c);
                 let n = sample.len().min(max as usize);
                 m[data as u32 as usize..data as u32 as usize + n].copy_from_slice(&sample[..n]);
