@@ -59,6 +59,8 @@ pub struct Loaded {
     /// Time spent in program loads (the verifier) and in attaching, for the phase log.
     pub verify_time: std::time::Duration,
     pub attach_time: std::time::Duration,
+    /// Uprobes fire only in this process when non-zero (`--uprobe-pid`).
+    pub uprobe_pid: u32,
 }
 
 /// Loads the object's maps and globals into the kernel (programs are loaded at attach).
@@ -129,6 +131,7 @@ pub fn load(object: &Object, globals: &[(String, Vec<u8>)], btf_src: KernelBtf) 
         btf_src,
         verify_time: Default::default(),
         attach_time: Default::default(),
+        uprobe_pid: 0,
     })
 }
 
@@ -165,9 +168,11 @@ impl Loaded {
 
     /// Loads and attaches every program of the package, in order. The first failure is returned
     /// naming the program, its section, the reason and a hint.
-    pub fn attach_all(&mut self, progs: &[Prog]) -> Result<()> {
+    /// Attaches every program; `uprobe_target` (PATH:FUNC) replaces what uprobe sections name.
+    pub fn attach_all(&mut self, progs: &[Prog], uprobe_target: Option<&str>) -> Result<()> {
         for p in progs {
-            self.attach_one(p, None)?;
+            let is_uprobe = p.section.starts_with("uprobe") || p.section.starts_with("uretprobe");
+            self.attach_one(p, if is_uprobe { uprobe_target } else { None })?;
         }
         Ok(())
     }
@@ -212,6 +217,7 @@ impl Loaded {
             ebpf,
             kbtf,
             verify_time,
+            uprobe_pid,
             ..
         } = self;
         let t_start = std::time::Instant::now();
@@ -285,9 +291,9 @@ impl Loaded {
                 t.attach(func, off).map_err(e)?;
             }
             Program::UProbe(t) => {
-                let (path, func) = rest
-                    .rsplit_once(':')
-                    .ok_or_else(|| Error::msg("expected uprobe/PATH:FUNCTION"))?;
+                let (path, func) = rest.rsplit_once(':').ok_or_else(|| {
+                    Error::msg("the section names no PATH:FUNCTION; give one with --uprobe-target PATH:FUNC")
+                })?;
                 let (func, off) = split_offset(func)?;
                 {
                     let t0 = std::time::Instant::now();
@@ -299,7 +305,11 @@ impl Loaded {
                 } else {
                     programs::uprobe::UProbeAttachLocation::SymbolOffset(func, off)
                 };
-                t.attach(point, path, UProbeScope::AllProcesses).map_err(e)?;
+                let scope = match std::num::NonZeroU32::new(*uprobe_pid) {
+                    Some(pid) => UProbeScope::OneProcess(pid),
+                    None => UProbeScope::AllProcesses,
+                };
+                t.attach(point, path, scope).map_err(e)?;
             }
             Program::Xdp(t) => {
                 let mode = if p.xdp_flags & 2 != 0 { XdpMode::Skb } else { XdpMode::Default };

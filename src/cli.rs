@@ -42,6 +42,12 @@ struct RunCmd {
     /// struct that decodes the records of the event maps (for raw objects)
     #[argh(option, arg_name = "NAME")]
     event_type: Option<String>,
+    /// attach uprobes to PATH:FUNC instead of what their sections name
+    #[argh(option, arg_name = "PATH:FUNC")]
+    uprobe_target: Option<String>,
+    /// uprobes fire only in process PID
+    #[argh(option, arg_name = "PID")]
+    uprobe_pid: Option<u32>,
     /// for Wasm apps: environment variable K=V of the guest (repeatable; none by default)
     #[argh(option, arg_name = "K=V")]
     env: Vec<String>,
@@ -63,7 +69,9 @@ struct RunCmd {
 }
 
 /// Options of `run` that take a value: needed to find PROG before argh sees the line.
-const RUN_VALUE_OPTIONS: [&str; 6] = [
+const RUN_VALUE_OPTIONS: [&str; 8] = [
+    "--uprobe-target",
+    "--uprobe-pid",
     "--timeout",
     "--btf",
     "--event-type",
@@ -215,6 +223,8 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
                 env: r.env,
                 dirs,
                 max_memory: (r.max_memory as usize) << 20,
+                uprobe_target: r.uprobe_target,
+                uprobe_pid: r.uprobe_pid,
             })?;
             match out {
                 Outcome::Help(h) => {

@@ -26,6 +26,8 @@ pub struct RunOptions {
     pub env: Vec<String>,
     pub dirs: Vec<(String, String)>,
     pub max_memory: usize,
+    pub uprobe_target: Option<String>,
+    pub uprobe_pid: Option<u32>,
 }
 
 /// Exit status of a run that did not fail.
@@ -84,7 +86,8 @@ pub fn run(opts: RunOptions) -> Result<Outcome> {
     let btf_src = opts.btf.clone().map_or(KernelBtf::Sys, KernelBtf::File);
     let mut loaded = bpf::load(&object, &parsed.globals, btf_src)?;
     let t_load = now_ms(t0);
-    loaded.attach_all(&object.meta.progs)?;
+    loaded.uprobe_pid = opts.uprobe_pid.unwrap_or(0);
+    loaded.attach_all(&object.meta.progs, opts.uprobe_target.as_deref())?;
     let t_attach = now_ms(t0);
     let verify = loaded.verify_time.as_millis() as u64;
     let attach = (loaded.attach_time.as_millis() as u64).saturating_sub(verify);

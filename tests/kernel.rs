@@ -479,3 +479,52 @@ fn default_kv_sample_map() {
         .unwrap_or_else(|| panic!("{out}"));
     assert_eq!(row.split_whitespace().nth(1), Some("0"), "{row}");
 }
+
+/// --uprobe-target replaces the PATH:FUNC a section names; --uprobe-pid keeps one process.
+#[test]
+fn uprobe_target_and_pid_flags() {
+    let _g = serial();
+    if !is_root_ready("uprobe_target_and_pid_flags") {
+        return;
+    }
+    let fx = fixtures();
+    let elsewhere = fx.obj("uprobe_elsewhere");
+    let f = run(&["run", "--timeout", "1", &elsewhere]);
+    assert_eq!(f.status.code(), Some(1), "{}", f.stderr);
+    assert!(
+        f.stderr.contains("attaching program up_target")
+            && f.stderr.contains("/nonexistent/edge-trigger"),
+        "{}",
+        f.stderr
+    );
+
+    let target = format!("{}:edge_uprobe_target", fx.trigger());
+    let s = Session::start(&["-j", "--uprobe-target", &target, &elsewhere]);
+    trigger(&["uprobe", "77"]);
+    let out = s.wait_for(|o| o.contains("\"arg\":77"));
+    let f = s.stop_with(libc::SIGINT);
+    assert!(f.status.success(), "{}", f.stderr);
+    assert!(out.contains("\"arg\":77"), "{out}");
+
+    // Only the process given with --uprobe-pid is traced.
+    let mut late = std::process::Command::new(fx.trigger())
+        .args(["uprobe-after", "2500", "55"])
+        .spawn()
+        .unwrap();
+    let pid = late.id().to_string();
+    let s = Session::start(&["-j", "--uprobe-pid", &pid, &fx.obj("uprobe")]);
+    trigger(&["uprobe", "66"]);
+    let _ = late.wait();
+    let out = s.wait_for(|o| o.contains("\"arg\":55"));
+    let f = s.stop_with(libc::SIGINT);
+    assert!(f.status.success(), "{}", f.stderr);
+    assert!(
+        out.contains("\"arg\":55"),
+        "the traced process's call is missing:\n{out}"
+    );
+    assert!(
+        !out.contains("\"arg\":66"),
+        "another process got through --uprobe-pid:\n{out}"
+    );
+    assert_no_leaks(&["up_target", "up_rb"]);
+}

@@ -120,7 +120,7 @@ fn start(h: &mut Host, id: i32, btf: KernelBtf) -> Result<()> {
         .get_mut(id as usize)
         .ok_or_else(|| Error::msg(format!("run_bpf: no program with id {id}")))?;
     let mut loaded = bpf::load(&p.object, &p.globals, btf)?;
-    loaded.attach_all(&p.object.meta.progs)?;
+    loaded.attach_all(&p.object.meta.progs, None)?;
     p.loaded = Some(loaded);
     Ok(())
 }

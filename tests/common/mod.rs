@@ -143,6 +143,24 @@ pub fn fixtures() -> &'static Fixtures {
                     .arg(dir.join(format!("{name}.bpf.o"))),
             );
         }
+        // A uprobe whose section names a binary that does not exist (--uprobe-target tests).
+        run_ok(
+            Command::new("clang-19")
+                .args([
+                    "-g",
+                    "-O2",
+                    "-target",
+                    "bpf",
+                    &format!("-D__TARGET_ARCH_{arch}"),
+                ])
+                .arg("-DTRIGGER_PATH=\"/nonexistent/edge-trigger\"")
+                .arg("-I")
+                .arg(&dir)
+                .arg("-c")
+                .arg(src.join("uprobe.bpf.c"))
+                .arg("-o")
+                .arg(dir.join("uprobe_elsewhere.bpf.o")),
+        );
         // The same object without BTF, for the error tests.
         run_ok(
             Command::new("clang-19")
