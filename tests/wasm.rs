@@ -526,3 +526,76 @@ fn tinygo_callback_wrapper_abi() {
     assert_eq!(status.code(), Some(42));
     assert_no_leaks(&["sig_trace", "sig_events"]);
 }
+
+/// A trap inside a buffer callback names the callback and the reason; the objects the guest
+/// loaded are released.
+#[test]
+fn trap_in_callback_is_named() {
+    let _g = serial();
+    if !ready("trap_in_callback_is_named") {
+        return;
+    }
+    let obj = std::fs::read(fixtures().obj("sigsnoop")).unwrap();
+    let text = format!(
+        r#"(module
+          (import "wasm_bpf" "wasm_load_bpf_object" (func $load (param i32 i32) (result i64)))
+          (import "wasm_bpf" "wasm_attach_bpf_program" (func $attach (param i64 i32 i32) (result i32)))
+          (import "wasm_bpf" "wasm_bpf_map_fd_by_name" (func $fd (param i64 i32) (result i32)))
+          (import "wasm_bpf" "wasm_bpf_buffer_poll" (func $poll (param i64 i32 i32 i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (memory (export "memory") {pages})
+          (table (export "__indirect_function_table") 1 funcref)
+          (elem (i32.const 0) $cb)
+          (data (i32.const 16) "sig_trace\00")
+          (data (i32.const 32) "sig_events\00")
+          (data (i32.const 8192) "{obj}")
+          (func $cb (param i32 i32 i32) (result i32) unreachable)
+          (func (export "_start")
+            (local $h i64) (local $fd i32) (local $i i32)
+            (local.set $h (call $load (i32.const 8192) (i32.const {len})))
+            (if (i64.eq (local.get $h) (i64.const 0)) (then (call $exit (i32.const 10))))
+            (if (call $attach (local.get $h) (i32.const 16) (i32.const 0)) (then (call $exit (i32.const 11))))
+            (local.set $fd (call $fd (local.get $h) (i32.const 32)))
+            (loop $again
+              (drop (call $poll (local.get $h) (local.get $fd) (i32.const 0) (i32.const 0) (i32.const 1024) (i32.const 4096) (i32.const 100)))
+              (local.set $i (i32.add (local.get $i) (i32.const 1)))
+              (br_if $again (i32.lt_u (local.get $i) (i32.const 300))))
+            (call $exit (i32.const 14))))"#,
+        pages = (obj.len() + 8192) / 65536 + 1,
+        obj = wat_bytes(&obj),
+        len = obj.len()
+    );
+    let m = write_wasm("trapcb.wasm", &wat::parse_str(text).unwrap());
+    let ecli = std::process::Command::new(bin())
+        .args(["run", &m])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut target = std::process::Command::new("sh")
+        .args(["-c", "trap '' USR1; sleep 60"])
+        .spawn()
+        .unwrap();
+    let pid = ecli.id() as i32;
+    let t0 = std::time::Instant::now();
+    // Signal until the guest has seen one (its callback traps on the first event).
+    while unsafe { libc::kill(pid, 0) } == 0 && t0.elapsed() < std::time::Duration::from_secs(40) {
+        unsafe { libc::kill(target.id() as i32, libc::SIGUSR1) };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        if std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z"))
+            .unwrap_or(true)
+        {
+            break;
+        }
+    }
+    let o = ecli.wait_with_output().unwrap();
+    let _ = target.kill();
+    let _ = target.wait();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("buffer callback") && err.contains("unreachable"),
+        "{err}"
+    );
+    assert_no_leaks(&["sig_trace", "sig_events"]);
+}

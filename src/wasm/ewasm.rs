@@ -241,7 +241,7 @@ fn wait_and_poll(mut c: Caller<'_, Host>, id: i32) -> std::result::Result<i32, T
                     }
                     Some(f) => match deliver(&mut c, &f, &line) {
                         Ok(()) => ControlFlow::Continue(()),
-                        Err(e) => ControlFlow::Break(e),
+                        Err(e) => ControlFlow::Break(super::name_trap(e, "process_event")),
                     },
                 }
             });

@@ -205,6 +205,14 @@ pub fn call_callback(
     })
 }
 
+/// Says which guest function trapped (an exit request passes through as it is).
+pub fn name_trap(e: Trap, function: &str) -> Trap {
+    if e.i32_exit_status().is_some() {
+        return e;
+    }
+    Trap::new(format!("in {function}: {e}"))
+}
+
 /// Whether the linker defines `module.name`. (wasmi's `Linker::get` does not report host
 /// functions; defining a placeholder fails exactly when the name is taken. The placeholder is
 /// harmless: a module with any unknown import is refused before instantiation.)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use wasmi::{Caller, Error as Trap, Func, Linker};
 
-use super::{call_callback, mem, Host};
+use super::{call_callback, mem, name_trap, Host};
 use crate::bpf::{self, rawmap, KernelBtf, Loaded};
 use crate::meta::Object;
 use crate::poll::{Epoll, EventMap};
@@ -354,8 +354,9 @@ fn buffer_poll(
         Ok(it) => it.collect(),
         Err(_) => vec![],
     };
-    let f = match cb {
-        Callback::Table(f) | Callback::Export(f) => f,
+    let (f, label) = match cb {
+        Callback::Table(f) => (f, "the buffer callback (from __indirect_function_table)"),
+        Callback::Export(f) => (f, "go-callback"),
     };
     let typed = match f.typed::<(i32, i32, i32), i32>(&*c) {
         Ok(t) => t,
@@ -389,7 +390,7 @@ fn buffer_poll(
                 match call_callback(&mut *c, &typed, (ctx, data, sample.len() as i32)) {
                     Ok(0) => ControlFlow::Continue(()),
                     Ok(r) => ControlFlow::Break(Ok(r)),
-                    Err(e) => ControlFlow::Break(Err(e)),
+                    Err(e) => ControlFlow::Break(Err(name_trap(e, label))),
                 }
             });
             count = count.saturating_add(n as i32);
