@@ -39,7 +39,6 @@ pub struct Elf<'a> {
     pub sections: Vec<Section>,
     pub symbols: Vec<Symbol>,
     shoff: u64,
-    shstrndx: u16,
 }
 
 fn rd16(d: &[u8], o: usize) -> Result<u16> {
@@ -95,11 +94,10 @@ impl<'a> Elf<'a> {
         if shnum > 0 && shentsize != 64 {
             return Err(Error::msg("ELF section header size is not 64"));
         }
-        let table_end = shoff
+        shoff
             .checked_add(shnum * 64)
             .filter(|&e| e <= data.len() as u64)
             .ok_or_else(|| Error::msg("ELF section headers lie outside the file"))?;
-        let _ = table_end;
         let mut sections = Vec::with_capacity(shnum as usize);
         for i in 0..shnum {
             let o = (shoff + i * 64) as usize;
@@ -127,7 +125,6 @@ impl<'a> Elf<'a> {
             sections,
             symbols: vec![],
             shoff,
-            shstrndx,
         };
         if let Some(strtab) = elf
             .sections
@@ -233,7 +230,6 @@ impl<'a> Elf<'a> {
         out[40..48].copy_from_slice(&new_shoff.to_le_bytes());
         out[60..62].copy_from_slice(&shnum.to_le_bytes());
         out[62..64].copy_from_slice(&(shnum - 1).to_le_bytes());
-        let _ = self.shstrndx;
         out
     }
 }

@@ -671,7 +671,7 @@ fn poll_oneoff(mut c: Caller<'_, Host>, sin: i32, sout: i32, nsubs: i32, nevents
         }
     }
     let mut n = 0;
-    for (i, (d, ev)) in events.iter().enumerate() {
+    for (d, ev) in events.iter() {
         if fd_ready && d.is_some() {
             continue;
         }
@@ -679,7 +679,6 @@ fn poll_oneoff(mut c: Caller<'_, Host>, sin: i32, sout: i32, nsubs: i32, nevents
             return EFAULT;
         }
         n += 1;
-        let _ = i;
     }
     if put32(m, nevents, n as u32) {
         ESUCCESS
