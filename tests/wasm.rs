@@ -454,6 +454,62 @@ fn object_that_fails_to_load_reaches_the_user() {
     );
 }
 
+/// A module that loads sigsnoop's object from its data, attaches `sig_trace` and polls
+/// `sig_events` up to 300 times with `poll` (one `$poll` call with $h and $fd in scope), after
+/// `poll_import` and the extra module `items` (callbacks, tables, globals).
+fn sigsnoop_poller(poll_import: &str, items: &str, poll: &str) -> Vec<u8> {
+    let obj = std::fs::read(fixtures().obj("sigsnoop")).unwrap();
+    let text = format!(
+        r#"(module
+          (import "wasm_bpf" "wasm_load_bpf_object" (func $load (param i32 i32) (result i64)))
+          (import "wasm_bpf" "wasm_attach_bpf_program" (func $attach (param i64 i32 i32) (result i32)))
+          (import "wasm_bpf" "wasm_bpf_map_fd_by_name" (func $fd (param i64 i32) (result i32)))
+          {poll_import}
+          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (memory (export "memory") {pages})
+          (data (i32.const 16) "sig_trace\00")
+          (data (i32.const 32) "sig_events\00")
+          (data (i32.const 8192) "{obj}")
+          {items}
+          (func (export "_start")
+            (local $h i64) (local $fd i32) (local $i i32)
+            (local.set $h (call $load (i32.const 8192) (i32.const {len})))
+            (if (i64.eq (local.get $h) (i64.const 0)) (then (call $exit (i32.const 10))))
+            (if (call $attach (local.get $h) (i32.const 16) (i32.const 0)) (then (call $exit (i32.const 11))))
+            (local.set $fd (call $fd (local.get $h) (i32.const 32)))
+            (if (i32.lt_s (local.get $fd) (i32.const 0)) (then (call $exit (i32.const 12))))
+            (loop $again
+              {poll}
+              (local.set $i (i32.add (local.get $i) (i32.const 1)))
+              (br_if $again (i32.lt_u (local.get $i) (i32.const 300))))
+            (call $exit (i32.const 14))))"#,
+        pages = (obj.len() + 8192) / 65536 + 1,
+        obj = wat_bytes(&obj),
+        len = obj.len()
+    );
+    wat::parse_str(text).unwrap()
+}
+
+/// Sends SIGUSR1 to a process that ignores it (so each one is delivered and traced) until
+/// `guest` has exited.
+fn signal_until_exit(guest: &mut std::process::Child) {
+    let mut target = std::process::Command::new("sh")
+        .args(["-c", "trap '' USR1; sleep 60"])
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while guest.try_wait().unwrap().is_none() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(40),
+            "the guest never ended"
+        );
+        unsafe { libc::kill(target.id() as i32, libc::SIGUSR1) };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = target.kill();
+    let _ = target.wait();
+}
+
 /// TinyGo guests cannot pass table indices: they import `callback-wrapper.wasm_bpf_buffer_poll`
 /// and export `go-callback`. This module polls sigsnoop's perf buffer that way and exits 42
 /// once go-callback has seen a SIGUSR1 event (sig at offset 8 of struct event).
@@ -463,67 +519,25 @@ fn tinygo_callback_wrapper_abi() {
     if !ready("tinygo_callback_wrapper_abi") {
         return;
     }
-    let obj = std::fs::read(fixtures().obj("sigsnoop")).unwrap();
-    let text = format!(
-        r#"(module
-          (import "wasm_bpf" "wasm_load_bpf_object" (func $load (param i32 i32) (result i64)))
-          (import "wasm_bpf" "wasm_attach_bpf_program" (func $attach (param i64 i32 i32) (result i32)))
-          (import "wasm_bpf" "wasm_bpf_map_fd_by_name" (func $fd (param i64 i32) (result i32)))
-          (import "callback-wrapper" "wasm_bpf_buffer_poll" (func $poll (param i64 i32 i32 i32 i32 i32) (result i32)))
-          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
-          (memory (export "memory") {pages})
-          (global $seen (mut i32) (i32.const 0))
-          (data (i32.const 16) "sig_trace\00")
-          (data (i32.const 32) "sig_events\00")
-          (data (i32.const 8192) "{obj}")
+    let module = sigsnoop_poller(
+        r#"(import "callback-wrapper" "wasm_bpf_buffer_poll" (func $poll (param i64 i32 i32 i32 i32 i32) (result i32)))"#,
+        r#"(global $seen (mut i32) (i32.const 0))
           (func (export "go-callback") (param $ctx i32) (param $data i32) (param $size i32) (result i32)
             (if (i32.and (i32.ge_u (local.get $size) (i32.const 32))
                          (i32.eq (i32.load offset=8 (local.get $data)) (i32.const 10)))
               (then (global.set $seen (i32.const 1))))
-            (i32.const 0))
-          (func (export "_start")
-            (local $h i64) (local $fd i32) (local $i i32)
-            (local.set $h (call $load (i32.const 8192) (i32.const {len})))
-            (if (i64.eq (local.get $h) (i64.const 0)) (then (call $exit (i32.const 10))))
-            (if (call $attach (local.get $h) (i32.const 16) (i32.const 0)) (then (call $exit (i32.const 11))))
-            (local.set $fd (call $fd (local.get $h) (i32.const 32)))
-            (if (i32.lt_s (local.get $fd) (i32.const 0)) (then (call $exit (i32.const 12))))
-            (loop $again
-              (if (i32.lt_s (call $poll (local.get $h) (local.get $fd) (i32.const 0) (i32.const 1024) (i32.const 4096) (i32.const 100)) (i32.const 0))
+            (i32.const 0))"#,
+        r#"(if (i32.lt_s (call $poll (local.get $h) (local.get $fd) (i32.const 0) (i32.const 1024) (i32.const 4096) (i32.const 100)) (i32.const 0))
                 (then (call $exit (i32.const 13))))
-              (if (global.get $seen) (then (call $exit (i32.const 42))))
-              (local.set $i (i32.add (local.get $i) (i32.const 1)))
-              (br_if $again (i32.lt_u (local.get $i) (i32.const 300))))
-            (call $exit (i32.const 14))))"#,
-        pages = (obj.len() + 8192) / 65536 + 1,
-        obj = wat_bytes(&obj),
-        len = obj.len()
+              (if (global.get $seen) (then (call $exit (i32.const 42))))"#,
     );
-    let m = write_wasm("tinygo.wasm", &wat::parse_str(text).unwrap());
+    let m = write_wasm("tinygo.wasm", &module);
     let mut ecli = std::process::Command::new(bin())
         .args(["run", &m])
         .spawn()
         .unwrap();
-    // A target that ignores SIGUSR1, so every signal is delivered (and traced) until the end.
-    let mut sleeper = std::process::Command::new("sh")
-        .args(["-c", "trap '' USR1; sleep 60"])
-        .spawn()
-        .unwrap();
-    let t0 = std::time::Instant::now();
-    let status = loop {
-        unsafe { libc::kill(sleeper.id() as i32, libc::SIGUSR1) };
-        if let Some(st) = ecli.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            t0.elapsed() < std::time::Duration::from_secs(40),
-            "guest never saw the event"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
-    let _ = sleeper.kill();
-    let _ = sleeper.wait();
-    assert_eq!(status.code(), Some(42));
+    signal_until_exit(&mut ecli);
+    assert_eq!(ecli.wait().unwrap().code(), Some(42));
     assert_no_leaks(&["sig_trace", "sig_events"]);
 }
 
@@ -535,62 +549,21 @@ fn trap_in_callback_is_named() {
     if !ready("trap_in_callback_is_named") {
         return;
     }
-    let obj = std::fs::read(fixtures().obj("sigsnoop")).unwrap();
-    let text = format!(
-        r#"(module
-          (import "wasm_bpf" "wasm_load_bpf_object" (func $load (param i32 i32) (result i64)))
-          (import "wasm_bpf" "wasm_attach_bpf_program" (func $attach (param i64 i32 i32) (result i32)))
-          (import "wasm_bpf" "wasm_bpf_map_fd_by_name" (func $fd (param i64 i32) (result i32)))
-          (import "wasm_bpf" "wasm_bpf_buffer_poll" (func $poll (param i64 i32 i32 i32 i32 i32 i32) (result i32)))
-          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
-          (memory (export "memory") {pages})
-          (table (export "__indirect_function_table") 1 funcref)
+    let module = sigsnoop_poller(
+        r#"(import "wasm_bpf" "wasm_bpf_buffer_poll" (func $poll (param i64 i32 i32 i32 i32 i32 i32) (result i32)))"#,
+        r#"(table (export "__indirect_function_table") 1 funcref)
           (elem (i32.const 0) $cb)
-          (data (i32.const 16) "sig_trace\00")
-          (data (i32.const 32) "sig_events\00")
-          (data (i32.const 8192) "{obj}")
-          (func $cb (param i32 i32 i32) (result i32) unreachable)
-          (func (export "_start")
-            (local $h i64) (local $fd i32) (local $i i32)
-            (local.set $h (call $load (i32.const 8192) (i32.const {len})))
-            (if (i64.eq (local.get $h) (i64.const 0)) (then (call $exit (i32.const 10))))
-            (if (call $attach (local.get $h) (i32.const 16) (i32.const 0)) (then (call $exit (i32.const 11))))
-            (local.set $fd (call $fd (local.get $h) (i32.const 32)))
-            (loop $again
-              (drop (call $poll (local.get $h) (local.get $fd) (i32.const 0) (i32.const 0) (i32.const 1024) (i32.const 4096) (i32.const 100)))
-              (local.set $i (i32.add (local.get $i) (i32.const 1)))
-              (br_if $again (i32.lt_u (local.get $i) (i32.const 300))))
-            (call $exit (i32.const 14))))"#,
-        pages = (obj.len() + 8192) / 65536 + 1,
-        obj = wat_bytes(&obj),
-        len = obj.len()
+          (func $cb (param i32 i32 i32) (result i32) unreachable)"#,
+        r#"(drop (call $poll (local.get $h) (local.get $fd) (i32.const 0) (i32.const 0) (i32.const 1024) (i32.const 4096) (i32.const 100)))"#,
     );
-    let m = write_wasm("trapcb.wasm", &wat::parse_str(text).unwrap());
-    let ecli = std::process::Command::new(bin())
+    let m = write_wasm("trapcb.wasm", &module);
+    let mut ecli = std::process::Command::new(bin())
         .args(["run", &m])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut target = std::process::Command::new("sh")
-        .args(["-c", "trap '' USR1; sleep 60"])
-        .spawn()
-        .unwrap();
-    let pid = ecli.id() as i32;
-    let t0 = std::time::Instant::now();
-    // Signal until the guest has seen one (its callback traps on the first event).
-    while unsafe { libc::kill(pid, 0) } == 0 && t0.elapsed() < std::time::Duration::from_secs(40) {
-        unsafe { libc::kill(target.id() as i32, libc::SIGUSR1) };
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        if std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| s.contains(") Z"))
-            .unwrap_or(true)
-        {
-            break;
-        }
-    }
+    signal_until_exit(&mut ecli);
     let o = ecli.wait_with_output().unwrap();
-    let _ = target.kill();
-    let _ = target.wait();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(

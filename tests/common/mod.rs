@@ -124,54 +124,37 @@ pub fn fixtures() -> &'static Fixtures {
             "riscv64" => "riscv",
             a => a,
         };
-        for name in BPF_FIXTURES {
+        // clang-19 for one fixture: source name, output name, extra flags (-g is one of them).
+        let bpf = |name: &str, out: &str, extra: &[String]| {
             run_ok(
                 Command::new("clang-19")
-                    .args([
-                        "-g",
-                        "-O2",
-                        "-target",
-                        "bpf",
-                        &format!("-D__TARGET_ARCH_{arch}"),
-                    ])
-                    .arg(format!("-DTRIGGER_PATH=\"{}\"", trigger.display()))
+                    .args(["-O2", "-target", "bpf", &format!("-D__TARGET_ARCH_{arch}")])
+                    .args(extra)
                     .arg("-I")
                     .arg(&dir)
                     .arg("-c")
                     .arg(src.join(format!("{name}.bpf.c")))
                     .arg("-o")
-                    .arg(dir.join(format!("{name}.bpf.o"))),
+                    .arg(dir.join(format!("{out}.bpf.o"))),
+            )
+        };
+        let trigger_path = |p: &str| format!("-DTRIGGER_PATH=\"{p}\"");
+        let g = "-g".to_string();
+        for name in BPF_FIXTURES {
+            bpf(
+                name,
+                name,
+                &[g.clone(), trigger_path(&trigger.to_string_lossy())],
             );
         }
         // A uprobe whose section names a binary that does not exist (--uprobe-target tests).
-        run_ok(
-            Command::new("clang-19")
-                .args([
-                    "-g",
-                    "-O2",
-                    "-target",
-                    "bpf",
-                    &format!("-D__TARGET_ARCH_{arch}"),
-                ])
-                .arg("-DTRIGGER_PATH=\"/nonexistent/edge-trigger\"")
-                .arg("-I")
-                .arg(&dir)
-                .arg("-c")
-                .arg(src.join("uprobe.bpf.c"))
-                .arg("-o")
-                .arg(dir.join("uprobe_elsewhere.bpf.o")),
+        bpf(
+            "uprobe",
+            "uprobe_elsewhere",
+            &[g.clone(), trigger_path("/nonexistent/edge-trigger")],
         );
         // The same object without BTF, for the error tests.
-        run_ok(
-            Command::new("clang-19")
-                .args(["-O2", "-target", "bpf", &format!("-D__TARGET_ARCH_{arch}")])
-                .arg("-I")
-                .arg(&dir)
-                .arg("-c")
-                .arg(src.join("sigsnoop.bpf.c"))
-                .arg("-o")
-                .arg(dir.join("nobtf.bpf.o")),
-        );
+        bpf("sigsnoop", "nobtf", &[]);
         Fixtures { dir }
     })
 }
