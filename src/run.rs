@@ -83,6 +83,15 @@ pub fn run(opts: RunOptions) -> Result<Outcome> {
     if parsed.verbose || object.meta.tunables.debug_verbose {
         crate::logger::raise_to_debug();
     }
+    // Checked before anything touches the kernel.
+    let event_layout = match &opts.event_type {
+        Some(n) => Some(object.find_struct(n).ok_or_else(|| {
+            Error::msg(format!(
+                "--event-type {n}: no struct named {n} in the object's BTF"
+            ))
+        })?),
+        None => None,
+    };
     let btf_src = opts.btf.clone().map_or(KernelBtf::Sys, KernelBtf::File);
     let mut loaded = bpf::load(&object, &parsed.globals, btf_src)?;
     let t_load = now_ms(t0);
@@ -97,14 +106,6 @@ pub fn run(opts: RunOptions) -> Result<Outcome> {
         t_load - t_parse,
     );
 
-    let event_layout = match &opts.event_type {
-        Some(n) => Some(object.find_struct(n).ok_or_else(|| {
-            Error::msg(format!(
-                "--event-type {n}: no struct named {n} in the object's BTF"
-            ))
-        })?),
-        None => None,
-    };
     let mut lp = EventLoop::new(sigfd, opts.json, opts.timeout)?;
     let event_maps: Vec<&str> = object
         .meta

@@ -333,3 +333,24 @@ fn mutated_objects_and_packages_never_panic() {
         assert!(r.is_ok(), "round {round}: a mutated input panicked");
     }
 }
+
+#[test]
+fn bad_values_of_edge_ecli_options() {
+    let p = fixtures().obj("sigsnoop");
+    expect_error(
+        &["run", "--timeout", "soon", &p],
+        &["--timeout soon", "seconds"],
+    );
+    expect_error(
+        &["run", "--max-memory", "0", &p],
+        &["--max-memory 0", "MiB"],
+    );
+    expect_error(
+        &["run", "--env", "NOEQUALS", &p],
+        &["--env NOEQUALS", "K=V"],
+    );
+    expect_error(
+        &["run", "--event-type", "no_such_struct", &p],
+        &["--event-type no_such_struct", "no struct"],
+    );
+}
