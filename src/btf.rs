@@ -109,45 +109,38 @@ fn str_at(strings: &[u8], off: u32) -> Result<String> {
     Ok(String::from_utf8_lossy(&s[..end]).into_owned())
 }
 
+/// The type and string sections of raw little-endian BTF, bounds-checked.
+pub fn split(data: &[u8]) -> Result<(&[u8], &[u8])> {
+    let bad = |m: &str| Error::msg(format!("bad BTF: {m}"));
+    if data.len() < 24 {
+        return Err(bad("shorter than its header"));
+    }
+    let magic = u16::from_le_bytes([data[0], data[1]]);
+    if magic != 0xeb9f {
+        return Err(bad("wrong magic (only little-endian BTF is supported)"));
+    }
+    let rd = |o: usize| u32::from_le_bytes([data[o], data[o + 1], data[o + 2], data[o + 3]]);
+    let hdr_len = rd(4) as usize;
+    let section = |off: u32, len: u32, what: &str| {
+        let body = data
+            .get(hdr_len..)
+            .ok_or_else(|| bad("header length out of range"))?;
+        let (off, len) = (off as usize, len as usize);
+        off.checked_add(len)
+            .and_then(|end| body.get(off..end))
+            .ok_or_else(|| bad(&format!("{what} section out of range")))
+    };
+    Ok((
+        section(rd(8), rd(12), "type")?,
+        section(rd(16), rd(20), "string")?,
+    ))
+}
+
 impl Btf {
     /// Parses raw little-endian BTF (the `.BTF` section of a BPF object).
     pub fn parse(data: &[u8]) -> Result<Btf> {
         let bad = |m: &str| Error::msg(format!("bad BTF: {m}"));
-        if data.len() < 24 {
-            return Err(bad("shorter than its header"));
-        }
-        let magic = u16::from_le_bytes([data[0], data[1]]);
-        if magic != 0xeb9f {
-            return Err(bad("wrong magic (only little-endian BTF is supported)"));
-        }
-        let rd = |o: usize| u32::from_le_bytes([data[o], data[o + 1], data[o + 2], data[o + 3]]);
-        let hdr_len = rd(4) as usize;
-        let (type_off, type_len, str_off, str_len) = (
-            rd(8) as usize,
-            rd(12) as usize,
-            rd(16) as usize,
-            rd(20) as usize,
-        );
-        let body = data
-            .get(hdr_len..)
-            .ok_or_else(|| bad("header length out of range"))?;
-        let types_buf = body
-            .get(
-                type_off
-                    ..type_off
-                        .checked_add(type_len)
-                        .ok_or_else(|| bad("type section overflows"))?,
-            )
-            .ok_or_else(|| bad("type section out of range"))?;
-        let strings = body
-            .get(
-                str_off
-                    ..str_off
-                        .checked_add(str_len)
-                        .ok_or_else(|| bad("string section overflows"))?,
-            )
-            .ok_or_else(|| bad("string section out of range"))?;
-
+        let (types_buf, strings) = split(data)?;
         let mut r = Reader {
             buf: types_buf,
             pos: 0,

@@ -7,6 +7,7 @@ pub mod args;
 pub mod bpf;
 pub mod btf;
 pub mod cli;
+pub mod core_btf;
 pub mod elf;
 pub mod error;
 pub mod event;

@@ -50,7 +50,7 @@ echo "== tests"
 cargo test --locked -- --test-threads=2
 
 echo "== kernel and Wasm tests against the static release binary"
-EDGE_ECLI_BIN="$PWD/target/x86_64-unknown-linux-musl/release/edge-ecli" cargo test --locked --test kernel --test wasm
+EDGE_ECLI_BIN="$PWD/target/x86_64-unknown-linux-musl/release/edge-ecli" cargo test --locked --test kernel --test wasm --test core_btf
 
 echo "== unit tests of aarch64 and riscv64 under qemu-user"
 bash targets/build.sh --unit-tests aarch64 riscv64

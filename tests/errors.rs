@@ -123,12 +123,13 @@ fn missing_kernel_btf_file() {
         ],
         &["--btf /nonexistent/vmlinux", "no such file"],
     );
+    // Read only for an object with CO-RE relocations (bootstrap's BPF_CORE_READ).
     let junk = tmp("junk.btf", b"not btf at all");
     expect_error(
-        &["run", "--btf", &junk, &fixtures().obj("sigsnoop")],
-        &["reading kernel BTF", &junk],
+        &["run", "--btf", &junk, &fixtures().obj("bootstrap")],
+        &["kernel BTF", &junk, "bad BTF"],
     );
-    assert_no_leaks(&["sig_trace", "sig_events"]);
+    assert_no_leaks(&["sig_trace", "sig_events", "handle_exec", "boot_rb"]);
 }
 
 #[test]

@@ -72,8 +72,9 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
-const BPF_FIXTURES: [&str; 8] = [
+const BPF_FIXTURES: [&str; 9] = [
     "sigsnoop",
+    "corerelo",
     "bootstrap",
     "opensnoop",
     "writehist",
