@@ -91,13 +91,16 @@ mod sys {
     }
 
     /// fd of the loaded program named `name` (the kernel keeps 15 bytes of it).
+    /// The newest program called `name`: the kernel frees an exited consumer's program
+    /// asynchronously, so an older one may still be listed.
     pub fn prog_fd_by_name(name: &str) -> Option<i32> {
         let mut id = 0u32;
+        let mut found: Option<i32> = None;
         loop {
             let mut a = [0u8; 128];
             a[0..4].copy_from_slice(&id.to_le_bytes());
             if bpf(11, &mut a) < 0 {
-                return None; // BPF_PROG_GET_NEXT_ID: no more
+                return found; // BPF_PROG_GET_NEXT_ID: no more
             }
             id = u32::from_le_bytes(a[4..8].try_into().unwrap());
             let mut a = [0u8; 128];
@@ -115,7 +118,11 @@ mod sys {
                 let n = &info[64..80];
                 let end = n.iter().position(|&c| c == 0).unwrap_or(16);
                 if &n[..end] == name.as_bytes() {
-                    return Some(fd as i32);
+                    if let Some(old) = found.replace(fd as i32) {
+                        // SAFETY: old is ours.
+                        unsafe { libc::close(old) };
+                    }
+                    continue;
                 }
             }
             // SAFETY: fd is ours.
@@ -150,11 +157,13 @@ fn cpu_ticks(pid: u32) -> u64 {
         + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
 }
 
-fn vm_hwm_kb(pid: u32) -> u64 {
+/// A `/proc/PID/status` field in kB: VmHWM is the peak RSS; RssAnon is private memory, where
+/// the ring buffer mapping (the same for both consumers) and file pages do not count.
+fn status_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0)
 }
@@ -240,6 +249,7 @@ struct Run {
     lost: u64,
     cpu_us_per_event: f64,
     peak_rss_kb: u64,
+    anon_kb: u64,
 }
 
 /// Emits `total` events at most `rate` per second (0: as fast as possible) and waits for them.
@@ -308,7 +318,8 @@ fn drive(c: &Consumer, header_lines: u64, total: u64, rate: u64) -> Run {
         events_per_s: received as f64 / elapsed,
         lost: total - received,
         cpu_us_per_event: ticks as f64 / hz * 1e6 / received.max(1) as f64,
-        peak_rss_kb: vm_hwm_kb(pid),
+        peak_rss_kb: status_kb(pid, "VmHWM:"),
+        anon_kb: status_kb(pid, "RssAnon:"),
     }
 }
 
@@ -389,6 +400,8 @@ fn main() {
         ),
     ];
     let mut rss = (0u64, 0u64);
+    let mut rss_wasm = 0u64;
+    let mut anon = (0u64, 0u64);
     for (label, mut ours_cmd, mut base_cmd, header) in kinds {
         let (c, _) = Consumer::start(&mut ours_cmd, "phases");
         let ours = drive(&c, header, total, 0);
@@ -418,6 +431,7 @@ fn main() {
                 .join(" ")
         );
         rss = (rss.0.max(ours.peak_rss_kb), rss.1.max(base.peak_rss_kb));
+        anon = (anon.0.max(ours.anon_kb), anon.1.max(base.anon_kb));
     }
     // Wasm guest callback path vs the native decode path (and vs the baseline).
     {
@@ -461,7 +475,7 @@ fn main() {
             "    lost: wasm light {} wasm printf {}",
             light.lost, guest.lost
         );
-        rss = (rss.0.max(guest.peak_rss_kb), rss.1);
+        rss_wasm = rss_wasm.max(light.peak_rss_kb).max(guest.peak_rss_kb);
     }
     // Offered-rate sweep: where does each start to lose events?
     for rate in [250_000u64, 500_000, 1_000_000, 2_000_000] {
@@ -481,8 +495,20 @@ fn main() {
         );
     }
     add(
-        "peak RSS while tracing",
+        "peak RSS while tracing (NDJSON, columns, perf)",
         rss.0 as f64 / 1024.0,
+        rss.1 as f64 / 1024.0,
+        "MiB",
+    );
+    add(
+        "private (anonymous) RSS while tracing",
+        anon.0 as f64 / 1024.0,
+        anon.1 as f64 / 1024.0,
+        "MiB",
+    );
+    add(
+        "peak RSS while tracing, Wasm guests",
+        rss_wasm as f64 / 1024.0,
         rss.1 as f64 / 1024.0,
         "MiB",
     );

@@ -139,6 +139,8 @@ fn btf_attach_type(section: &str) -> Option<String> {
 pub struct Loaded {
     pub ebpf: Ebpf,
     kbtf: Option<aya::Btf>,
+    /// BTF-attached programs still to load; `kbtf` is dropped when none are left.
+    btf_attaches_left: usize,
     btf_src: KernelBtf,
     /// Time spent in program loads (the verifier) and in attaching, for the phase log.
     pub verify_time: std::time::Duration,
@@ -190,7 +192,13 @@ pub fn load(object: &Object, globals: &[(String, Vec<u8>)], btf_src: KernelBtf) 
             needs.add(t);
         }
     }
-    let kbtf = kernel_btf(&btf_src, &needs)?;
+    let btf_attaches_left = object
+        .meta
+        .progs
+        .iter()
+        .filter(|p| btf_attach_type(&p.section).is_some())
+        .count();
+    let mut kbtf = kernel_btf(&btf_src, &needs)?;
     let mut loader = EbpfLoader::with_btf(kbtf.as_ref());
     for (name, value) in globals {
         loader.override_global(name.as_str(), value.as_slice(), true);
@@ -208,9 +216,13 @@ pub fn load(object: &Object, globals: &[(String, Vec<u8>)], btf_src: KernelBtf) 
         ))
     })?;
     drop(loader);
+    if btf_attaches_left == 0 {
+        kbtf = None; // CO-RE is done: free it before the event buffers are mapped
+    }
     Ok(Loaded {
         ebpf,
         kbtf,
+        btf_attaches_left,
         btf_src,
         verify_time: Default::default(),
         attach_time: Default::default(),
@@ -441,6 +453,12 @@ impl Loaded {
             }
         }
         self.attach_time += t_start.elapsed();
+        if needs_btf {
+            self.btf_attaches_left = self.btf_attaches_left.saturating_sub(1);
+            if self.btf_attaches_left == 0 {
+                self.kbtf = None; // not needed any more: give its memory back before tracing
+            }
+        }
         Ok(())
     }
 
