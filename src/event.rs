@@ -260,19 +260,71 @@ fn kind_size(k: &Kind) -> usize {
 }
 
 /// Appends the decimal digits of `v` (no formatting machinery: this runs per field per event).
-pub fn push_u64(out: &mut String, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+/// Division by 10 is written as a multiply: at opt-level "z" LLVM keeps a real `div`.
+pub fn push_u64(out: &mut String, v: u64) {
+    let mut n = 1;
+    let mut t = v;
+    while t >= 10 {
+        t = div10(t);
+        n += 1;
     }
-    // SAFETY: ASCII digits only.
-    out.push_str(unsafe { std::str::from_utf8_unchecked(&buf[i..]) });
+    // SAFETY: only ASCII digits are written, to the n bytes past the end that reserve made room
+    // for, and exactly those n are added to the length.
+    unsafe {
+        let vec = out.as_mut_vec();
+        vec.reserve(n);
+        let len = vec.len();
+        let dst = vec.as_mut_ptr().add(len);
+        let mut x = v;
+        for i in (0..n).rev() {
+            let q = div10(x);
+            *dst.add(i) = b'0' + (x - q * 10) as u8;
+            x = q;
+        }
+        vec.set_len(len + n);
+    }
+}
+
+#[inline(always)]
+fn div10(x: u64) -> u64 {
+    ((x as u128 * 0xCCCC_CCCC_CCCC_CCCD) >> 67) as u64
+}
+
+/// Appends `s`. Strings of up to 16 bytes are copied with fixed-size moves: musl's memcpy
+/// starts with `rep movs`, whose start-up cost dominates copies of a few bytes, and keys and
+/// short values are appended several times per event.
+#[inline]
+pub fn push_short(out: &mut String, s: &str) {
+    let b = s.as_bytes();
+    let n = b.len();
+    if n > 16 {
+        out.push_str(s);
+        return;
+    }
+    // SAFETY: reserve(16) leaves at least 16 writable bytes past the end; every read is inside
+    // `b` (the two 8- or 4-byte halves overlap for n < 16) and exactly n valid UTF-8 bytes of
+    // `s` are added to the length.
+    unsafe {
+        let vec = out.as_mut_vec();
+        vec.reserve(16);
+        let len = vec.len();
+        let dst = vec.as_mut_ptr().add(len);
+        let src = b.as_ptr();
+        if n >= 8 {
+            (dst as *mut u64).write_unaligned((src as *const u64).read_unaligned());
+            let (d, s) = (dst.add(n - 8), src.add(n - 8));
+            (d as *mut u64).write_unaligned((s as *const u64).read_unaligned());
+        } else if n >= 4 {
+            (dst as *mut u32).write_unaligned((src as *const u32).read_unaligned());
+            let (d, s) = (dst.add(n - 4), src.add(n - 4));
+            (d as *mut u32).write_unaligned((s as *const u32).read_unaligned());
+        } else if n > 0 {
+            *dst = *src;
+            *dst.add(n / 2) = *src.add(n / 2);
+            *dst.add(n - 1) = *src.add(n - 1);
+        }
+        vec.set_len(len + n);
+    }
 }
 
 pub fn push_i64(out: &mut String, v: i64) {
@@ -286,7 +338,7 @@ pub fn push_i64(out: &mut String, v: i64) {
 /// `,"b":`...) by `json_keys`.
 pub fn write_object_keyed(out: &mut String, fields: &[Field], keys: &[String], b: &[u8]) {
     for (f, k) in fields.iter().zip(keys) {
-        out.push_str(k);
+        push_short(out, k);
         write_field(out, f, b, Style::Json);
     }
     out.push('}');
@@ -320,13 +372,22 @@ pub fn write_object(out: &mut String, fields: &[Field], b: &[u8]) {
     out.push('}');
 }
 
+/// A little-endian integer of at most 8 bytes, without a variable-length copy (a memcpy call).
+fn le_small(b: &[u8]) -> u64 {
+    match *b {
+        [a] => a as u64,
+        [a, c] => u16::from_le_bytes([a, c]) as u64,
+        [a, c, d, e] => u32::from_le_bytes([a, c, d, e]) as u64,
+        [a, c, d, e, f, g, h, i] => u64::from_le_bytes([a, c, d, e, f, g, h, i]),
+        _ => b.iter().rev().fold(0, |v, &x| v << 8 | x as u64),
+    }
+}
+
 pub fn write_value(out: &mut String, kind: &Kind, b: &[u8], style: Style) {
     match kind {
         Kind::Int { size, signed } if *size <= 8 => {
-            let mut w = [0u8; 8];
             let n = (*size).min(b.len());
-            w[..n].copy_from_slice(&b[..n]);
-            let v = u64::from_le_bytes(w);
+            let v = le_small(&b[..n]);
             if *signed {
                 let shift = 64 - 8 * n.max(1) as u32;
                 push_i64(out, ((v << shift) as i64) >> shift);
@@ -532,6 +593,30 @@ pub fn local_hms() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_and_short_strings_append_exactly() {
+        let mut vals = vec![0u64, 9, 10, 99, 100, u32::MAX as u64, u64::MAX];
+        vals.extend((0..20).map(|e| 10u64.pow(e)));
+        vals.extend((1..20).map(|e| 10u64.pow(e) - 1));
+        for v in vals {
+            let mut out = String::from("x");
+            push_u64(&mut out, v);
+            assert_eq!(out, format!("x{v}"));
+        }
+        let mut out = String::from("y");
+        push_i64(&mut out, i64::MIN);
+        assert_eq!(out, format!("y{}", i64::MIN));
+        let text = "abcdefghijklmnopqrstuvwxyz";
+        for n in 0..=text.len() {
+            let mut out = String::from("z");
+            push_short(&mut out, &text[..n]);
+            assert_eq!(out, format!("z{}", &text[..n]));
+        }
+        assert_eq!(le_small(&[1, 2, 3]), 0x030201);
+        assert_eq!(le_small(&[0xff; 8]), u64::MAX);
+        assert_eq!(le_small(&[]), 0);
+    }
     use crate::btf::testutil::BtfBuilder;
 
     fn event_btf() -> Btf {

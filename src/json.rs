@@ -284,7 +284,7 @@ pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
     // Fast path: most strings (comm, paths) need no escaping.
     if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-        out.push_str(s);
+        crate::event::push_short(out, s);
         out.push('"');
         return;
     }

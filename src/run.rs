@@ -388,7 +388,8 @@ impl EventLoop {
         loop {
             let (n, more) = em.drain(buf, |data| {
                 emit(out, fmt.as_ref(), &name, time, data);
-                if out.len() > 1 << 20 {
+                // 64 KiB, a pipe's capacity: a bigger batch saves no writes, only memory.
+                if out.len() > 1 << 16 {
                     ControlFlow::Break(())
                 } else {
                     ControlFlow::Continue(())
