@@ -20,13 +20,7 @@ fn sigsnoop(prog: &str, json: bool) {
     }
     args.extend([prog, "--filtered_pid", me.as_str()]);
     let s = Session::start(&args);
-    let mut child = std::process::Command::new("sleep")
-        .arg("30")
-        .spawn()
-        .unwrap();
-    let cpid = child.id().to_string();
-    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
-    let _ = child.wait();
+    let cpid = signal_sleeper(&[libc::SIGUSR1]);
     let out = s.wait_for(|o| o.contains(&cpid));
     let f = s.stop_with(libc::SIGINT);
     assert!(f.status.success(), "exit {:?}: {}", f.status, f.stderr);

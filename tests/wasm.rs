@@ -19,14 +19,7 @@ fn c_sigsnoop_flags_and_signal_names() {
     let wasm = guests().path("sigsnoop.wasm");
     // -p keeps only our signals; -s keeps only SIGUSR1.
     let s = Session::start_until(&[&wasm, "-p", &me, "-s", "10"], "tracing signals");
-    let mut child = std::process::Command::new("sleep")
-        .arg("30")
-        .spawn()
-        .unwrap();
-    let cpid = child.id().to_string();
-    unsafe { libc::kill(child.id() as i32, libc::SIGUSR2) };
-    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
-    let _ = child.wait();
+    let cpid = signal_sleeper(&[libc::SIGUSR2, libc::SIGUSR1]);
     let out = s.wait_for(|o| o.contains("SIGUSR1"));
     let f = s.stop_with(libc::SIGINT);
     assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
@@ -50,13 +43,7 @@ fn c_sigsnoop_flags_and_signal_names() {
 
     // -k: kill only.
     let s = Session::start_until(&[&wasm, "-p", &me, "-k"], "tracing signals");
-    let mut child = std::process::Command::new("sleep")
-        .arg("30")
-        .spawn()
-        .unwrap();
-    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    let _ = child.wait();
+    signal_sleeper(&[libc::SIGUSR1, libc::SIGKILL]);
     let out = s.wait_for(|o| o.contains("SIGKILL"));
     let f = s.stop_with(libc::SIGTERM);
     assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
@@ -169,13 +156,7 @@ fn env_abi_module_with_embedded_package() {
     let me = std::process::id().to_string();
     let wasm = guests().path("ewasm_sigsnoop.wasm");
     let s = Session::start_until(&[&wasm, &me], "tracing signals");
-    let mut child = std::process::Command::new("sleep")
-        .arg("30")
-        .spawn()
-        .unwrap();
-    let cpid = child.id().to_string();
-    unsafe { libc::kill(child.id() as i32, libc::SIGUSR2) };
-    let _ = child.wait();
+    let cpid = signal_sleeper(&[libc::SIGUSR2]);
     let out = s.wait_for(|o| o.contains("SIGUSR2"));
     let f = s.stop_with(libc::SIGINT);
     assert_eq!(f.status.code(), Some(0), "{}", f.stderr);

@@ -376,6 +376,16 @@ fn find_loaded(names: &[&str]) -> Option<String> {
 }
 
 /// The JSON objects printed by a run (one per line), as (line, parsed value) pairs.
+/// Sends `sigs`, in order, to a fresh `sleep 30` child and reaps it; returns the child's pid.
+pub fn signal_sleeper(sigs: &[i32]) -> String {
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    for &sig in sigs {
+        unsafe { libc::kill(child.id() as i32, sig) };
+    }
+    let _ = child.wait();
+    child.id().to_string()
+}
+
 pub fn json_lines(out: &str) -> Vec<String> {
     out.lines()
         .filter(|l| l.starts_with('{'))
