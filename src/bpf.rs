@@ -90,31 +90,31 @@ fn read_btf(path: &str) -> std::io::Result<BtfBytes> {
 fn kernel_btf(src: &KernelBtf, needs: &Needs) -> Result<Option<aya::Btf>> {
     let path = match src {
         KernelBtf::Sys => SYS_BTF,
-        KernelBtf::File(p) => p.as_str(),
+        // Checked even when the object needs no kernel BTF: a typo should not pass unseen.
+        KernelBtf::File(p) => match std::fs::metadata(p) {
+            Err(_) => return Err(Error::msg(format!("--btf {p}: no such file"))),
+            Ok(m) if !m.is_file() => return Err(Error::msg(format!(
+                "--btf {p}: not a regular file (give a raw BTF file, like /sys/kernel/btf/vmlinux)"
+            ))),
+            Ok(_) => p.as_str(),
+        },
     };
     if *needs == Needs::Nothing {
-        // A --btf the object does not need is still checked: a typo should not pass unseen.
-        return match src {
-            KernelBtf::File(p) if !std::path::Path::new(p).is_file() => {
-                Err(Error::msg(format!("--btf {p}: no such file")))
-            }
-            _ => Ok(None),
-        };
+        return Ok(None);
     }
     let data = read_btf(path).map_err(|e| {
         Error::msg(match (src, e.kind()) {
             (KernelBtf::Sys, std::io::ErrorKind::NotFound) => format!(
                 "kernel BTF not found at {SYS_BTF}: this kernel lacks CONFIG_DEBUG_INFO_BTF; pass --btf FILE with a BTF file for it"
             ),
-            (KernelBtf::File(p), std::io::ErrorKind::NotFound) => format!("--btf {p}: no such file"),
             _ => format!("reading kernel BTF {path}: {e}"),
         })
     })?;
+    let bad = |e: &dyn std::fmt::Display| Error::msg(format!("kernel BTF {path}: {e}"));
     let cut;
     let raw = match needs {
         Needs::Names(names) => {
-            cut = core_btf::minimal_target(&data, names)
-                .map_err(|e| Error::msg(format!("kernel BTF {path}: {e}")))?;
+            cut = core_btf::minimal_target(&data, names).map_err(|e| bad(&e))?;
             drop(data);
             &cut[..]
         }
@@ -122,7 +122,7 @@ fn kernel_btf(src: &KernelBtf, needs: &Needs) -> Result<Option<aya::Btf>> {
     };
     aya::Btf::parse(raw, aya::Endianness::default())
         .map(Some)
-        .map_err(|e| Error::msg(format!("reading kernel BTF {path}: {}", chain(&e))))
+        .map_err(|e| bad(&chain(&e)))
 }
 
 /// The kernel type a BTF-attached program is attached through (named as aya looks it up).
@@ -158,20 +158,17 @@ pub fn load(object: &Object, globals: &[(String, Vec<u8>)], btf_src: KernelBtf) 
             renames.push((p.section.clone(), new));
         }
     }
+    let elf = Elf::parse(&object.bytes)?;
+    let ext = elf.section(".BTF.ext").map(|x| elf.section_data(x));
     let renamed;
     let bytes: &[u8] = if renames.is_empty() {
         &object.bytes
     } else {
-        let elf = Elf::parse(&object.bytes)?;
         // .BTF.ext names program sections too (func and line info, CO-RE relocations): its
         // names must follow, through new strings appended to .BTF.
         let mut replace = Vec::new();
-        if let (Some(b), Some(x)) = (elf.section(".BTF"), elf.section(".BTF.ext")) {
-            let (nb, nx) = crate::btf::rename_ext_sections(
-                elf.section_data(b),
-                elf.section_data(x),
-                &renames,
-            )?;
+        if let (Some(b), Some(x)) = (elf.section(".BTF"), ext) {
+            let (nb, nx) = crate::btf::rename_ext_sections(elf.section_data(b), x, &renames)?;
             replace.push((".BTF", nb));
             replace.push((".BTF.ext", nx));
         }
@@ -182,10 +179,10 @@ pub fn load(object: &Object, globals: &[(String, Vec<u8>)], btf_src: KernelBtf) 
         &renamed
     };
     // Only what CO-RE relocations and BTF attach points use of the kernel's BTF is parsed.
-    let elf = Elf::parse(bytes)?;
-    let mut needs = match (elf.section(".BTF"), elf.section(".BTF.ext")) {
-        (Some(b), Some(x)) => core_btf::core_needs(elf.section_data(b), elf.section_data(x))?,
-        _ => Needs::Nothing,
+    // (Renaming changes section names only: the original .BTF.ext has the same relocations.)
+    let mut needs = match ext {
+        Some(x) => core_btf::core_needs(&object.btf, x)?,
+        None => Needs::Nothing,
     };
     for p in &object.meta.progs {
         if let Some(t) = btf_attach_type(&p.section) {

@@ -43,8 +43,8 @@ fn flavorless(name: &str) -> &str {
     name.split_once("___").map_or(name, |(base, _)| base)
 }
 
-/// The root types of the CO-RE relocations in an object's `.BTF` / `.BTF.ext`.
-pub fn core_needs(obj_btf: &[u8], ext: &[u8]) -> Result<Needs> {
+/// The root types of the CO-RE relocations in an object's `.BTF.ext`; `local` is its `.BTF`.
+pub fn core_needs(local: &Btf, ext: &[u8]) -> Result<Needs> {
     let bad = |m: &str| Error::msg(format!("bad BTF.ext: {m}"));
     let rd = |o: usize| -> Result<u32> {
         ext.get(o..o + 4)
@@ -70,7 +70,6 @@ pub fn core_needs(obj_btf: &[u8], ext: &[u8]) -> Result<Needs> {
     if rec_size < CORE_RELO_SIZE {
         return Err(bad("CO-RE record size below 16"));
     }
-    let local = Btf::parse(obj_btf)?;
     let mut needs = Needs::Nothing;
     let mut p = start + 4;
     while p + 8 <= end {
@@ -353,7 +352,7 @@ mod tests {
         b.add("task___x", KIND_STRUCT, 0, false, 4, &[]); // 1
         b.add("", KIND_STRUCT, 0, false, 4, &[]); // 2
         let sec = b.s("tp/x");
-        let local = b.build();
+        let local = Btf::parse(&b.build()).unwrap();
         let ext = |relos: &[(u32, u32)]| {
             let mut w: Vec<u32> = vec![0x0001_eb9f, 32, 0, 0, 0, 0, 0, 0];
             let body = [vec![16, sec, relos.len() as u32], {

@@ -12,12 +12,10 @@ use edge_ecli::elf::Elf;
 const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
 fn needs_of(obj: &[u8]) -> Needs {
+    let object = edge_ecli::meta::Object::parse(obj.to_vec(), "fixture").unwrap();
     let elf = Elf::parse(obj).unwrap();
-    let (b, x) = (
-        elf.section(".BTF").unwrap(),
-        elf.section(".BTF.ext").unwrap(),
-    );
-    core_needs(elf.section_data(b), elf.section_data(x)).unwrap()
+    let ext = elf.section(".BTF.ext").unwrap();
+    core_needs(&object.btf, elf.section_data(ext)).unwrap()
 }
 
 /// Every function's instructions after CO-RE relocation against `target`.

@@ -123,6 +123,10 @@ fn missing_kernel_btf_file() {
         ],
         &["--btf /nonexistent/vmlinux", "no such file"],
     );
+    expect_error(
+        &["run", "--btf", "/tmp", &fixtures().obj("sigsnoop")],
+        &["--btf /tmp", "not a regular file"],
+    );
     // Read only for an object with CO-RE relocations (bootstrap's BPF_CORE_READ).
     let junk = tmp("junk.btf", b"not btf at all");
     expect_error(
