@@ -413,7 +413,7 @@ pub fn write_value(out: &mut String, kind: &Kind, b: &[u8], style: Style) {
             if style == Style::Json {
                 json::write_str(out, &text);
             } else {
-                out.push_str(&text);
+                push_short(out, &text);
             }
         }
         Kind::Enum {
@@ -535,7 +535,7 @@ impl Formatter {
             out.push('\n');
             return;
         }
-        out.push_str(time);
+        push_short(out, time);
         out.push(' ');
         self.columns(out, data);
         out.push('\n');
