@@ -62,11 +62,13 @@ impl Drop for BtfBytes {
     }
 }
 
-fn read_btf(path: &str) -> std::io::Result<BtfBytes> {
+/// Only sysfs BTF is mapped: it is kernel memory that cannot change, where a mapped --btf file
+/// could be rewritten or truncated (SIGBUS) under the parser by another process.
+fn read_btf(path: &str, mappable: bool) -> std::io::Result<BtfBytes> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)?;
     let len = f.metadata()?.len() as usize;
-    if len > 0 {
+    if mappable && len > 0 {
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -93,16 +95,18 @@ fn kernel_btf(src: &KernelBtf, needs: &Needs) -> Result<Option<aya::Btf>> {
         // Checked even when the object needs no kernel BTF: a typo should not pass unseen.
         KernelBtf::File(p) => match std::fs::metadata(p) {
             Err(_) => return Err(Error::msg(format!("--btf {p}: no such file"))),
-            Ok(m) if !m.is_file() => return Err(Error::msg(format!(
+            Ok(m) if !m.is_file() => {
+                return Err(Error::msg(format!(
                 "--btf {p}: not a regular file (give a raw BTF file, like /sys/kernel/btf/vmlinux)"
-            ))),
+            )))
+            }
             Ok(_) => p.as_str(),
         },
     };
     if *needs == Needs::Nothing {
         return Ok(None);
     }
-    let data = read_btf(path).map_err(|e| {
+    let data = read_btf(path, matches!(src, KernelBtf::Sys)).map_err(|e| {
         Error::msg(match (src, e.kind()) {
             (KernelBtf::Sys, std::io::ErrorKind::NotFound) => format!(
                 "kernel BTF not found at {SYS_BTF}: this kernel lacks CONFIG_DEBUG_INFO_BTF; pass --btf FILE with a BTF file for it"

@@ -84,11 +84,14 @@ pub fn core_needs(local: &Btf, ext: &[u8]) -> Result<Needs> {
             if rd(r + 12)? == CORE_TYPE_ID_LOCAL {
                 continue;
             }
-            let name = &local.get(rd(r + 4)?)?.name;
-            if name.is_empty() {
+            let t = local.get(rd(r + 4)?)?;
+            let name = flavorless(&t.name);
+            // aya matches these by an empty name (it clears pointer names, which bpf-linker
+            // sets for Rust): every anonymous type of the kind is a candidate.
+            if name.is_empty() || t.kind == KIND_PTR {
                 return Ok(Needs::Everything);
             }
-            needs.add(flavorless(name).to_string());
+            needs.add(name.to_string());
         }
         p = block_end;
     }
@@ -140,7 +143,7 @@ pub fn minimal_target(kernel: &[u8], wanted: &[String]) -> Result<Vec<u8>> {
     let (types, strings) = btf::split(kernel)?;
 
     // Pass 1: where each type starts (offs[id - 1]; one more entry for the end), and the roots.
-    let mut offs: Vec<u32> = Vec::with_capacity(types.len() / 24 + 2);
+    let mut offs: Vec<u32> = Vec::with_capacity((types.len() / 24 + 2).min(MAX_TYPES + 1));
     let mut roots = Vec::new();
     let mut pos = 0usize;
     while pos < types.len() {
@@ -351,6 +354,8 @@ mod tests {
         let mut b = BtfBuilder::new();
         b.add("task___x", KIND_STRUCT, 0, false, 4, &[]); // 1
         b.add("", KIND_STRUCT, 0, false, 4, &[]); // 2
+        b.add("*const task", KIND_PTR, 0, false, 1, &[]); // 3, as bpf-linker names them
+        b.add("___x", KIND_STRUCT, 0, false, 4, &[]); // 4
         let sec = b.s("tp/x");
         let local = Btf::parse(&b.build()).unwrap();
         let ext = |relos: &[(u32, u32)]| {
@@ -371,10 +376,10 @@ mod tests {
             Needs::Names(vec!["task".into()])
         );
         assert_eq!(core_needs(&local, &ext(&[(2, 6)])).unwrap(), Needs::Nothing);
-        assert_eq!(
-            core_needs(&local, &ext(&[(2, 0)])).unwrap(),
-            Needs::Everything
-        );
+        for anonymous in [2, 3, 4] {
+            let got = core_needs(&local, &ext(&[(1, 0), (anonymous, 8)])).unwrap();
+            assert_eq!(got, Needs::Everything, "root {anonymous}");
+        }
         assert!(core_needs(&local, &ext(&[(9, 0)])).is_err());
         let mut short = ext(&[(1, 0)]);
         short.truncate(40);
