@@ -1,30 +1,93 @@
-//! One error type: a message meant for the user, already naming the input and the fix.
+//! One error type: a message meant for the user, already naming the input and the fix, and a
+//! kind for the callers that branch on what went wrong (the CLI's exit code, the daemon's HTTP
+//! status). Nobody classifies errors by their text.
 
 use std::fmt;
 
-#[derive(Debug)]
-pub struct Error(String);
+/// What went wrong, as far as a caller needs to know to react.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A bad command line or API request of edge-ecli itself (not of a package).
+    Usage,
+    /// Input that is not what it claims to be: a corrupt package, bad JSON, a bad flag value.
+    Invalid,
+    /// Something named does not exist: a file, a reference, an instance, a map.
+    NotFound,
+    /// The kernel or the OS refused for lack of privilege.
+    Denied,
+    /// The kernel refused the object: the verifier, an attach point, a map.
+    Kernel,
+    /// A registry, URL or other remote did not give what was asked for.
+    Network,
+    /// A signature, digest or policy check failed.
+    Trust,
+    /// The request conflicts with the current state (a name already in use...).
+    Conflict,
+    /// Anything else (I/O, the OS).
+    Other,
+}
+
+#[derive(Debug, Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    msg: String,
+}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn msg(m: impl Into<String>) -> Error {
-        Error(m.into())
+        Error::new(ErrorKind::Other, m)
+    }
+
+    pub fn new(kind: ErrorKind, m: impl Into<String>) -> Error {
+        Error {
+            kind,
+            msg: m.into(),
+        }
+    }
+
+    pub fn invalid(m: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Invalid, m)
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The same error with another kind (the text is kept).
+    pub fn with_kind(mut self, kind: ErrorKind) -> Error {
+        self.kind = kind;
+        self
     }
 
     /// Prefixes the message with what was being worked on.
     pub fn context(self, what: impl fmt::Display) -> Error {
-        Error(format!("{what}: {}", self.0))
+        Error {
+            kind: self.kind,
+            msg: format!("{what}: {}", self.msg),
+        }
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.msg)
     }
 }
 
 impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        let kind = match e.kind() {
+            std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+            std::io::ErrorKind::PermissionDenied => ErrorKind::Denied,
+            _ => ErrorKind::Other,
+        };
+        Error::new(kind, e.to_string())
+    }
+}
 
 pub trait Context<T> {
     fn context(self, what: impl fmt::Display) -> Result<T>;
@@ -40,4 +103,10 @@ impl<T> Context<T> for Result<T> {
 #[macro_export]
 macro_rules! bail {
     ($($t:tt)*) => { return Err($crate::error::Error::msg(format!($($t)*))) };
+}
+
+/// Shorthand for `Err(Error::invalid(format!(...)))`: input that is not what it should be.
+#[macro_export]
+macro_rules! invalid {
+    ($($t:tt)*) => { return Err($crate::error::Error::invalid(format!($($t)*))) };
 }

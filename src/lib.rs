@@ -1,23 +1,28 @@
-//! edge-ecli: run eBPF packages (eunomia package.json, raw .bpf.o) on any kernel with BTF.
+//! edge-ecli: run portable eBPF packages (eunomia package.json, raw .bpf.o, Wasm apps) on any
+//! kernel with BTF, through aya.
 //!
-//! Data flows one way: source -> package (pure) -> args (pure) -> bpf (kernel, aya) -> run
-//! (event loop) -> event/hist (pure formatting).
+//! Data flows one way: `source` (PROG -> bytes) -> `package` (pure decoding) -> `runtime`
+//! (an [`runtime::Instance`] per package) -> the loader (`bpf`, the only kernel layer) and the
+//! event pipeline (`event`) -> a [`event::Sink`]. The CLI (`cli`) is one caller of the
+//! runtime.
+//!
+//! The documented API is [`runtime`], [`package`], [`source`], [`event::Sink`] and [`error`].
+//! The hidden modules are public for the integration tests and fuzz targets only.
 
-pub mod args;
-pub mod bpf;
-pub mod btf;
 pub mod cli;
-pub mod core_btf;
-pub mod elf;
 pub mod error;
 pub mod event;
-pub mod hist;
-pub mod info;
-pub mod json;
-pub mod logger;
-pub mod meta;
 pub mod package;
-pub mod poll;
-pub mod run;
+pub mod runtime;
 pub mod source;
+
+#[doc(hidden)]
+pub mod args;
+#[doc(hidden)]
+pub mod bpf;
+#[doc(hidden)]
+pub mod btf;
+mod logger;
+mod text;
+#[doc(hidden)]
 pub mod wasm;

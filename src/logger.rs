@@ -34,3 +34,18 @@ pub fn init(verbosity: u8) {
 pub fn raise_to_debug() {
     log::set_max_level(LevelFilter::Debug);
 }
+
+static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Marks the start of the process, for the phase log (`-v`).
+pub fn mark_start() {
+    let _ = START.set(std::time::Instant::now());
+}
+
+/// Milliseconds since `mark_start` (or since the first call).
+pub fn since_start_ms() -> u64 {
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}

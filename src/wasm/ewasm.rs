@@ -11,13 +11,15 @@ use std::time::Duration;
 
 use wasmi::{Caller, Error as Trap, Instance, Linker, Store, Val};
 
-use super::{call_callback, call_guest, mem, Host, WasmOptions};
-use crate::bpf::{self, KernelBtf, Loaded};
+use super::host::{call_callback, call_guest, name_trap, Host};
+use super::mem;
+use crate::bpf::{self, Loaded};
 use crate::error::{Error, Result};
-use crate::event::{self, Formatter, Layout};
-use crate::meta::Object;
-use crate::poll::{Epoll, EventMap};
-use crate::{args, json, package};
+use crate::event::out::{Format, Records};
+use crate::event::pipeline::{self, Pipeline};
+use crate::package::Object;
+use crate::text::push_json_str;
+use crate::{args, package};
 
 const EVENT_BUF: i32 = 64 << 10;
 
@@ -59,20 +61,17 @@ fn guest_malloc(
 pub fn call_bpf_main(
     store: &mut Store<Host>,
     instance: &Instance,
-    opts: &WasmOptions,
+    argv: &[String],
 ) -> std::result::Result<i32, Trap> {
     if let Some(init) = store.data().exports.get("_initialize").copied() {
         call_guest(&mut *store, &init, &[], &mut [])?;
     }
     let mut argj = String::from("[");
-    for (i, a) in std::iter::once(&opts.name)
-        .chain(opts.args.iter())
-        .enumerate()
-    {
+    for (i, a) in argv.iter().enumerate() {
         if i > 0 {
             argj.push(',');
         }
-        json::write_str(&mut argj, a);
+        push_json_str(&mut argj, a);
     }
     argj.push(']');
     let mut bytes = argj.into_bytes();
@@ -113,14 +112,14 @@ fn create(h: &mut Host, json_bytes: &[u8]) -> Result<i32> {
     Ok(h.ewasm.programs.len() as i32 - 1)
 }
 
-fn start(h: &mut Host, id: i32, btf: KernelBtf) -> Result<()> {
+fn start(h: &mut Host, id: i32) -> Result<()> {
     let p = h
         .ewasm
         .programs
         .get_mut(id as usize)
-        .ok_or_else(|| Error::msg(format!("run_bpf: no program with id {id}")))?;
-    let mut loaded = bpf::load(&p.object, &p.globals, btf)?;
-    loaded.attach_all(&p.object.meta.progs, None)?;
+        .ok_or_else(|| Error::invalid(format!("run_bpf: no program with id {id}")))?;
+    let mut loaded = bpf::load(&p.object, &p.globals, h.config.btf.clone())?;
+    loaded.attach_all(&p.object.meta.progs, &h.config.attach)?;
     p.loaded = Some(loaded);
     Ok(())
 }
@@ -132,13 +131,13 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> std::result::Result<(), wasmi
         |mut c: Caller<'_, Host>, ptr: i32, len: i32| -> i32 {
             let (m, h) = mem::split(&mut c);
             let Some(bytes) = mem::slice(m, ptr, len).map(<[u8]>::to_vec) else {
-                eprintln!(
-                    "edge-ecli: create_bpf: package at {ptr:#x}+{len} lies outside guest memory"
-                );
+                h.sink.note(&format!(
+                    "create_bpf: package at {ptr:#x}+{len} lies outside guest memory"
+                ));
                 return -1;
             };
             create(h, &bytes).unwrap_or_else(|e| {
-                eprintln!("edge-ecli: create_bpf: {e}");
+                h.sink.note(&format!("create_bpf: {e}"));
                 -1
             })
         },
@@ -148,14 +147,10 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> std::result::Result<(), wasmi
         "run_bpf",
         |mut c: Caller<'_, Host>, id: i32| -> i32 {
             let h = c.data_mut();
-            let btf = match h.bpf_btf() {
-                Some(f) => KernelBtf::File(f),
-                None => KernelBtf::Sys,
-            };
-            match start(h, id, btf) {
+            match start(h, id) {
                 Ok(()) => 0,
                 Err(e) => {
-                    eprintln!("edge-ecli: run_bpf: {e}");
+                    h.sink.note(&format!("run_bpf: {e}"));
                     -1
                 }
             }
@@ -165,45 +160,51 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> std::result::Result<(), wasmi
     Ok(())
 }
 
-impl Host {
-    fn bpf_btf(&self) -> Option<String> {
-        self.bpf.btf_file()
+/// The pipeline of program `id`, wired on its first wait with the same layout rules as `run`
+/// (`--event-type` included); the records' formats alongside.
+fn wire(h: &mut Host, id: i32) -> Result<Option<(Pipeline, Vec<Records>)>> {
+    let control = h.control.clone();
+    let event_type = h.config.event_type.clone();
+    let Some(p) = h.ewasm.programs.get_mut(id as usize) else {
+        return Ok(None);
+    };
+    let Some(loaded) = p.loaded.as_mut() else {
+        return Ok(None);
+    };
+    let et = match &event_type {
+        Some(n) => Some(p.object.find_struct(n).ok_or_else(|| {
+            Error::invalid(format!(
+                "--event-type {n}: no struct named {n} in the package's BTF"
+            ))
+        })?),
+        None => None,
+    };
+    let wired = pipeline::wire(&p.object, loaded, et, control)?;
+    for n in &wired.notes {
+        h.sink.note(n);
     }
+    let records = wired
+        .maps
+        .into_iter()
+        .map(|(name, layout)| Records::new(layout, &name, Format::Json))
+        .collect();
+    Ok(Some((wired.pipeline, records)))
 }
 
 /// Blocks until Ctrl-C, SIGTERM or --timeout, handing each event as a JSON line to the guest's
 /// `process_event` (or printing it when the guest exports none). Returns 0 on a normal stop.
 fn wait_and_poll(mut c: Caller<'_, Host>, id: i32) -> std::result::Result<i32, Trap> {
-    let h = c.data_mut();
-    let sig = h.stop.sig_fd();
-    let Some(p) = h.ewasm.programs.get_mut(id as usize) else {
-        return Ok(-1);
-    };
-    let Some(loaded) = p.loaded.as_mut() else {
-        return Ok(-1);
-    };
-    let mut maps: Vec<(EventMap, Formatter)> = Vec::new();
-    let ep = Epoll::new().map_err(|e| Trap::new(e.to_string()))?;
-    let exported = event::default_export_types(&p.object);
-    for def in p.object.meta.maps.iter().filter(|d| d.is_event_map()) {
-        let Some(id) = def.export_type.or_else(|| exported.first().copied()) else {
-            continue;
-        };
-        let layout = Layout::from_btf(&p.object.btf, id).map_err(|e| Trap::new(e.to_string()))?;
-        let Some(map) = loaded.take_map(&def.name) else {
-            continue;
-        };
-        let em = EventMap::open(&def.name, map, p.object.meta.tunables.perf_buffer_pages)
-            .map_err(|e| Trap::new(e.to_string()))?;
-        for (i, fd) in em.fds().into_iter().enumerate() {
-            ep.add(fd, ((maps.len() as u64) << 32) | i as u64)
-                .map_err(|e| Trap::new(e.to_string()))?;
-        }
-        maps.push((em, Formatter::new(layout, true)));
+    if !c.data_mut().before_blocking()? {
+        return Ok(0);
     }
-    ep.add(sig, u64::MAX)
-        .map_err(|e| Trap::new(e.to_string()))?;
-    let mut ep = ep;
+    let (mut pipeline, records) = match wire(c.data_mut(), id) {
+        Ok(Some(w)) => w,
+        Ok(None) => return Ok(-1),
+        Err(e) => {
+            c.data_mut().sink.note(&format!("wait_and_poll_bpf: {e}"));
+            return Ok(-1);
+        }
+    };
     let process = match c.data().exports.get("process_event").copied() {
         Some(f) => Some(
             f.typed::<(i32, i32, i32), i32>(&c)
@@ -213,41 +214,39 @@ fn wait_and_poll(mut c: Caller<'_, Host>, id: i32) -> std::result::Result<i32, T
     };
     let mut line = String::with_capacity(4096);
     loop {
-        if c.data_mut().stop.requested() {
-            return Ok(0);
-        }
-        let wait = c.data().stop.cap(Duration::from_millis(500));
-        let ready: Vec<u64> = ep.wait(wait).map(|it| it.collect()).unwrap_or_default();
-        for t in ready {
-            if t == u64::MAX {
-                continue;
-            }
-            let (mi, bi) = ((t >> 32) as usize, (t & 0xffff_ffff) as usize);
-            let (em, fmt) = &mut maps[mi];
-            let mut handled = 0u32;
-            let (_, err) = em.drain(bi, |data| {
-                // Keep seeing stop requests under a flood of events.
-                handled += 1;
-                if handled % 256 == 0 && c.data_mut().stop.requested() {
-                    return ControlFlow::Break(Trap::new("stopped"));
-                }
+        let polled = pipeline
+            .poll(Duration::from_millis(500), |m, data| {
                 line.clear();
-                fmt.record(&mut line, "", data);
-                line.pop(); // the newline: process_event gets the JSON text alone
+                records[m].write(&mut line, "", data);
                 match process {
-                    None => {
-                        println!("{line}");
-                        ControlFlow::Continue(())
-                    }
-                    Some(f) => match deliver(&mut c, &f, &line) {
+                    None => match c
+                        .data_mut()
+                        .sink
+                        .write(crate::event::Stream::Out, line.as_bytes())
+                    {
                         Ok(()) => ControlFlow::Continue(()),
-                        Err(e) => ControlFlow::Break(super::name_trap(e, "process_event")),
+                        Err(_) => ControlFlow::Break(Ok(())),
                     },
+                    Some(f) => {
+                        line.pop(); // the newline: process_event gets the JSON text alone
+                        match deliver(&mut c, &f, &line) {
+                            Ok(()) => ControlFlow::Continue(()),
+                            Err(e) => ControlFlow::Break(Err(name_trap(e, "process_event"))),
+                        }
+                    }
                 }
-            });
-            if let Some(e) = err {
-                return Err(e);
-            }
+            })
+            .map_err(|e| Trap::new(e.to_string()))?;
+        match polled.broke {
+            Some(Err(e)) => return Err(e),
+            // The output's reader went away: end as a stop does.
+            Some(Ok(())) => return Ok(0),
+            None => {}
+        }
+        c.data_mut().hold_while_paused();
+        if polled.stop {
+            c.data_mut().interrupted_wait();
+            return Ok(0);
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use wasmi::Caller;
 
-use super::Host;
+use super::host::Host;
 
 /// The guest's memory and the host state, borrowed together.
 pub fn split<'a>(c: &'a mut Caller<'_, Host>) -> (&'a mut [u8], &'a mut Host) {

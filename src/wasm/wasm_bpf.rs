@@ -1,5 +1,6 @@
 //! The `wasm_bpf` import module (the wasm-bpf ABI) and TinyGo's `callback-wrapper` variant.
-//! Objects are loaded, attached and polled through the same `bpf` and `poll` code as packages.
+//! Objects are loaded and attached through the same loader as packages, and polled through the
+//! same event pipeline: one pipeline per polled map, since a guest polls one map at a time.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -8,10 +9,12 @@ use std::time::Duration;
 
 use wasmi::{Caller, Error as Trap, Func, Linker};
 
-use super::{call_callback, mem, name_trap, Host};
-use crate::bpf::{self, rawmap, KernelBtf, Loaded};
-use crate::meta::Object;
-use crate::poll::{Epoll, EventMap};
+use super::host::{call_callback, name_trap, Host};
+use super::mem;
+use crate::bpf::sys::{KernelMap, MapOps};
+use crate::bpf::{self, section, Loaded};
+use crate::event::Pipeline;
+use crate::package::Object;
 
 const EINVAL: i32 = 22;
 const ENOENT: i32 = 2;
@@ -22,71 +25,70 @@ const EFAULT: i32 = 14;
 /// Largest object a guest may hand us.
 const MAX_OBJECT: i32 = 64 << 20;
 
+// wasm_bpf_map_operate commands (libbpf's bpf_map_*_elem).
+const MAP_LOOKUP: i32 = 1;
+const MAP_UPDATE: i32 = 2;
+const MAP_DELETE: i32 = 3;
+const MAP_NEXT_KEY: i32 = 4;
+
 pub struct GuestObject {
     pub object: Object,
     pub loaded: Loaded,
-    /// Event maps being polled, by fd, with their epoll set (the stop signal included).
-    polled: HashMap<RawFd, (EventMap, Epoll)>,
-    /// fd -> map name, for every map of the object (taken event maps included).
-    fds: HashMap<RawFd, String>,
+    /// Event maps being polled, by fd.
+    polled: HashMap<RawFd, Pipeline>,
+    /// fd -> (map name, element access), for every map of the object.
+    maps: HashMap<RawFd, (String, Box<dyn MapOps>)>,
 }
 
+#[derive(Default)]
 pub struct BpfState {
     pub objects: HashMap<u64, GuestObject>,
     next_id: u64,
-    btf: KernelBtf,
 }
 
 impl BpfState {
-    pub fn new(btf: KernelBtf) -> BpfState {
-        BpfState {
-            objects: HashMap::new(),
-            next_id: 1,
-            btf,
-        }
-    }
-
-    /// The --btf file, when one was given.
-    pub fn btf_file(&self) -> Option<String> {
-        match &self.btf {
-            KernelBtf::Sys => None,
-            KernelBtf::File(f) => Some(f.clone()),
-        }
-    }
-
-    fn btf_src(&self) -> KernelBtf {
-        match &self.btf {
-            KernelBtf::Sys => KernelBtf::Sys,
-            KernelBtf::File(f) => KernelBtf::File(f.clone()),
-        }
-    }
-
     /// Loads an object (ELF bytes) into the kernel; returns its handle.
-    pub fn load(&mut self, bytes: Vec<u8>, name: &str) -> crate::error::Result<u64> {
+    pub fn load(
+        &mut self,
+        bytes: Vec<u8>,
+        name: &str,
+        btf: &bpf::KernelBtf,
+    ) -> crate::error::Result<u64> {
         let object = Object::parse(bytes, name)?;
-        let loaded = bpf::load(&object, &[], self.btf_src())?;
-        let fds = loaded
-            .ebpf
-            .maps()
-            .filter_map(|(n, m)| rawmap::fd_of_any(m).map(|fd| (fd, n.to_string())))
-            .collect();
-        let id = self.next_id;
+        let loaded = bpf::load(&object, &[], btf.clone())?;
+        let mut maps: HashMap<RawFd, (String, Box<dyn MapOps>)> = HashMap::new();
+        for (n, fd) in loaded.map_fds() {
+            if let Ok(m) = KernelMap::new(fd) {
+                maps.insert(fd, (n, Box::new(m)));
+            }
+        }
         self.next_id += 1;
+        let id = self.next_id;
         self.objects.insert(
             id,
             GuestObject {
                 object,
                 loaded,
                 polled: HashMap::new(),
-                fds,
+                maps,
             },
         );
         Ok(id)
     }
 
-    /// Is `fd` a map of one of the guest's objects? Guests may only operate on their own maps.
-    fn owns_map(&self, fd: RawFd) -> bool {
-        self.objects.values().any(|o| o.fds.contains_key(&fd))
+    /// The map behind `fd`, if it belongs to one of the guest's objects: guests may only
+    /// operate on their own maps.
+    fn map(&self, fd: RawFd) -> Option<&dyn MapOps> {
+        self.objects
+            .values()
+            .find_map(|o| o.maps.get(&fd).map(|(_, m)| m.as_ref()))
+    }
+
+    /// Every pipeline being polled (a paused guest's maps are still drained).
+    pub fn pipelines(&mut self) -> impl Iterator<Item = &mut Pipeline> {
+        self.objects
+            .values_mut()
+            .flat_map(|o| o.polled.values_mut())
     }
 }
 
@@ -98,52 +100,70 @@ fn guest_str(c: &mut Caller<'_, Host>, ptr: i32) -> Option<String> {
     mem::cstr(m, ptr, 4096).map(str::to_string)
 }
 
+fn load_object(c: &mut Caller<'_, Host>, buf: i32, len: i32) -> i64 {
+    if !(1..=MAX_OBJECT).contains(&len) {
+        c.data_mut()
+            .sink
+            .note(&format!("wasm_load_bpf_object: bad object length {len}"));
+        return 0;
+    }
+    let (m, h) = mem::split(c);
+    let Some(bytes) = mem::slice(m, buf, len).map(<[u8]>::to_vec) else {
+        h.sink.note(&format!(
+            "wasm_load_bpf_object: object at {buf:#x}+{len} lies outside guest memory"
+        ));
+        return 0;
+    };
+    let btf = h.config.btf.clone();
+    match h.bpf.load(bytes, "wasm-object", &btf) {
+        Ok(id) => id as i64,
+        Err(e) => {
+            // The loader's message reaches the user; the guest sees 0 as libbpf would NULL.
+            h.sink.note(&format!("wasm_load_bpf_object: {e}"));
+            0
+        }
+    }
+}
+
+fn attach_program(c: &mut Caller<'_, Host>, obj: i64, name: i32, target: i32) -> i32 {
+    let (Some(name), Some(target)) = (guest_str(c, name), guest_str(c, target)) else {
+        return -EFAULT;
+    };
+    let h = c.data_mut();
+    let Some(o) = h.bpf.objects.get_mut(&(obj as u64)) else {
+        return -ENOENT;
+    };
+    let Some(p) = o.object.meta.progs.iter().find(|p| p.name == name).cloned() else {
+        h.sink.note(&format!(
+            "wasm_attach_bpf_program: no program named {name} in the object"
+        ));
+        return -ENOENT;
+    };
+    let opts = match section::Section::parse(&p.section) {
+        Ok(sec) => h.config.attach.with_target(&sec, &target),
+        Err(_) => h.config.attach.clone(),
+    };
+    match o.loaded.attach_one(&p, &opts) {
+        Ok(()) => 0,
+        Err(e) => {
+            h.sink.note(&e.to_string());
+            -EINVAL
+        }
+    }
+}
+
 pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
     const M: &str = "wasm_bpf";
-    linker.func_wrap(M, "wasm_load_bpf_object", |mut c: Caller<'_, Host>, buf: i32, len: i32| -> i64 {
-        if !(1..=MAX_OBJECT).contains(&len) {
-            eprintln!("edge-ecli: wasm_load_bpf_object: bad object length {len}");
-            return 0;
-        }
-        let (m, h) = mem::split(&mut c);
-        let Some(bytes) = mem::slice(m, buf, len).map(<[u8]>::to_vec) else {
-            eprintln!("edge-ecli: wasm_load_bpf_object: object at {buf:#x}+{len} lies outside guest memory");
-            return 0;
-        };
-        match h.bpf.load(bytes, "wasm-object") {
-            Ok(id) => id as i64,
-            Err(e) => {
-                // The loader's message reaches the user; the guest sees 0 as libbpf would NULL.
-                eprintln!("edge-ecli: wasm_load_bpf_object: {e}");
-                0
-            }
-        }
-    })?;
+    linker.func_wrap(
+        M,
+        "wasm_load_bpf_object",
+        |mut c: Caller<'_, Host>, buf: i32, len: i32| -> i64 { load_object(&mut c, buf, len) },
+    )?;
     linker.func_wrap(
         M,
         "wasm_attach_bpf_program",
         |mut c: Caller<'_, Host>, obj: i64, name: i32, target: i32| -> i32 {
-            let (Some(name), Some(target)) = (guest_str(&mut c, name), guest_str(&mut c, target))
-            else {
-                return -EFAULT;
-            };
-            let h = c.data_mut();
-            let Some(o) = h.bpf.objects.get_mut(&(obj as u64)) else {
-                return -ENOENT;
-            };
-            let Some(p) = o.object.meta.progs.iter().find(|p| p.name == name).cloned() else {
-                eprintln!(
-                    "edge-ecli: wasm_attach_bpf_program: no program named {name} in the object"
-                );
-                return -ENOENT;
-            };
-            match o.loaded.attach_one(&p, Some(&target)) {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("edge-ecli: {e}");
-                    -EINVAL
-                }
-            }
+            attach_program(&mut c, obj, name, target)
         },
     )?;
     linker.func_wrap(
@@ -157,9 +177,9 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
             let Some(o) = h.bpf.objects.get(&(obj as u64)) else {
                 return -ENOENT;
             };
-            o.fds
+            o.maps
                 .iter()
-                .find(|(_, n)| **n == name)
+                .find(|(_, (n, _))| *n == name)
                 .map_or(-ENOENT, |(fd, _)| *fd)
         },
     )?;
@@ -180,10 +200,11 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
         "wasm_bpf_buffer_poll",
         |mut c: Caller<'_, Host>, obj: i64, fd: i32, func: i32, ctx: i32, data: i32, max: i32, timeout: i32| -> Result<i32, Trap> {
             let Some(cb) = c.data().table.and_then(|t| t.get(&c, func as u32 as u64)).and_then(|r| r.as_func().and_then(|f| f.val().copied().copied())) else {
-                eprintln!("edge-ecli: wasm_bpf_buffer_poll: callback {func} is not in __indirect_function_table (link with -Wl,--export-table)");
+                c.data_mut().sink.note(&format!("wasm_bpf_buffer_poll: callback {func} is not in __indirect_function_table (link with -Wl,--export-table)"));
                 return Ok(-EINVAL);
             };
-            buffer_poll(&mut c, obj, fd, Callback::Table(cb), ctx, data, max, timeout)
+            let poll = Poll { obj, fd, ctx, data, max, timeout_ms: timeout };
+            buffer_poll(&mut c, poll, cb, "the buffer callback (from __indirect_function_table)")
         },
     )?;
     linker.func_wrap(
@@ -202,12 +223,29 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
     linker.func_wrap(
         "callback-wrapper",
         "wasm_bpf_buffer_poll",
-        |mut c: Caller<'_, Host>, obj: i64, fd: i32, ctx: i32, data: i32, max: i32, timeout: i32| -> Result<i32, Trap> {
+        |mut c: Caller<'_, Host>,
+         obj: i64,
+         fd: i32,
+         ctx: i32,
+         data: i32,
+         max: i32,
+         timeout: i32|
+         -> Result<i32, Trap> {
             let Some(cb) = c.data().exports.get("go-callback").copied() else {
-                eprintln!("edge-ecli: callback-wrapper.wasm_bpf_buffer_poll: the module exports no go-callback");
+                c.data_mut().sink.note(
+                    "callback-wrapper.wasm_bpf_buffer_poll: the module exports no go-callback",
+                );
                 return Ok(-EINVAL);
             };
-            buffer_poll(&mut c, obj, fd, Callback::Export(cb), ctx, data, max, timeout)
+            let poll = Poll {
+                obj,
+                fd,
+                ctx,
+                data,
+                max,
+                timeout_ms: timeout,
+            };
+            buffer_poll(&mut c, poll, cb, "go-callback")
         },
     )?;
     Ok(())
@@ -223,36 +261,36 @@ fn map_operate(
     flags: u64,
 ) -> i32 {
     let (m, h) = mem::split(c);
-    if !h.bpf.owns_map(fd) {
-        return -EBADF;
-    }
-    let Ok((_, ks, vs)) = rawmap::info(fd) else {
+    let Some(map) = h.bpf.map(fd) else {
         return -EBADF;
     };
-    let (ks, vs) = (ks as i32, vs as i32);
+    let Ok(info) = map.info() else {
+        return -EBADF;
+    };
+    let (ks, vs) = (info.key_size as i32, info.value_size as i32);
     let res = match cmd {
-        1 => {
+        MAP_LOOKUP => {
             let Some(k) = mem::slice(m, key, ks).map(<[u8]>::to_vec) else {
                 return -EFAULT;
             };
             let Some(v) = mem::slice_mut(m, value, vs) else {
                 return -EFAULT;
             };
-            rawmap::lookup(fd, &k, v)
+            map.lookup(&k, v)
         }
-        2 => {
+        MAP_UPDATE => {
             let (Some(k), Some(v)) = (mem::slice(m, key, ks), mem::slice(m, value, vs)) else {
                 return -EFAULT;
             };
-            rawmap::update(fd, k, v, flags)
+            map.update(k, v, flags)
         }
-        3 => {
+        MAP_DELETE => {
             let Some(k) = mem::slice(m, key, ks) else {
                 return -EFAULT;
             };
-            rawmap::delete(fd, k)
+            map.delete(k)
         }
-        4 => {
+        MAP_NEXT_KEY => {
             // A NULL key asks for the first key.
             let k = if key == 0 {
                 None
@@ -265,7 +303,7 @@ fn map_operate(
             let Some(n) = mem::slice_mut(m, next, ks) else {
                 return -EFAULT;
             };
-            match rawmap::next_key(fd, k.as_deref(), n) {
+            match map.next_key(k.as_deref(), n) {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(std::io::Error::from_raw_os_error(libc::ENOENT)),
                 Err(e) => Err(e),
@@ -279,131 +317,100 @@ fn map_operate(
     }
 }
 
-#[derive(Clone, Copy)]
-enum Callback {
-    /// A function of `__indirect_function_table` (C and Rust guests).
-    Table(Func),
-    /// TinyGo's exported `go-callback`.
-    Export(Func),
+/// The arguments of one buffer poll.
+struct Poll {
+    obj: i64,
+    fd: i32,
+    ctx: i32,
+    data: i32,
+    max: i32,
+    timeout_ms: i32,
+}
+
+/// The pipeline of map `fd` of object `obj`, made on its first poll. Only event maps can be
+/// polled: that is checked before the map is taken out of the object, so a wrong fd stays
+/// usable for map_operate.
+fn pipeline_of(h: &mut Host, obj: u64, fd: RawFd) -> Result<Pipeline, i32> {
+    let control = h.control.clone();
+    let Some(o) = h.bpf.objects.get_mut(&obj) else {
+        return Err(-ENOENT);
+    };
+    if let Some(p) = o.polled.remove(&fd) {
+        return Ok(p);
+    }
+    let Some((name, _)) = o.maps.get(&fd) else {
+        return Err(-ENOENT);
+    };
+    let name = name.clone();
+    if !o.loaded.is_event_map(&name) {
+        return Err(-EINVAL);
+    }
+    let made = o
+        .loaded
+        .event_buffers(&name, o.object.meta.tunables.perf_buffer_pages)
+        .and_then(|bufs| {
+            let mut p = Pipeline::new(control)?;
+            p.add(bufs)?;
+            Ok(p)
+        });
+    made.map_err(|e| {
+        h.sink.note(&format!("wasm_bpf_buffer_poll: {e}"));
+        -EINVAL
+    })
 }
 
 /// Waits up to `timeout_ms` for samples of map `fd`, then copies each (truncated to `max`)
 /// to `data` and calls the guest's callback with (ctx, data, size). Returns the number of
 /// samples, the callback's first non-zero return, or a negative errno.
-#[allow(clippy::too_many_arguments)]
-fn buffer_poll(
-    c: &mut Caller<'_, Host>,
-    obj: i64,
-    fd: i32,
-    cb: Callback,
-    ctx: i32,
-    data: i32,
-    max: i32,
-    timeout_ms: i32,
-) -> Result<i32, Trap> {
+fn buffer_poll(c: &mut Caller<'_, Host>, a: Poll, cb: Func, label: &str) -> Result<i32, Trap> {
     let (m, h) = mem::split(c);
-    if max <= 0 || mem::slice(m, data, max).is_none() {
+    if a.max <= 0 || mem::slice(m, a.data, a.max).is_none() {
         return Ok(-EFAULT);
     }
-    if h.stop.requested() {
+    if !h.before_blocking()? {
         return Ok(-EINTR);
     }
-    let sig = h.stop.sig_fd();
-    let Some(o) = h.bpf.objects.get_mut(&(obj as u64)) else {
-        return Ok(-ENOENT);
+    let Ok(typed) = cb.typed::<(i32, i32, i32), i32>(&*c) else {
+        c.data_mut()
+            .sink
+            .note("wasm_bpf_buffer_poll: the callback is not (i32, i32, i32) -> i32");
+        return Ok(-EINVAL);
     };
-    if !o.polled.contains_key(&fd) {
-        let Some(name) = o.fds.get(&fd).cloned() else {
-            return Ok(-ENOENT);
-        };
-        // Only event maps can be polled: check before taking the map out of the object, so
-        // its fd stays open and owned for map_operate.
-        let event_map = matches!(
-            o.loaded.ebpf.map(&name),
-            Some(aya::maps::Map::RingBuf(_) | aya::maps::Map::PerfEventArray(_))
-        );
-        if !event_map {
-            return Ok(-EINVAL);
+    let mut pipeline = match pipeline_of(c.data_mut(), a.obj as u64, a.fd) {
+        Ok(p) => p,
+        Err(e) => return Ok(e),
+    };
+    // The pipeline is out of the host state while guest code runs (that needs &mut Host).
+    let timeout = Duration::from_millis(a.timeout_ms.max(0) as u64);
+    let data = a.data as u32 as usize;
+    let polled = pipeline.poll(timeout, |_, sample| {
+        let (m, _) = mem::split(c);
+        let n = sample.len().min(a.max as usize);
+        m[data..data + n].copy_from_slice(&sample[..n]);
+        match call_callback(&mut *c, &typed, (a.ctx, a.data, sample.len() as i32)) {
+            Ok(0) => ControlFlow::Continue(()),
+            Ok(r) => ControlFlow::Break(Ok(r)),
+            Err(e) => ControlFlow::Break(Err(name_trap(e, label))),
         }
-        let Some(map) = o.loaded.take_map(&name) else {
-            return Ok(-ENOENT);
-        };
-        let opened =
-            EventMap::open(&name, map, o.object.meta.tunables.perf_buffer_pages).and_then(|em| {
-                let ep = Epoll::new()?;
-                for (i, f) in em.fds().into_iter().enumerate() {
-                    ep.add(f, i as u64)?;
-                }
-                ep.add(sig, u64::MAX)?;
-                Ok((em, ep))
-            });
-        match opened {
-            Ok(p) => {
-                o.polled.insert(fd, p);
-            }
-            Err(e) => {
-                eprintln!("edge-ecli: wasm_bpf_buffer_poll: {e}");
-                return Ok(-EINVAL);
-            }
-        }
+    });
+    let h = c.data_mut();
+    if let Some(o) = h.bpf.objects.get_mut(&(a.obj as u64)) {
+        o.polled.insert(a.fd, pipeline);
     }
-    // Take the buffers out of the host state while guest code runs (it needs &mut Host).
-    let (mut em, mut ep) = o.polled.remove(&fd).expect("inserted above");
-    let wait = h.stop.cap(Duration::from_millis(timeout_ms.max(0) as u64));
-    let ready: Vec<u64> = match ep.wait(wait) {
-        Ok(it) => it.collect(),
-        Err(_) => vec![],
-    };
-    let (f, label) = match cb {
-        Callback::Table(f) => (f, "the buffer callback (from __indirect_function_table)"),
-        Callback::Export(f) => (f, "go-callback"),
-    };
-    let typed = match f.typed::<(i32, i32, i32), i32>(&*c) {
-        Ok(t) => t,
-        Err(_) => {
-            if let Some(o) = c.data_mut().bpf.objects.get_mut(&(obj as u64)) {
-                o.polled.insert(fd, (em, ep));
-            }
-            eprintln!(
-                "edge-ecli: wasm_bpf_buffer_poll: the callback is not (i32, i32, i32) -> i32"
-            );
+    let polled = match polled {
+        Ok(p) => p,
+        Err(e) => {
+            h.sink.note(&format!("wasm_bpf_buffer_poll: {e}"));
             return Ok(-EINVAL);
         }
     };
-    let mut result: Result<i32, Trap> = Ok(0);
-    if ready.contains(&u64::MAX) && c.data_mut().stop.requested() {
-        result = Ok(-EINTR);
-    } else {
-        let mut count = 0i32;
-        let mut handled = 0u32;
-        for i in 0..em.len() {
-            let (n, brk) = em.drain(i, |sample| {
-                // A producer that never pauses (or a guest tracing its own writes) must not
-                // keep us here past a stop request.
-                handled += 1;
-                if handled % 256 == 0 && c.data_mut().stop.requested() {
-                    return ControlFlow::Break(Ok(-EINTR));
-                }
-                let (m, _) = mem::split(c);
-                let n = sample.len().min(max as usize);
-                m[data as u32 as usize..data as u32 as usize + n].copy_from_slice(&sample[..n]);
-                match call_callback(&mut *c, &typed, (ctx, data, sample.len() as i32)) {
-                    Ok(0) => ControlFlow::Continue(()),
-                    Ok(r) => ControlFlow::Break(Ok(r)),
-                    Err(e) => ControlFlow::Break(Err(name_trap(e, label))),
-                }
-            });
-            count = count.saturating_add(n as i32);
-            if let Some(b) = brk {
-                // The sample that broke was handed over; the callback's verdict is returned.
-                result = b;
-                break;
-            }
-            result = Ok(count);
+    match polled.broke {
+        // The callback's verdict, or its trap.
+        Some(r) => r,
+        None if polled.stop && polled.records == 0 => {
+            h.interrupted_wait();
+            Ok(-EINTR)
         }
+        None => Ok(polled.records.min(i32::MAX as u64) as i32),
     }
-    if let Some(o) = c.data_mut().bpf.objects.get_mut(&(obj as u64)) {
-        o.polled.insert(fd, (em, ep));
-    }
-    result
 }

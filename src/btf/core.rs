@@ -45,7 +45,7 @@ fn flavorless(name: &str) -> &str {
 
 /// The root types of the CO-RE relocations in an object's `.BTF.ext`; `local` is its `.BTF`.
 pub fn core_needs(local: &Btf, ext: &[u8]) -> Result<Needs> {
-    let bad = |m: &str| Error::msg(format!("bad BTF.ext: {m}"));
+    let bad = |m: &str| Error::invalid(format!("bad BTF.ext: {m}"));
     let rd = |o: usize| -> Result<u32> {
         ext.get(o..o + 4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -126,7 +126,7 @@ fn extra_len(kind: u8, vlen: usize) -> Result<usize> {
         KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen,
         KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT
         | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => 0,
-        k => return Err(Error::msg(format!("bad BTF: unknown type kind {k}"))),
+        k => return Err(Error::invalid(format!("bad BTF: unknown type kind {k}"))),
     })
 }
 
@@ -138,8 +138,10 @@ const MAX_TYPES: usize = 1 << 20;
 /// From a kept type, members, array elements, typedefs, qualifiers and function prototypes are
 /// kept whole. A struct or union reached through a pointer is kept with no members: CO-RE
 /// compares what pointers point to only by kind, and never walks members through a pointer.
+/// (One function: the cut is a single walk over the kernel's type section, kept together so
+/// ids and offsets provably stay put.)
 pub fn minimal_target(kernel: &[u8], wanted: &[String]) -> Result<Vec<u8>> {
-    let bad = |m: String| Error::msg(format!("bad BTF: {m}"));
+    let bad = |m: String| Error::invalid(format!("bad BTF: {m}"));
     let (types, strings) = btf::split(kernel)?;
 
     // Pass 1: where each type starts (offs[id - 1]; one more entry for the end), and the roots.

@@ -3,6 +3,9 @@
 //!
 //! aya-obj 0.3 parses BTF too, but keeps its type table private, so layouts are read here.
 
+pub mod core;
+pub mod ext;
+
 use crate::error::{Error, Result};
 
 pub const KIND_INT: u8 = 1;
@@ -89,29 +92,29 @@ impl Reader<'_> {
         let b = self
             .buf
             .get(self.pos..self.pos + 4)
-            .ok_or_else(|| Error::msg("BTF type section is truncated"))?;
+            .ok_or_else(|| Error::invalid("BTF type section is truncated"))?;
         self.pos += 4;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 }
 
-fn str_at(strings: &[u8], off: u32) -> Result<String> {
+pub(crate) fn str_at(strings: &[u8], off: u32) -> Result<String> {
     let s = strings
         .get(off as usize..)
-        .ok_or_else(|| Error::msg(format!("BTF string offset {off} is out of range")))?;
+        .ok_or_else(|| Error::invalid(format!("BTF string offset {off} is out of range")))?;
     // Names are short (the kernel caps BTF names too): refuse huge ones, which many entries
     // could otherwise share and multiply.
     let end = s
         .iter()
         .take(MAX_NAME + 1)
         .position(|&c| c == 0)
-        .ok_or_else(|| Error::msg("BTF string is not NUL-terminated within 4096 bytes"))?;
+        .ok_or_else(|| Error::invalid("BTF string is not NUL-terminated within 4096 bytes"))?;
     Ok(String::from_utf8_lossy(&s[..end]).into_owned())
 }
 
 /// The type and string sections of raw little-endian BTF, bounds-checked.
 pub fn split(data: &[u8]) -> Result<(&[u8], &[u8])> {
-    let bad = |m: &str| Error::msg(format!("bad BTF: {m}"));
+    let bad = |m: &str| Error::invalid(format!("bad BTF: {m}"));
     if data.len() < 24 {
         return Err(bad("shorter than its header"));
     }
@@ -138,8 +141,10 @@ pub fn split(data: &[u8]) -> Result<(&[u8], &[u8])> {
 
 impl Btf {
     /// Parses raw little-endian BTF (the `.BTF` section of a BPF object).
+    /// One pass over the type section, one arm per BTF kind as the kernel documents them:
+    /// long, but it reads as the format.
     pub fn parse(data: &[u8]) -> Result<Btf> {
-        let bad = |m: &str| Error::msg(format!("bad BTF: {m}"));
+        let bad = |m: &str| Error::invalid(format!("bad BTF: {m}"));
         let (types_buf, strings) = split(data)?;
         let mut r = Reader {
             buf: types_buf,
@@ -267,7 +272,11 @@ impl Btf {
     pub fn get(&self, id: u32) -> Result<&Type> {
         self.types
             .get(id as usize)
-            .ok_or_else(|| Error::msg(format!("BTF type id {id} does not exist")))
+            .ok_or_else(|| Error::invalid(format!("BTF type id {id} does not exist")))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     pub fn len(&self) -> usize {
@@ -299,7 +308,7 @@ impl Btf {
                 _ => return Ok(id),
             }
         }
-        Err(Error::msg(format!(
+        Err(Error::invalid(format!(
             "BTF type {id}: reference chain too deep"
         )))
     }
@@ -311,7 +320,7 @@ impl Btf {
 
     fn size_of_depth(&self, id: u32, depth: usize) -> Result<u64> {
         if depth > MAX_DEPTH {
-            return Err(Error::msg("BTF type nesting too deep"));
+            return Err(Error::invalid("BTF type nesting too deep"));
         }
         let id = self.resolve(id)?;
         let t = self.get(id)?;
@@ -326,7 +335,7 @@ impl Btf {
                 _,
             ) => t.size_or_type as u64,
             _ => {
-                return Err(Error::msg(format!(
+                return Err(Error::invalid(format!(
                     "BTF type {id} ({}) has no size",
                     kind_name(t.kind)
                 )))
@@ -394,81 +403,6 @@ impl Btf {
     }
 }
 
-/// Renames program sections inside .BTF.ext: appends the new names to the .BTF string section
-/// and points every func_info/line_info/CO-RE block of a renamed section at them. Returns the
-/// new .BTF and .BTF.ext bytes.
-pub fn rename_ext_sections(
-    btf: &[u8],
-    ext: &[u8],
-    renames: &[(String, String)],
-) -> Result<(Vec<u8>, Vec<u8>)> {
-    let bad = |m: &str| Error::msg(format!("bad BTF.ext: {m}"));
-    let rd = |d: &[u8], o: usize| -> Result<u32> {
-        d.get(o..o + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .ok_or_else(|| bad("truncated"))
-    };
-    if btf.len() < 24 || ext.len() < 8 {
-        return Err(bad("too short"));
-    }
-    let hdr_len = rd(btf, 4)? as usize;
-    let (type_off, type_len, str_off, str_len) = (
-        rd(btf, 8)? as usize,
-        rd(btf, 12)? as usize,
-        rd(btf, 16)? as usize,
-        rd(btf, 20)? as usize,
-    );
-    if str_off < type_off + type_len || hdr_len + str_off + str_len != btf.len() {
-        return Err(bad("the string section is not last in .BTF"));
-    }
-    let strings = &btf[hdr_len + str_off..];
-    let mut new_btf = btf.to_vec();
-    let mut new_offsets = Vec::new();
-    for (_, new) in renames {
-        new_offsets.push((new_btf.len() - hdr_len - str_off) as u32);
-        new_btf.extend_from_slice(new.as_bytes());
-        new_btf.push(0);
-    }
-    let new_str_len = (new_btf.len() - hdr_len - str_off) as u32;
-    new_btf[20..24].copy_from_slice(&new_str_len.to_le_bytes());
-
-    let mut new_ext = ext.to_vec();
-    let ext_hdr = rd(ext, 4)? as usize;
-    // func_info, line_info and (when the header has them) core_relo: (offset, length) pairs.
-    let mut parts = vec![(rd(ext, 8)?, rd(ext, 12)?), (rd(ext, 16)?, rd(ext, 20)?)];
-    if ext_hdr >= 32 {
-        parts.push((rd(ext, 24)?, rd(ext, 28)?));
-    }
-    for (off, len) in parts {
-        if len == 0 {
-            continue;
-        }
-        let start = ext_hdr + off as usize;
-        let end = start
-            .checked_add(len as usize)
-            .filter(|&e| e <= ext.len())
-            .ok_or_else(|| bad("part out of range"))?;
-        let rec_size = rd(ext, start)? as usize;
-        if rec_size == 0 {
-            return Err(bad("zero record size"));
-        }
-        let mut p = start + 4;
-        while p + 8 <= end {
-            let name_off = rd(ext, p)?;
-            let n = rd(ext, p + 4)? as usize;
-            let name = str_at(strings, name_off)?;
-            if let Some(i) = renames.iter().position(|(old, _)| *old == name) {
-                new_ext[p..p + 4].copy_from_slice(&new_offsets[i].to_le_bytes());
-            }
-            p = n
-                .checked_mul(rec_size)
-                .and_then(|b| (p + 8).checked_add(b))
-                .ok_or_else(|| bad("block overflows"))?;
-        }
-    }
-    Ok((new_btf, new_ext))
-}
-
 pub fn kind_name(kind: u8) -> &'static str {
     match kind {
         KIND_INT => "int",
@@ -497,6 +431,7 @@ pub mod testutil {
     }
 
     impl BtfBuilder {
+        #[allow(clippy::new_without_default)]
         pub fn new() -> Self {
             BtfBuilder {
                 types: vec![],

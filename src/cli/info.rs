@@ -2,30 +2,42 @@
 
 use std::fmt::Write;
 
-use crate::args;
-use crate::btf::TypeData;
-use crate::event;
-use crate::meta::{self, Object};
+use argh::FromArgs;
 
-fn map_type_name(t: u32) -> String {
-    match t {
-        meta::MAP_HASH => "hash".into(),
-        meta::MAP_ARRAY => "array".into(),
-        meta::MAP_PERF_EVENT_ARRAY => "perf_event_array".into(),
-        meta::MAP_PERCPU_HASH => "percpu_hash".into(),
-        meta::MAP_LRU_HASH => "lru_hash".into(),
-        meta::MAP_RINGBUF => "ringbuf".into(),
-        n => format!("type {n}"),
+use crate::args;
+use crate::bpf::section;
+use crate::btf::TypeData;
+use crate::error::Result;
+use crate::package::meta::map_type;
+use crate::package::{self, Object};
+use crate::source;
+
+#[derive(FromArgs)]
+/// Show a package's programs, maps, event types and flags without loading anything.
+#[argh(subcommand, name = "info")]
+pub struct InfoCmd {
+    /// package: path to package.json or .bpf.o, or - for standard input
+    #[argh(positional, arg_name = "PROG")]
+    pub prog: String,
+}
+
+impl InfoCmd {
+    pub fn main(self) -> Result<i32> {
+        let bytes = source::read(&self.prog)?;
+        let object = package::load(bytes, &self.prog).map_err(|e| e.context(&self.prog))?;
+        print!("{}", render(&object));
+        Ok(0)
     }
 }
 
+/// The text `info` prints.
 pub fn render(o: &Object) -> String {
     let m = &o.meta;
     let mut s = String::new();
     let _ = writeln!(s, "object: {} ({} bytes)", m.obj_name, o.bytes.len());
     let _ = writeln!(s, "\nprograms:");
     for p in &m.progs {
-        let note = match meta::aya_section(&p.name, &p.section) {
+        let note = match section::parse_for(&p.name, &p.section) {
             Ok(_) => String::new(),
             Err(e) => format!("  [cannot run: {e}]"),
         };
@@ -55,14 +67,14 @@ pub fn render(o: &Object) -> String {
             s,
             "  {:<24} {:<17} key {} value {} max_entries {}{extra}",
             d.name,
-            map_type_name(d.map_type),
+            map_type::name(d.map_type),
             kv(d.key_type),
             kv(d.value_type),
             d.max_entries
         );
     }
     let _ = writeln!(s, "\nexport types:");
-    for id in event::default_export_types(o) {
+    for id in o.export_types() {
         let Ok(t) = o.btf.get(id) else { continue };
         let _ = writeln!(
             s,

@@ -2,16 +2,72 @@
 //! derived from the object's own ELF and BTF. Package JSON only adds to it (doc text, flag
 //! spellings, defaults, sample maps, tunables): offsets and sizes always come from BTF.
 
+use super::elf::{self, Elf};
 use crate::btf::{self, Btf, TypeData};
-use crate::elf::{self, Elf};
 use crate::error::{Error, Result};
 
-pub const MAP_HASH: u32 = 1;
-pub const MAP_ARRAY: u32 = 2;
-pub const MAP_PERF_EVENT_ARRAY: u32 = 4;
-pub const MAP_PERCPU_HASH: u32 = 5;
-pub const MAP_LRU_HASH: u32 = 9;
-pub const MAP_RINGBUF: u32 = 27;
+/// BPF map types (enum bpf_map_type), as a BTF map definition's `type` gives them.
+pub mod map_type {
+    pub const HASH: u32 = 1;
+    pub const ARRAY: u32 = 2;
+    pub const PERF_EVENT_ARRAY: u32 = 4;
+    pub const PERCPU_HASH: u32 = 5;
+    pub const PERCPU_ARRAY: u32 = 6;
+    pub const LRU_HASH: u32 = 9;
+    pub const LRU_PERCPU_HASH: u32 = 10;
+    pub const PERCPU_CGROUP_STORAGE: u32 = 21;
+    pub const RINGBUF: u32 = 27;
+
+    /// Per-CPU maps hold one value per possible CPU.
+    pub fn is_percpu(t: u32) -> bool {
+        matches!(
+            t,
+            PERCPU_HASH | PERCPU_ARRAY | LRU_PERCPU_HASH | PERCPU_CGROUP_STORAGE
+        )
+    }
+
+    pub fn name(t: u32) -> String {
+        const NAMES: [&str; 34] = [
+            "unspec",
+            "hash",
+            "array",
+            "prog_array",
+            "perf_event_array",
+            "percpu_hash",
+            "percpu_array",
+            "stack_trace",
+            "cgroup_array",
+            "lru_hash",
+            "lru_percpu_hash",
+            "lpm_trie",
+            "array_of_maps",
+            "hash_of_maps",
+            "devmap",
+            "sockmap",
+            "cpumap",
+            "xskmap",
+            "sockhash",
+            "cgroup_storage",
+            "reuseport_sockarray",
+            "percpu_cgroup_storage",
+            "queue",
+            "stack",
+            "sk_storage",
+            "devmap_hash",
+            "struct_ops",
+            "ringbuf",
+            "inode_storage",
+            "task_storage",
+            "bloom_filter",
+            "user_ringbuf",
+            "cgrp_storage",
+            "arena",
+        ];
+        NAMES
+            .get(t as usize)
+            .map_or_else(|| format!("type {t}"), |n| n.to_string())
+    }
+}
 
 pub const DUMMY_PREFIX: &str = "__eunomia_dummy_";
 
@@ -62,7 +118,10 @@ pub struct MapDef {
 
 impl MapDef {
     pub fn is_event_map(&self) -> bool {
-        matches!(self.map_type, MAP_RINGBUF | MAP_PERF_EVENT_ARRAY)
+        matches!(
+            self.map_type,
+            map_type::RINGBUF | map_type::PERF_EVENT_ARRAY
+        )
     }
 }
 
@@ -123,15 +182,15 @@ impl Object {
     pub fn parse(bytes: Vec<u8>, obj_name: &str) -> Result<Object> {
         let elf = Elf::parse(&bytes)?;
         if elf.machine != elf::EM_BPF {
-            return Err(Error::msg(format!(
+            return Err(Error::invalid(format!(
                 "ELF is not a BPF object (machine {}, expected {}): compile with clang -target bpf",
                 elf.machine,
                 elf::EM_BPF
             )));
         }
-        let btf_sec = elf
-            .section(".BTF")
-            .ok_or_else(|| Error::msg("object has no BTF (.BTF section): compile with clang -g"))?;
+        let btf_sec = elf.section(".BTF").ok_or_else(|| {
+            Error::invalid("object has no BTF (.BTF section): compile with clang -g")
+        })?;
         let btf = Btf::parse(elf.section_data(btf_sec))?;
         let meta = derive_meta(&elf, &btf, obj_name)?;
         drop(elf);
@@ -140,6 +199,24 @@ impl Object {
 
     pub fn find_struct(&self, name: &str) -> Option<u32> {
         self.btf.find(btf::KIND_STRUCT, name)
+    }
+
+    /// Event types the object exports without any flag: eunomia's dummy pointers or package
+    /// JSON, else the value types of event maps that declare one.
+    pub fn export_types(&self) -> Vec<u32> {
+        if !self.meta.export_types.is_empty() {
+            return self.meta.export_types.clone();
+        }
+        let mut v: Vec<u32> = self
+            .meta
+            .maps
+            .iter()
+            .filter(|m| m.is_event_map() && m.value_type != 0)
+            .filter_map(|m| self.btf.resolve(m.value_type).ok())
+            .filter(|&id| self.btf.get(id).is_ok_and(|t| t.kind == btf::KIND_STRUCT))
+            .collect();
+        v.dedup();
+        v
     }
 }
 
@@ -225,7 +302,7 @@ fn derive_meta(elf: &Elf, btf: &Btf, obj_name: &str) -> Result<Meta> {
 fn map_def(btf: &Btf, name: &str, type_id: u32) -> Result<MapDef> {
     let st = btf.get(btf.resolve(type_id)?)?;
     let TypeData::Members(members) = &st.data else {
-        return Err(Error::msg(format!(
+        return Err(Error::invalid(format!(
             "map {name}: BTF definition is not a struct"
         )));
     };
@@ -245,7 +322,7 @@ fn map_def(btf: &Btf, name: &str, type_id: u32) -> Result<MapDef> {
         let uint = || -> Result<u32> {
             match &btf.get(pointee)?.data {
                 TypeData::Array { nelems, .. } => Ok(*nelems),
-                _ => Err(Error::msg(format!(
+                _ => Err(Error::invalid(format!(
                     "map {name}: member {} is not __uint()",
                     m.name
                 ))),
@@ -260,108 +337,4 @@ fn map_def(btf: &Btf, name: &str, type_id: u32) -> Result<MapDef> {
         }
     }
     Ok(def)
-}
-
-/// Which libbpf section names aya 0.14 parses itself; others must be renamed or refused.
-fn aya_knows(section: &str) -> bool {
-    let kind = section.split('/').next().unwrap_or("");
-    matches!(
-        kind,
-        "kprobe"
-            | "kretprobe"
-            | "uprobe"
-            | "uprobe.s"
-            | "uretprobe"
-            | "uretprobe.s"
-            | "xdp"
-            | "xdp.frags"
-            | "tp_btf"
-            | "tracepoint"
-            | "tp"
-            | "socket"
-            | "sk_msg"
-            | "sk_skb"
-            | "sockops"
-            | "classifier"
-            | "cgroup_skb"
-            | "cgroup"
-            | "perf_event"
-            | "raw_tp"
-            | "raw_tracepoint"
-            | "lsm"
-            | "lsm.s"
-            | "fentry"
-            | "fentry.s"
-            | "fexit"
-            | "fexit.s"
-            | "iter"
-            | "iter.s"
-            | "sk_lookup"
-            | "flow_dissector"
-    )
-}
-
-/// The libbpf syscall wrapper prefix of this architecture (for `ksyscall/NAME`).
-pub fn syscall_prefix() -> &'static str {
-    if cfg!(target_arch = "x86_64") {
-        "__x64_sys_"
-    } else if cfg!(target_arch = "aarch64") {
-        "__arm64_sys_"
-    } else if cfg!(target_arch = "riscv64") {
-        "__riscv_sys_"
-    } else {
-        "sys_"
-    }
-}
-
-/// Maps a libbpf section name to one aya 0.14 parses with the same meaning, or explains why
-/// it cannot run here. `Ok(None)` means aya takes it as it is.
-pub fn aya_section(prog: &str, section: &str) -> Result<Option<String>> {
-    if aya_knows(section) {
-        return Ok(None);
-    }
-    let kind = section.split('/').next().unwrap_or("");
-    let rest = section.split_once('/').map(|x| x.1).unwrap_or("");
-    let hint = match kind {
-        "tc" | "tcx" => return Ok(Some("classifier".into())),
-        "ksyscall" => return Ok(Some(format!("kprobe/{}{rest}", syscall_prefix()))),
-        "kretsyscall" => return Ok(Some(format!("kretprobe/{}{rest}", syscall_prefix()))),
-        "fmod_ret" | "fmod_ret.s" => "fmod_ret is not supported by this runtime (aya 0.14); use fexit",
-        "kprobe.multi" | "kretprobe.multi" => "multi-kprobes are not supported; use one kprobe/F per function",
-        "uprobe.multi" | "uretprobe.multi" => "multi-uprobes are not supported; use uprobe/PATH:FUNC",
-        "usdt" => "USDT probes are not supported; attach a uprobe to the probe's function",
-        "struct_ops" | "struct_ops.s" => "struct_ops programs are not supported",
-        "syscall" => "BPF_PROG_TYPE_SYSCALL programs are not supported",
-        "netfilter" => "netfilter programs are not supported",
-        _ => "unknown section name; see libbpf's section names (tp/C/N, raw_tp/N, tp_btf/N, fentry/F, kprobe/F, uprobe/PATH:FUNC, xdp, tc, ...)",
-    };
-    Err(Error::msg(format!(
-        "program {prog} in section \"{section}\": {hint}"
-    )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn maps_libbpf_sections_for_aya() {
-        assert_eq!(
-            aya_section("p", "tp/syscalls/sys_enter_openat").unwrap(),
-            None
-        );
-        assert_eq!(
-            aya_section("p", "tc").unwrap().as_deref(),
-            Some("classifier")
-        );
-        let k = aya_section("p", "ksyscall/kill").unwrap().unwrap();
-        assert!(k.starts_with("kprobe/") && k.ends_with("sys_kill"), "{k}");
-        let e = aya_section("handle", "usdt/x").unwrap_err().to_string();
-        assert!(
-            e.contains("program handle") && e.contains("\"usdt/x\"") && e.contains("uprobe"),
-            "{e}"
-        );
-        let e = aya_section("h", "weird").unwrap_err().to_string();
-        assert!(e.contains("unknown section name"), "{e}");
-    }
 }

@@ -44,28 +44,28 @@ pub struct Elf<'a> {
 fn rd16(d: &[u8], o: usize) -> Result<u16> {
     d.get(o..o + 2)
         .map(|b| u16::from_le_bytes([b[0], b[1]]))
-        .ok_or_else(|| Error::msg("ELF is truncated"))
+        .ok_or_else(|| Error::invalid("ELF is truncated"))
 }
 fn rd32(d: &[u8], o: usize) -> Result<u32> {
     d.get(o..o + 4)
         .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()))
-        .ok_or_else(|| Error::msg("ELF is truncated"))
+        .ok_or_else(|| Error::invalid("ELF is truncated"))
 }
 fn rd64(d: &[u8], o: usize) -> Result<u64> {
     d.get(o..o + 8)
         .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
-        .ok_or_else(|| Error::msg("ELF is truncated"))
+        .ok_or_else(|| Error::invalid("ELF is truncated"))
 }
 
 fn cstr(d: &[u8], off: usize) -> Result<String> {
     let s = d
         .get(off..)
-        .ok_or_else(|| Error::msg("ELF string offset out of range"))?;
+        .ok_or_else(|| Error::invalid("ELF string offset out of range"))?;
     let end = s
         .iter()
         .take(crate::btf::MAX_NAME + 1)
         .position(|&c| c == 0)
-        .ok_or_else(|| Error::msg("ELF string not terminated within 4096 bytes"))?;
+        .ok_or_else(|| Error::invalid("ELF string not terminated within 4096 bytes"))?;
     Ok(String::from_utf8_lossy(&s[..end]).into_owned())
 }
 
@@ -73,16 +73,16 @@ fn cstr(d: &[u8], off: usize) -> Result<String> {
 fn range(data: &[u8], off: u64, size: u64) -> Result<&[u8]> {
     off.checked_add(size)
         .and_then(|end| data.get(off as usize..end as usize))
-        .ok_or_else(|| Error::msg("ELF string or symbol table lies outside the file"))
+        .ok_or_else(|| Error::invalid("ELF string or symbol table lies outside the file"))
 }
 
 impl<'a> Elf<'a> {
     pub fn parse(data: &'a [u8]) -> Result<Elf<'a>> {
         if data.len() < 64 || &data[..4] != b"\x7fELF" {
-            return Err(Error::msg("not an ELF file"));
+            return Err(Error::invalid("not an ELF file"));
         }
         if data[4] != 2 || data[5] != 1 {
-            return Err(Error::msg(
+            return Err(Error::invalid(
                 "not a 64-bit little-endian ELF (build the object with clang -target bpf, or bpfel)",
             ));
         }
@@ -92,12 +92,12 @@ impl<'a> Elf<'a> {
         let shnum = rd16(data, 60)? as u64;
         let shstrndx = rd16(data, 62)?;
         if shnum > 0 && shentsize != 64 {
-            return Err(Error::msg("ELF section header size is not 64"));
+            return Err(Error::invalid("ELF section header size is not 64"));
         }
         shoff
             .checked_add(shnum * 64)
             .filter(|&e| e <= data.len() as u64)
-            .ok_or_else(|| Error::msg("ELF section headers lie outside the file"))?;
+            .ok_or_else(|| Error::invalid("ELF section headers lie outside the file"))?;
         let mut sections = Vec::with_capacity(shnum as usize);
         for i in 0..shnum {
             let o = (shoff + i * 64) as usize;
@@ -115,7 +115,9 @@ impl<'a> Elf<'a> {
                     .checked_add(s.size)
                     .is_none_or(|e| e > data.len() as u64)
             {
-                return Err(Error::msg(format!("ELF section {i} lies outside the file")));
+                return Err(Error::invalid(format!(
+                    "ELF section {i} lies outside the file"
+                )));
             }
             sections.push(s);
         }
@@ -140,7 +142,7 @@ impl<'a> Elf<'a> {
             let strs = elf
                 .sections
                 .get(symtab.link as usize)
-                .ok_or_else(|| Error::msg("ELF symbol table has no string table"))?;
+                .ok_or_else(|| Error::invalid("ELF symbol table has no string table"))?;
             let strs = range(data, strs.offset, strs.size)?;
             let syms = range(data, symtab.offset, symtab.size)?;
             for ent in syms.chunks_exact(24) {
@@ -181,14 +183,14 @@ impl<'a> Elf<'a> {
         replace: &[(&str, Vec<u8>)],
     ) -> Vec<u8> {
         let mut out = self.data.to_vec();
-        while out.len() % 8 != 0 {
+        while !out.len().is_multiple_of(8) {
             out.push(0);
         }
         let mut moved = Vec::new();
         for (name, bytes) in replace {
             moved.push((*name, out.len() as u64, bytes.len() as u64));
             out.extend_from_slice(bytes);
-            while out.len() % 8 != 0 {
+            while !out.len().is_multiple_of(8) {
                 out.push(0);
             }
         }
@@ -204,7 +206,7 @@ impl<'a> Elf<'a> {
         names.extend_from_slice(b".edge.shstrtab\0");
         let names_off = out.len() as u64;
         out.extend_from_slice(&names);
-        while out.len() % 8 != 0 {
+        while !out.len().is_multiple_of(8) {
             out.push(0);
         }
         let new_shoff = out.len() as u64;

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use crate::btf::{self, Btf, TypeData};
 use crate::error::{Error, Result};
-use crate::meta::{Global, Meta};
+use crate::package::meta::{Global, Meta};
 
 /// What a global's type lets the user write.
 #[derive(Debug, Clone)]
@@ -104,6 +104,7 @@ fn natural_size(vt: &ValueType) -> Option<usize> {
 }
 
 /// Encodes `text` as a value of the global's type, exactly `size` bytes.
+/// (One match over the value types a flag can set.)
 fn encode(btf: &Btf, g: &Global, text: &str) -> Result<Vec<u8>> {
     let ty = btf.plain_type_name(g.type_id);
     // The object's symbol size and its BTF type must agree before any byte is written: a
@@ -112,19 +113,19 @@ fn encode(btf: &Btf, g: &Global, text: &str) -> Result<Vec<u8>> {
     let size = match natural_size(&vt) {
         Some(n) if n as u64 == g.size => n,
         Some(n) => {
-            return Err(Error::msg(format!(
+            return Err(Error::invalid(format!(
                 "global {}: its symbol has {} bytes but its type {ty} has {n}: the object is inconsistent",
                 g.name, g.size
             )))
         }
         None if matches!(vt, ValueType::Unsupported(_)) => 0,
-        None => return Err(Error::msg(format!("type {ty} of {} has a size no flag can set", g.name))),
+        None => return Err(Error::invalid(format!("type {ty} of {} has a size no flag can set", g.name))),
     };
     let mut out = vec![0u8; size];
     let fits = |v: i128, sz: usize, signed: bool| -> Result<Vec<u8>> {
         let (lo, hi) = int_range(sz, signed);
         if v < lo || v > hi {
-            return Err(Error::msg(format!(
+            return Err(Error::invalid(format!(
                 "value {text} does not fit {ty} (range {lo}..={hi})"
             )));
         }
@@ -133,7 +134,7 @@ fn encode(btf: &Btf, g: &Global, text: &str) -> Result<Vec<u8>> {
     match vt {
         ValueType::Int { size: sz, signed } => {
             let v = parse_int(text)
-                .ok_or_else(|| Error::msg(format!("\"{text}\" is not an integer ({ty})")))?;
+                .ok_or_else(|| Error::invalid(format!("\"{text}\" is not an integer ({ty})")))?;
             out[..sz.min(size)].copy_from_slice(&fits(v, sz, signed)?[..sz.min(size)]);
         }
         ValueType::Bool => {
@@ -141,7 +142,7 @@ fn encode(btf: &Btf, g: &Global, text: &str) -> Result<Vec<u8>> {
                 "true" | "1" | "yes" | "on" => 1,
                 "false" | "0" | "no" | "off" => 0,
                 _ => {
-                    return Err(Error::msg(format!(
+                    return Err(Error::invalid(format!(
                         "\"{text}\" is not a bool (true or false)"
                     )))
                 }
@@ -157,7 +158,7 @@ fn encode(btf: &Btf, g: &Global, text: &str) -> Result<Vec<u8>> {
                 Some((_, v)) => *v as i128,
                 None => parse_int(text).ok_or_else(|| {
                     let names: Vec<&str> = variants.iter().map(|(n, _)| n.as_str()).collect();
-                    Error::msg(format!(
+                    Error::invalid(format!(
                         "\"{text}\" is not a value of {ty} (one of {})",
                         names.join(", ")
                     ))
@@ -168,18 +169,18 @@ fn encode(btf: &Btf, g: &Global, text: &str) -> Result<Vec<u8>> {
         ValueType::Float { size: 4 } => {
             let v: f32 = text
                 .parse()
-                .map_err(|_| Error::msg(format!("\"{text}\" is not a number ({ty})")))?;
+                .map_err(|_| Error::invalid(format!("\"{text}\" is not a number ({ty})")))?;
             out[..4].copy_from_slice(&v.to_le_bytes());
         }
         ValueType::Float { .. } => {
             let v: f64 = text
                 .parse()
-                .map_err(|_| Error::msg(format!("\"{text}\" is not a number ({ty})")))?;
+                .map_err(|_| Error::invalid(format!("\"{text}\" is not a number ({ty})")))?;
             out[..8.min(size)].copy_from_slice(&v.to_le_bytes()[..8.min(size)]);
         }
         ValueType::Str { cap } => {
             if text.len() >= cap {
-                return Err(Error::msg(format!(
+                return Err(Error::invalid(format!(
                     "\"{text}\" is {} bytes, too long for {ty} (at most {} bytes)",
                     text.len(),
                     cap - 1
@@ -188,7 +189,7 @@ fn encode(btf: &Btf, g: &Global, text: &str) -> Result<Vec<u8>> {
             out[..text.len()].copy_from_slice(text.as_bytes());
         }
         ValueType::Unsupported(t) => {
-            return Err(Error::msg(format!(
+            return Err(Error::invalid(format!(
                 "type {t} cannot be set from the command line"
             )));
         }
@@ -295,7 +296,8 @@ pub fn parse(meta: &Meta, btf: &Btf, prog_name: &str, args: &[String]) -> Result
     let flags = flags(meta, btf);
     let mut p = Parsed::default();
     let set = |p: &mut Parsed, f: &Flag, text: &str, shown: &str| -> Result<()> {
-        let bytes = encode(btf, f.global, text).map_err(|e| Error::msg(format!("{shown}: {e}")))?;
+        let bytes =
+            encode(btf, f.global, text).map_err(|e| Error::invalid(format!("{shown}: {e}")))?;
         p.globals.retain(|(n, _)| n != &f.global.name);
         p.globals.push((f.global.name.clone(), bytes));
         Ok(())
@@ -335,7 +337,7 @@ pub fn parse(meta: &Meta, btf: &Btf, prog_name: &str, args: &[String]) -> Result
                 (None, None)
             };
         let Some(f) = flag else {
-            return Err(Error::msg(format!(
+            return Err(Error::invalid(format!(
                 "unknown argument \"{a}\" for {prog_name}: see `{prog_name} --help` for its flags"
             )));
         };
@@ -353,7 +355,7 @@ pub fn parse(meta: &Meta, btf: &Btf, prog_name: &str, args: &[String]) -> Result
             None => {
                 let v = args
                     .get(i)
-                    .ok_or_else(|| Error::msg(format!("{a} needs a value")))?;
+                    .ok_or_else(|| Error::invalid(format!("{a} needs a value")))?;
                 i += 1;
                 v.clone()
             }
@@ -367,7 +369,7 @@ pub fn parse(meta: &Meta, btf: &Btf, prog_name: &str, args: &[String]) -> Result
 mod tests {
     use super::*;
     use crate::btf::testutil::BtfBuilder;
-    use crate::meta::{Doc, Tunables};
+    use crate::package::meta::{Doc, Tunables};
 
     fn setup() -> (Meta, Btf) {
         let mut b = BtfBuilder::new();

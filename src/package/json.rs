@@ -1,4 +1,4 @@
-//! Zero-copy JSON reader and the escaping used by every JSON writer of ours.
+//! Zero-copy JSON reader for the free-form package JSON (`text::push_json_str` writes).
 //!
 //! serde-json-core 0.7 was tried first: it rejects `deserialize_any` (AnyIsUnsupported), so the
 //! free-form `value` and `cmdarg.default` of eunomia packages (number, string or bool) cannot be
@@ -93,7 +93,7 @@ impl<'a> Parser<'a> {
         let before = &self.b[..self.i.min(self.b.len())];
         let line = before.iter().filter(|&&c| c == b'\n').count() + 1;
         let col = before.iter().rev().take_while(|&&c| c != b'\n').count() + 1;
-        Error::msg(format!("invalid JSON at line {line} column {col}: {what}"))
+        Error::invalid(format!("invalid JSON at line {line} column {col}: {what}"))
     }
 
     fn ws(&mut self) {
@@ -115,6 +115,7 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// (The recursive-descent step for one JSON value: one arm per value kind.)
     fn value(&mut self, depth: usize) -> Result<Value<'a>> {
         if depth > MAX_DEPTH {
             return Err(self.err("nested too deeply"));
@@ -279,32 +280,6 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// Appends `s` as a JSON string literal.
-pub fn write_str(out: &mut String, s: &str) {
-    out.push('"');
-    // Fast path: most strings (comm, paths) need no escaping.
-    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-        crate::event::push_short(out, s);
-        out.push('"');
-        return;
-    }
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                use std::fmt::Write;
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,10 +323,9 @@ mod tests {
     }
 
     #[test]
-    fn writes_escaped_strings() {
+    fn reads_back_what_we_escape() {
         let mut s = String::new();
-        write_str(&mut s, "a\"b\\c\n\u{1}");
-        assert_eq!(s, r#""a\"b\\c\n\u0001""#);
+        crate::text::push_json_str(&mut s, "a\"b\\c\n\u{1}");
         assert_eq!(parse(&s).unwrap().as_str(), Some("a\"b\\c\n\u{1}"));
     }
 }

@@ -1,0 +1,295 @@
+//! The kernel layer, and the only one: load an object with its globals (aya), attach every
+//! program by its section name (`attach/`, one file per kind), hand out event buffers and map
+//! access. aya types never leave this module. Everything kernel-side is owned by [`Loaded`];
+//! dropping it detaches links and closes programs, maps and the sockets and perf events
+//! programs were attached through.
+
+pub mod attach;
+mod buffer;
+pub mod kernel_btf;
+pub mod section;
+pub mod sys;
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use aya::maps::Map;
+use aya::{Ebpf, EbpfLoader};
+
+pub use attach::AttachOptions;
+pub use buffer::EventBuffers;
+pub use kernel_btf::KernelBtf;
+pub use section::Section;
+
+use crate::btf::core::Needs;
+use crate::error::{Error, ErrorKind, Result};
+use crate::package::elf::Elf;
+use crate::package::{Object, Prog};
+
+/// Formats an error with its whole source chain (aya puts the verifier log and errno there).
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// The errno somewhere in an error's source chain (aya wraps the syscall's io::Error).
+pub(crate) fn errno(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if let Some(n) = io.raw_os_error() {
+                return Some(n);
+            }
+        }
+        cur = c.source();
+    }
+    None
+}
+
+/// An object loaded into the kernel: its maps exist, its programs are loaded at attach.
+pub struct Loaded {
+    ebpf: Ebpf,
+    /// Each program's parsed section, by program name.
+    sections: Vec<(String, Section)>,
+    kbtf: Option<aya::Btf>,
+    /// BTF-attached programs still to load; `kbtf` is dropped when none are left.
+    btf_attaches_left: usize,
+    btf_src: KernelBtf,
+    /// Sockets, perf events and cgroup directories programs are attached through.
+    held: Vec<OwnedFd>,
+    /// Time spent in program loads (the verifier) and in attaching, for the phase log.
+    pub verify_time: Duration,
+    pub attach_time: Duration,
+}
+
+/// Loads the object's maps and globals into the kernel (programs are loaded at attach).
+pub fn load(object: &Object, globals: &[(String, Vec<u8>)], btf_src: KernelBtf) -> Result<Loaded> {
+    // Every section is parsed once; kinds aya does not parse are renamed before it sees them.
+    let mut sections = Vec::new();
+    let mut renames = Vec::new();
+    for p in &object.meta.progs {
+        let sec = section::parse_for(&p.name, &p.section)?;
+        if let Some(new) = sec.aya_name(&p.section) {
+            renames.push((p.section.clone(), new));
+        }
+        sections.push((p.name.clone(), sec));
+    }
+    let elf = Elf::parse(&object.bytes)?;
+    let ext = elf.section(".BTF.ext").map(|x| elf.section_data(x));
+    let renamed = renamed_object(&elf, &renames)?;
+    let bytes: &[u8] = renamed.as_deref().unwrap_or(&object.bytes);
+    // Only what CO-RE relocations and BTF attach points use of the kernel's BTF is parsed.
+    // (Renaming changes section names only: the original .BTF.ext has the same relocations.)
+    let mut needs = match ext {
+        Some(x) => crate::btf::core::core_needs(&object.btf, x)?,
+        None => Needs::Nothing,
+    };
+    let mut btf_attaches_left = 0;
+    for (_, s) in &sections {
+        if let Some(t) = s.btf_attach_type() {
+            needs.add(t);
+            btf_attaches_left += 1;
+        }
+    }
+    let mut kbtf = kernel_btf::kernel_btf(&btf_src, &needs)?;
+    let mut loader = EbpfLoader::with_btf(kbtf.as_ref());
+    for (name, value) in globals {
+        loader.override_global(name.as_str(), value.as_slice(), true);
+    }
+    let ebpf = loader.load(bytes).map_err(|e| {
+        let m = chain(&e);
+        let denied = errno(&e) == Some(libc::EPERM);
+        let hint = if denied {
+            "; hint: run as root (loading needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)"
+        } else {
+            ""
+        };
+        let kind = if denied {
+            ErrorKind::Denied
+        } else {
+            ErrorKind::Kernel
+        };
+        Error::new(
+            kind,
+            format!("loading object {}: {m}{hint}", object.meta.obj_name),
+        )
+    })?;
+    drop(loader);
+    if btf_attaches_left == 0 {
+        kbtf = None; // CO-RE is done: free it before the event buffers are mapped
+    }
+    Ok(Loaded {
+        ebpf,
+        sections,
+        kbtf,
+        btf_attaches_left,
+        btf_src,
+        held: Vec::new(),
+        verify_time: Duration::ZERO,
+        attach_time: Duration::ZERO,
+    })
+}
+
+/// The object with its sections renamed (None when nothing is). `.BTF.ext` names program
+/// sections too (func and line info, CO-RE relocations): its names follow, through new strings
+/// appended to `.BTF`.
+fn renamed_object(elf: &Elf, renames: &[(String, String)]) -> Result<Option<Vec<u8>>> {
+    if renames.is_empty() {
+        return Ok(None);
+    }
+    let mut replace = Vec::new();
+    if let (Some(b), Some(x)) = (elf.section(".BTF"), elf.section(".BTF.ext")) {
+        let (nb, nx) =
+            crate::btf::ext::rename_sections(elf.section_data(b), elf.section_data(x), renames)?;
+        replace.push((".BTF", nb));
+        replace.push((".BTF.ext", nx));
+    }
+    Ok(Some(elf.with_renamed_sections(
+        |n| renames.iter().find(|(o, _)| o == n).map(|(_, r)| r.clone()),
+        &replace,
+    )))
+}
+
+fn map_fd(map: &Map) -> RawFd {
+    let data = match map {
+        Map::Array(d)
+        | Map::ArrayOfMaps(d)
+        | Map::BloomFilter(d)
+        | Map::CgroupArray(d)
+        | Map::CgroupStorage(d)
+        | Map::CgrpStorage(d)
+        | Map::CpuMap(d)
+        | Map::DevMap(d)
+        | Map::DevMapHash(d)
+        | Map::HashMap(d)
+        | Map::HashOfMaps(d)
+        | Map::InodeStorage(d)
+        | Map::LpmTrie(d)
+        | Map::LruHashMap(d)
+        | Map::PerCpuArray(d)
+        | Map::PerCpuCgroupStorage(d)
+        | Map::PerCpuHashMap(d)
+        | Map::PerCpuLruHashMap(d)
+        | Map::PerfEventArray(d)
+        | Map::ProgramArray(d)
+        | Map::Queue(d)
+        | Map::ReusePortSockArray(d)
+        | Map::RingBuf(d)
+        | Map::SockHash(d)
+        | Map::SockMap(d)
+        | Map::SkStorage(d)
+        | Map::Stack(d)
+        | Map::StackTraceMap(d)
+        | Map::Unsupported(d)
+        | Map::XskMap(d) => d,
+    };
+    data.fd().as_fd().as_raw_fd()
+}
+
+impl Loaded {
+    /// Loads and attaches every program of the package, in order. The first failure is
+    /// returned naming the program, its section, the reason and a hint.
+    pub fn attach_all(&mut self, progs: &[Prog], opts: &AttachOptions) -> Result<()> {
+        for p in progs {
+            self.attach_one(p, opts)?;
+        }
+        Ok(())
+    }
+
+    /// Loads and attaches one program, with `opts` giving what its section cannot name.
+    pub fn attach_one(&mut self, p: &Prog, opts: &AttachOptions) -> Result<()> {
+        let sec = self
+            .sections
+            .iter()
+            .find(|(n, _)| *n == p.name)
+            .map(|(_, s)| s.clone())
+            .ok_or_else(|| {
+                Error::new(ErrorKind::NotFound, format!("no program named {}", p.name))
+            })?;
+        let btf_type = sec.btf_attach_type();
+        if let (Some(t), None) = (&btf_type, &self.kbtf) {
+            // Normally built by `load` already, with every attach type in it.
+            let mut needs = Needs::Nothing;
+            needs.add(t.clone());
+            self.kbtf = kernel_btf::kernel_btf(&self.btf_src, &needs)?;
+        }
+        let t0 = std::time::Instant::now();
+        let Loaded {
+            ebpf,
+            kbtf,
+            held,
+            verify_time,
+            ..
+        } = self;
+        let prog = ebpf.program_mut(&p.name).ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("program {} is not in the loaded object", p.name),
+            )
+        })?;
+        let mut ctx = attach::Ctx {
+            verify: Duration::ZERO,
+            kbtf: kbtf.as_ref(),
+            held,
+        };
+        let r = attach::attach(prog, &sec, p, opts, &mut ctx);
+        *verify_time += ctx.verify;
+        self.attach_time += t0.elapsed();
+        r.map_err(|e| {
+            e.context(format!(
+                "attaching program {} (section \"{}\")",
+                p.name, p.section
+            ))
+        })?;
+        log::debug!("attached {} ({})", p.name, p.section);
+        if btf_type.is_some() {
+            self.btf_attaches_left = self.btf_attaches_left.saturating_sub(1);
+            if self.btf_attaches_left == 0 {
+                self.kbtf = None; // not needed any more: give its memory back before tracing
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes event map `name` (a ring buffer or perf event array) out of the object and opens
+    /// its buffers; perf buffers get `perf_pages` pages per CPU.
+    pub fn event_buffers(&mut self, name: &str, perf_pages: usize) -> Result<EventBuffers> {
+        let map = self.ebpf.take_map(name).ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("map {name} was not created (or is already being read)"),
+            )
+        })?;
+        EventBuffers::open(name, map, perf_pages)
+    }
+
+    /// Is map `name` a ring buffer or perf event array (still in the object)?
+    pub fn is_event_map(&self, name: &str) -> bool {
+        matches!(
+            self.ebpf.map(name),
+            Some(Map::RingBuf(_) | Map::PerfEventArray(_))
+        )
+    }
+
+    /// The fd of map `name`, while the object holds it.
+    pub fn map_fd(&self, name: &str) -> Option<RawFd> {
+        self.ebpf.map(name).map(map_fd)
+    }
+
+    /// Every map the object still holds, with its fd.
+    pub fn map_fds(&self) -> Vec<(String, RawFd)> {
+        self.ebpf
+            .maps()
+            .map(|(n, m)| (n.to_string(), map_fd(m)))
+            .collect()
+    }
+}

@@ -1,0 +1,320 @@
+//! A program's attach kind, parsed once from its ELF section name (libbpf's conventions). Pure:
+//! `info`, the loader and every attach use this one parser, so a section means the same thing
+//! everywhere. Kinds aya 0.14 cannot parse are renamed to ones it can; kinds nobody here can
+//! run are refused with the reason and a hint.
+
+/// What a section asks for. Targets are as the section spells them; run-time options
+/// (`--uprobe-target`, `--iface`, `--cgroup`) may replace them at attach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Section {
+    Tracepoint {
+        category: String,
+        name: String,
+    },
+    RawTracepoint {
+        name: String,
+    },
+    /// tp_btf, fentry, fexit, lsm: loaded against a kernel BTF type.
+    BtfTracing {
+        kind: BtfKind,
+        target: String,
+    },
+    /// kprobe/kretprobe; `ksyscall/NAME` is a kprobe on this arch's syscall wrapper.
+    Kprobe {
+        func: String,
+        offset: u64,
+        ret: bool,
+    },
+    /// uprobe/PATH:FUNC[+OFF]; `target` is empty when the section names none.
+    Uprobe {
+        target: String,
+        ret: bool,
+    },
+    Xdp,
+    Tc {
+        egress: bool,
+    },
+    Socket,
+    CgroupSkb {
+        egress: Option<bool>,
+    },
+    /// `cgroup/ATTACH` (sock, connect4, getsockopt, sysctl, dev...), attached to a cgroup.
+    Cgroup {
+        attach: String,
+    },
+    Sockops,
+    SkMsg,
+    SkSkb,
+    PerfEvent,
+    /// Kinds aya parses but that attach to nothing this runtime can name (iter, sk_lookup...).
+    Unattachable {
+        kind: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BtfKind {
+    TpBtf,
+    Fentry,
+    Fexit,
+    Lsm,
+}
+
+/// Why a section cannot run here: the hint is the whole message after the section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused(pub String);
+
+/// The libbpf syscall wrapper prefix of this architecture (for `ksyscall/NAME`).
+pub fn syscall_prefix() -> &'static str {
+    if cfg!(target_arch = "x86_64") {
+        "__x64_sys_"
+    } else if cfg!(target_arch = "aarch64") {
+        "__arm64_sys_"
+    } else if cfg!(target_arch = "riscv64") {
+        "__riscv_sys_"
+    } else {
+        "sys_"
+    }
+}
+
+fn split_offset(target: &str) -> Result<(&str, u64), Refused> {
+    match target.rsplit_once('+') {
+        None => Ok((target, 0)),
+        Some((f, o)) => {
+            let off = match o.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(h, 16),
+                None => o.parse(),
+            }
+            .map_err(|_| Refused(format!("bad offset \"{o}\" in \"{target}\"")))?;
+            Ok((f, off))
+        }
+    }
+}
+
+impl Section {
+    /// (One arm per libbpf section kind: a table, long by nature.)
+    pub fn parse(section: &str) -> Result<Section, Refused> {
+        let (kind, rest) = section.split_once('/').unwrap_or((section, ""));
+        let need = |what: &str| -> Result<String, Refused> {
+            if rest.is_empty() {
+                Err(Refused(format!("expected {kind}/{what}")))
+            } else {
+                Ok(rest.to_string())
+            }
+        };
+        let btf = |kind: BtfKind| need("NAME").map(|target| Section::BtfTracing { kind, target });
+        Ok(match kind {
+            "tracepoint" | "tp" => {
+                let (c, n) = rest
+                    .split_once('/')
+                    .filter(|(c, n)| !c.is_empty() && !n.is_empty())
+                    .ok_or_else(|| Refused(format!("expected {kind}/CATEGORY/NAME")))?;
+                Section::Tracepoint {
+                    category: c.into(),
+                    name: n.into(),
+                }
+            }
+            "raw_tracepoint" | "raw_tp" => Section::RawTracepoint {
+                name: need("NAME")?,
+            },
+            "tp_btf" => btf(BtfKind::TpBtf)?,
+            "fentry" | "fentry.s" => btf(BtfKind::Fentry)?,
+            "fexit" | "fexit.s" => btf(BtfKind::Fexit)?,
+            "lsm" | "lsm.s" => btf(BtfKind::Lsm)?,
+            "kprobe" | "kretprobe" => {
+                let (f, offset) = split_offset(rest)?;
+                Section::Kprobe {
+                    func: f.into(),
+                    offset,
+                    ret: kind == "kretprobe",
+                }
+            }
+            "ksyscall" | "kretsyscall" => Section::Kprobe {
+                func: format!("{}{}", syscall_prefix(), need("SYSCALL")?),
+                offset: 0,
+                ret: kind == "kretsyscall",
+            },
+            "uprobe" | "uprobe.s" | "uretprobe" | "uretprobe.s" => Section::Uprobe {
+                target: rest.into(),
+                ret: kind.starts_with("uret"),
+            },
+            "xdp" | "xdp.frags" => match rest {
+                "" => Section::Xdp,
+                _ => Section::Unattachable {
+                    kind: format!("xdp/{rest}"),
+                },
+            },
+            "tc" | "tcx" | "classifier" => Section::Tc {
+                egress: rest.contains("egress"),
+            },
+            "socket" => Section::Socket,
+            "cgroup_skb" => match rest {
+                "ingress" => Section::CgroupSkb {
+                    egress: Some(false),
+                },
+                "egress" => Section::CgroupSkb { egress: Some(true) },
+                _ => return Err(Refused("expected cgroup_skb/ingress or cgroup_skb/egress".into())),
+            },
+            "cgroup" if rest == "skb" => Section::CgroupSkb { egress: None },
+            "cgroup" => Section::Cgroup {
+                attach: need("ATTACH")?,
+            },
+            "sockops" => Section::Sockops,
+            "sk_msg" => Section::SkMsg,
+            "sk_skb" => Section::SkSkb,
+            "perf_event" => Section::PerfEvent,
+            "iter" | "iter.s" | "sk_lookup" | "flow_dissector" | "sk_reuseport" | "lirc_mode2" => {
+                Section::Unattachable { kind: kind.into() }
+            }
+            "fmod_ret" | "fmod_ret.s" => {
+                return Err(Refused(
+                    "fmod_ret is not supported by this runtime (aya 0.14); use fexit".into(),
+                ))
+            }
+            "kprobe.multi" | "kretprobe.multi" => {
+                return Err(Refused(
+                    "multi-kprobes are not supported; use one kprobe/F per function".into(),
+                ))
+            }
+            "uprobe.multi" | "uretprobe.multi" => {
+                return Err(Refused(
+                    "multi-uprobes are not supported; use uprobe/PATH:FUNC".into(),
+                ))
+            }
+            "usdt" => {
+                return Err(Refused(
+                    "USDT probes are not supported; attach a uprobe to the probe's function".into(),
+                ))
+            }
+            "struct_ops" | "struct_ops.s" => {
+                return Err(Refused("struct_ops programs are not supported".into()))
+            }
+            "syscall" => {
+                return Err(Refused(
+                    "BPF_PROG_TYPE_SYSCALL programs are not supported".into(),
+                ))
+            }
+            "netfilter" => return Err(Refused("netfilter programs are not supported".into())),
+            _ => return Err(Refused(
+                "unknown section name; see libbpf's section names (tp/C/N, raw_tp/N, tp_btf/N, fentry/F, kprobe/F, uprobe/PATH:FUNC, xdp, tc, socket, cgroup_skb/ingress, sockops, perf_event, ...)".into(),
+            )),
+        })
+    }
+
+    /// The name aya 0.14 must see instead of the original, when it does not parse libbpf's.
+    pub fn aya_name(&self, original: &str) -> Option<String> {
+        let kind = original.split('/').next().unwrap_or("");
+        match (self, kind) {
+            (Section::Tc { .. }, "tc" | "tcx") => Some("classifier".into()),
+            (Section::Kprobe { func, ret, .. }, "ksyscall" | "kretsyscall") => Some(format!(
+                "{}/{func}",
+                if *ret { "kretprobe" } else { "kprobe" }
+            )),
+            _ => None,
+        }
+    }
+
+    /// The kernel BTF type a BTF-attached program is loaded against (named as aya looks it up).
+    pub fn btf_attach_type(&self) -> Option<String> {
+        match self {
+            Section::BtfTracing { kind, target } => Some(match kind {
+                BtfKind::TpBtf => format!("btf_trace_{target}"),
+                BtfKind::Fentry | BtfKind::Fexit => target.clone(),
+                BtfKind::Lsm => format!("bpf_lsm_{target}"),
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn is_kprobe(&self) -> bool {
+        matches!(self, Section::Kprobe { .. })
+    }
+}
+
+/// Parses `section` of program `prog`, naming both in the refusal.
+pub fn parse_for(prog: &str, section: &str) -> crate::error::Result<Section> {
+    Section::parse(section).map_err(|Refused(why)| {
+        crate::error::Error::invalid(format!("program {prog} in section \"{section}\": {why}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_libbpf_sections_once() {
+        assert_eq!(
+            Section::parse("tp/syscalls/sys_enter_openat").unwrap(),
+            Section::Tracepoint {
+                category: "syscalls".into(),
+                name: "sys_enter_openat".into()
+            }
+        );
+        let tc = Section::parse("tc").unwrap();
+        assert_eq!(tc.aya_name("tc").as_deref(), Some("classifier"));
+        assert_eq!(
+            Section::parse("classifier").unwrap().aya_name("classifier"),
+            None
+        );
+        let k = Section::parse("ksyscall/kill").unwrap();
+        let renamed = k.aya_name("ksyscall/kill").unwrap();
+        assert!(
+            renamed.starts_with("kprobe/") && renamed.ends_with("sys_kill"),
+            "{renamed}"
+        );
+        assert_eq!(
+            Section::parse("kprobe/do_sys_open+0x10").unwrap(),
+            Section::Kprobe {
+                func: "do_sys_open".into(),
+                offset: 16,
+                ret: false
+            }
+        );
+        assert_eq!(
+            Section::parse("tp_btf/sched_switch")
+                .unwrap()
+                .btf_attach_type()
+                .as_deref(),
+            Some("btf_trace_sched_switch")
+        );
+        assert_eq!(
+            Section::parse("lsm/file_open")
+                .unwrap()
+                .btf_attach_type()
+                .as_deref(),
+            Some("bpf_lsm_file_open")
+        );
+        assert_eq!(
+            Section::parse("cgroup_skb/egress").unwrap(),
+            Section::CgroupSkb { egress: Some(true) }
+        );
+        assert_eq!(
+            Section::parse("cgroup/connect4").unwrap(),
+            Section::Cgroup {
+                attach: "connect4".into()
+            }
+        );
+        assert_eq!(
+            Section::parse("uprobe").unwrap(),
+            Section::Uprobe {
+                target: String::new(),
+                ret: false
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_what_cannot_run_with_a_hint() {
+        let e = parse_for("handle", "usdt/x").unwrap_err().to_string();
+        assert!(
+            e.contains("program handle") && e.contains("\"usdt/x\"") && e.contains("uprobe"),
+            "{e}"
+        );
+        let e = parse_for("h", "weird").unwrap_err().to_string();
+        assert!(e.contains("unknown section name"), "{e}");
+        assert!(Section::parse("tp/onlyone").is_err());
+        assert!(Section::parse("kprobe/f+zz").is_err());
+        assert!(Section::parse("fentry").is_err());
+    }
+}

@@ -1,0 +1,48 @@
+//! `edge-ecli pack`: an eunomia-compatible package.json from a BPF object.
+
+use argh::FromArgs;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::{package, source};
+
+#[derive(FromArgs)]
+/// Make an eunomia-compatible package.json from a BPF object.
+#[argh(subcommand, name = "pack")]
+pub struct PackCmd {
+    /// output file (default: standard output)
+    #[argh(option, short = 'o', arg_name = "FILE")]
+    output: Option<String>,
+    /// the BPF object (.bpf.o), or - for standard input
+    #[argh(positional, arg_name = "OBJ")]
+    pub obj: String,
+}
+
+impl PackCmd {
+    pub fn main(self) -> Result<i32> {
+        let bytes = source::read(&self.obj)?;
+        if package::detect(&bytes).map_err(|e| e.context(&self.obj))? != package::Kind::Elf {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                format!("{}: pack takes a BPF object (.bpf.o)", self.obj),
+            ));
+        }
+        let object = package::load(bytes, &self.obj).map_err(|e| e.context(&self.obj))?;
+        let text = package::eunomia::pack(&object);
+        match self.output {
+            Some(path) => write_atomically(&path, text.as_bytes())?,
+            None => print!("{text}"),
+        }
+        Ok(0)
+    }
+}
+
+/// Writes `path` through a temporary file beside it, so a reader never sees half a file.
+pub fn write_atomically(path: &str, data: &[u8]) -> Result<()> {
+    let tmp = format!("{path}.{}.tmp", std::process::id());
+    std::fs::write(&tmp, data)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::msg(format!("{path}: cannot write: {e}"))
+        })
+}

@@ -1,0 +1,177 @@
+//! `edge-ecli run PROG [ARGS...]`: one instance of the runtime in the foreground, stopped by
+//! Ctrl-C, SIGTERM or `--timeout`, its output on stdout.
+
+use std::time::Duration;
+
+use argh::FromArgs;
+
+use super::signals::SignalFd;
+use crate::bpf::{AttachOptions, KernelBtf};
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::poll::wait_readable;
+use crate::event::{Format, Stdout};
+use crate::package::Package;
+use crate::runtime::{Instance, Options, Outcome};
+use crate::wasm::WasmOptions;
+use crate::{logger, source};
+
+#[derive(FromArgs)]
+/// Load, attach and run a package; print its events until Ctrl-C, SIGTERM or --timeout.
+/// ARGS after PROG go to the package's own flags (`run PROG -h` lists them).
+#[argh(subcommand, name = "run")]
+pub struct RunCmd {
+    /// print events as NDJSON (one JSON object per line)
+    #[argh(switch, short = 'j')]
+    pub json: bool,
+    /// stop after SECS seconds (decimals allowed)
+    #[argh(option, arg_name = "SECS")]
+    pub timeout: Option<String>,
+    /// kernel BTF file to use instead of /sys/kernel/btf/vmlinux
+    #[argh(option, arg_name = "FILE")]
+    btf: Option<String>,
+    /// struct that decodes the records of the event maps (for raw objects)
+    #[argh(option, arg_name = "NAME")]
+    event_type: Option<String>,
+    /// attach uprobes to PATH:FUNC instead of what their sections name
+    #[argh(option, arg_name = "PATH:FUNC")]
+    uprobe_target: Option<String>,
+    /// uprobes fire only in process PID
+    #[argh(option, arg_name = "PID")]
+    uprobe_pid: Option<u32>,
+    /// network interface of xdp, tc and socket programs (default: ifindex 1, lo for socket)
+    #[argh(option, arg_name = "NAME")]
+    iface: Option<String>,
+    /// cgroup v2 directory of cgroup and sockops programs (default /sys/fs/cgroup)
+    #[argh(option, arg_name = "PATH")]
+    cgroup: Option<String>,
+    /// sampling frequency of perf_event programs, per CPU (default 49)
+    #[argh(option, arg_name = "HZ")]
+    freq: Option<u64>,
+    /// for Wasm apps: environment variable K=V of the guest (repeatable; none by default)
+    #[argh(option, arg_name = "K=V")]
+    env: Vec<String>,
+    /// for Wasm apps: grant the guest a host directory, HOST[:GUEST] (repeatable; none by default)
+    #[argh(option, arg_name = "DIR")]
+    dir: Vec<String>,
+    /// for Wasm apps: cap on guest memory in MiB (default 256)
+    #[argh(option, arg_name = "MIB", default = "256")]
+    max_memory: u64,
+    /// debug diagnostics of edge-ecli on stderr
+    #[argh(switch, short = 'v')]
+    pub verbose: bool,
+    /// the package (a path to package.json, .bpf.o or .wasm, or - for standard input), then
+    /// the arguments of its own flags
+    #[argh(positional, greedy, arg_name = "PROG [ARGS")]
+    pub rest: Vec<String>,
+}
+
+/// `--timeout` as a duration.
+pub fn parse_timeout(t: &str) -> Result<Duration> {
+    t.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0 && *v < 1e9)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Usage,
+                format!("--timeout {t}: expected a number of seconds"),
+            )
+        })
+}
+
+impl RunCmd {
+    /// Every option checked, as the runtime takes them.
+    pub fn options(&self) -> Result<Options> {
+        let usage = |m: String| Error::new(ErrorKind::Usage, m);
+        let timeout = self.timeout.as_deref().map(parse_timeout).transpose()?;
+        for e in &self.env {
+            if !e.contains('=') {
+                return Err(usage(format!("--env {e}: expected K=V")));
+            }
+        }
+        if self.max_memory == 0 || self.max_memory > 4096 {
+            return Err(usage(format!(
+                "--max-memory {}: expected 1..4096 MiB",
+                self.max_memory
+            )));
+        }
+        if let Some(f) = self.freq {
+            if !(1..=100_000).contains(&f) {
+                return Err(usage(format!("--freq {f}: expected 1..100000 Hz")));
+            }
+        }
+        if let Some(t) = &self.uprobe_target {
+            if !t.contains(':') {
+                return Err(usage(format!("--uprobe-target {t}: expected PATH:FUNC")));
+            }
+        }
+        let dirs = self
+            .dir
+            .iter()
+            .map(|d| match d.split_once(':') {
+                Some((h, g)) => (h.to_string(), g.to_string()),
+                None => (d.clone(), d.clone()),
+            })
+            .collect();
+        Ok(Options {
+            format: if self.json {
+                Format::Json
+            } else {
+                Format::Plain
+            },
+            timeout,
+            btf: self.btf.clone().map_or(KernelBtf::Sys, KernelBtf::File),
+            event_type: self.event_type.clone(),
+            attach: AttachOptions {
+                uprobe_target: self.uprobe_target.clone(),
+                uprobe_pid: self.uprobe_pid.unwrap_or(0),
+                iface: self.iface.clone(),
+                cgroup: self.cgroup.clone(),
+                freq: self.freq.unwrap_or(crate::bpf::attach::DEFAULT_FREQ),
+            },
+            wasm: WasmOptions {
+                env: self.env.clone(),
+                dirs,
+                max_memory: (self.max_memory as usize) << 20,
+            },
+        })
+    }
+
+    pub fn main(mut self) -> Result<i32> {
+        if self.rest.is_empty() {
+            eprintln!("Required positional arguments not provided:\n    PROG");
+            eprintln!("Run `edge-ecli run --help` for usage.");
+            return Ok(2);
+        }
+        let opts = self.options()?;
+        let prog = self.rest.remove(0);
+        let args = std::mem::take(&mut self.rest);
+        // Before the instance's thread starts, so it inherits the blocked signals.
+        let signals = SignalFd::new()?;
+        let bytes = source::read(&prog)?;
+        log::info!(
+            "read {prog} ({} bytes) at {} ms",
+            bytes.len(),
+            logger::since_start_ms()
+        );
+        let package = Package::decode(bytes, &prog).map_err(|e| e.context(&prog))?;
+        let is_wasm = matches!(package, Package::Wasm { .. });
+        let named = |e: Error| if is_wasm { e.context(&prog) } else { e };
+        let inst = Instance::spawn(package, args, opts, Box::new(Stdout)).map_err(named)?;
+        while !inst.is_finished() {
+            let fds = [signals.fd, inst.done_fd()];
+            if wait_readable(&fds, Duration::from_secs(3600)) == Some(0) && signals.take().is_some()
+            {
+                inst.stop();
+            }
+        }
+        match inst.wait().map_err(named)? {
+            Outcome::Help(h) => {
+                print!("{h}");
+                Ok(0)
+            }
+            Outcome::Done => Ok(0),
+            Outcome::Exit(code) => Ok(code),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Events, from the kernel's buffers to text: record layouts from BTF (`layout`), the one
+//! pipeline that reads every event map (`pipeline`, over `poll`), the instance's control block
+//! (`control`), sample maps (`sample`), the output formats (`out`) and where output goes
+//! (`sink`).
+
+pub mod control;
+pub mod layout;
+pub mod out;
+pub mod pipeline;
+pub mod poll;
+pub mod sample;
+pub mod sink;
+
+pub use control::{Control, Counters};
+pub use layout::Layout;
+pub use out::Format;
+pub use pipeline::{Pipeline, Polled};
+pub use sink::{Memory, Sink, Stdout, Stream};

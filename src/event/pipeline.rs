@@ -1,0 +1,255 @@
+//! The one event pipeline: the event maps of an object, waited on together with the instance's
+//! control fd, drained record by record into a caller's function. The CLI, the daemon and both
+//! Wasm ABIs read events only through here; they differ in what that function does with a
+//! record (format it, hand it to a guest). Stop requests are seen between records even under a
+//! flood, a paused instance's records are read and counted, never left to fill the kernel's
+//! buffers silently, and the kernel's own losses are counted.
+
+use std::ops::ControlFlow;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::control::Control;
+use super::layout::{self, Layout};
+use super::poll::Epoll;
+use crate::bpf::{EventBuffers, Loaded};
+use crate::error::Result;
+use crate::package::Object;
+
+const WAKE: u64 = u64::MAX;
+/// How often, in records, a drain looks for a stop request.
+const STOP_CHECK_EVERY: u32 = 256;
+
+/// Epoll token of buffer `buf` of event map `map`.
+fn token(map: usize, buf: usize) -> u64 {
+    ((map as u64) << 32) | buf as u64
+}
+
+/// What one wait brought.
+pub struct Polled<B> {
+    /// Records handed to the caller's function.
+    pub records: u64,
+    /// The caller's function stopped the drain with this.
+    pub broke: Option<B>,
+    /// A stop was requested (or the deadline passed).
+    pub stop: bool,
+}
+
+pub struct Pipeline {
+    epoll: Epoll,
+    control: Arc<Control>,
+    maps: Vec<EventBuffers>,
+    ready: Vec<u64>,
+    lost_seen: u64,
+}
+
+impl Pipeline {
+    pub fn new(control: Arc<Control>) -> Result<Pipeline> {
+        let epoll = Epoll::new()?;
+        epoll.add(control.wake_fd(), WAKE)?;
+        Ok(Pipeline {
+            epoll,
+            control,
+            maps: Vec::new(),
+            ready: Vec::with_capacity(64),
+            lost_seen: 0,
+        })
+    }
+
+    /// Adds an event map; returns its index (the `map` of every record from it).
+    pub fn add(&mut self, bufs: EventBuffers) -> Result<usize> {
+        let m = self.maps.len();
+        for (i, fd) in bufs.fds().into_iter().enumerate() {
+            self.epoll.add(fd, token(m, i))?;
+        }
+        self.maps.push(bufs);
+        Ok(m)
+    }
+
+    pub fn len(&self) -> usize {
+        self.maps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.maps.is_empty()
+    }
+
+    pub fn name(&self, map: usize) -> &str {
+        &self.maps[map].name
+    }
+
+    pub fn control(&self) -> &Arc<Control> {
+        &self.control
+    }
+
+    /// Waits up to `timeout` (cut short at the deadline) for records, then hands every record
+    /// of the ready buffers to `f(map, bytes)` until it breaks.
+    pub fn poll<B>(
+        &mut self,
+        timeout: Duration,
+        mut f: impl FnMut(usize, &[u8]) -> ControlFlow<B>,
+    ) -> Result<Polled<B>> {
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
+        ready.extend(self.epoll.wait(self.control.cap(timeout))?);
+        let mut polled = Polled {
+            records: 0,
+            broke: None,
+            stop: self.control.stop_requested(),
+        };
+        for &t in &ready {
+            if t == WAKE {
+                self.control.acknowledge();
+                polled.stop |= self.control.stop_requested();
+                continue;
+            }
+            let (m, b) = ((t >> 32) as usize, (t & 0xffff_ffff) as usize);
+            if self.drain(m, b, &mut f, &mut polled) {
+                break;
+            }
+        }
+        self.ready = ready;
+        self.count_lost();
+        Ok(polled)
+    }
+
+    /// Hands every record already buffered, in every map, to `f` without waiting (a stop
+    /// loses nothing that reached the kernel's buffers).
+    pub fn drain_all<B>(&mut self, mut f: impl FnMut(usize, &[u8]) -> ControlFlow<B>) -> Polled<B> {
+        let mut polled = Polled {
+            records: 0,
+            broke: None,
+            stop: true,
+        };
+        'maps: for m in 0..self.maps.len() {
+            for b in 0..self.maps[m].len() {
+                // A stop must not cut this drain short: it is the drain of the stop.
+                if self.drain_buffer(m, b, &mut f, &mut polled, false) {
+                    break 'maps;
+                }
+            }
+        }
+        self.count_lost();
+        polled
+    }
+
+    /// Drains one buffer; true when the caller's function broke or a stop came.
+    fn drain<B>(
+        &mut self,
+        m: usize,
+        b: usize,
+        f: &mut impl FnMut(usize, &[u8]) -> ControlFlow<B>,
+        polled: &mut Polled<B>,
+    ) -> bool {
+        self.drain_buffer(m, b, f, polled, true)
+    }
+
+    fn drain_buffer<B>(
+        &mut self,
+        m: usize,
+        b: usize,
+        f: &mut impl FnMut(usize, &[u8]) -> ControlFlow<B>,
+        polled: &mut Polled<B>,
+        watch_stop: bool,
+    ) -> bool {
+        let control = &self.control;
+        let paused = control.is_paused();
+        let mut seen = 0u32;
+        let mut stopped = false;
+        let (n, brk) = self.maps[m].drain(b, |data| {
+            seen = seen.wrapping_add(1);
+            if !paused {
+                if let ControlFlow::Break(x) = f(m, data) {
+                    return ControlFlow::Break(Some(x));
+                }
+            }
+            // A producer that never pauses must not keep us here past a stop request.
+            if watch_stop && seen.is_multiple_of(STOP_CHECK_EVERY) && control.stop_requested() {
+                stopped = true;
+                return ControlFlow::Break(None);
+            }
+            ControlFlow::Continue(())
+        });
+        let counters = &self.control.counters;
+        if paused {
+            counters.paused_drops.fetch_add(n, Ordering::Relaxed);
+        } else {
+            counters.events.fetch_add(n, Ordering::Relaxed);
+            polled.records += n;
+        }
+        polled.stop |= stopped;
+        match brk {
+            Some(Some(x)) => {
+                polled.broke = Some(x);
+                true
+            }
+            Some(None) => true,
+            None => false,
+        }
+    }
+
+    /// Adds what the kernel dropped since the last look to the instance's lost counter.
+    fn count_lost(&mut self) {
+        let lost: u64 = self.maps.iter().map(|m| m.lost).sum();
+        if lost > self.lost_seen {
+            self.control
+                .counters
+                .lost
+                .fetch_add(lost - self.lost_seen, Ordering::Relaxed);
+            self.lost_seen = lost;
+        }
+    }
+
+    /// Samples the kernel dropped in all (full perf buffers).
+    pub fn lost(&self) -> u64 {
+        self.lost_seen
+    }
+}
+
+/// The event maps of an object, wired into a pipeline, each with the layout of its records.
+pub struct Wired {
+    pub pipeline: Pipeline,
+    /// Per map of the pipeline: its name and layout (None: raw bytes).
+    pub maps: Vec<(String, Option<Layout>)>,
+    /// What the user should know about the wiring (several maps, raw records).
+    pub notes: Vec<String>,
+}
+
+/// Takes every event map of `object` out of `loaded` into a new pipeline. Layouts follow
+/// `layout::choose`, with `event_type` from `--event-type`.
+pub fn wire(
+    object: &Object,
+    loaded: &mut Loaded,
+    event_type: Option<u32>,
+    control: Arc<Control>,
+) -> Result<Wired> {
+    let mut w = Wired {
+        pipeline: Pipeline::new(control)?,
+        maps: Vec::new(),
+        notes: Vec::new(),
+    };
+    let defs: Vec<_> = object
+        .meta
+        .maps
+        .iter()
+        .filter(|d| d.is_event_map())
+        .collect();
+    if defs.len() > 1 {
+        // ecli reads only the last export map; every one is read here.
+        let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+        w.notes.push(format!(
+            "reading {} event maps: {}",
+            defs.len(),
+            names.join(", ")
+        ));
+    }
+    for def in defs {
+        let (layout, note) = layout::choose(object, def, event_type)?;
+        w.notes.extend(note);
+        let bufs = loaded.event_buffers(&def.name, object.meta.tunables.perf_buffer_pages)?;
+        w.pipeline.add(bufs)?;
+        w.maps.push((def.name.clone(), layout));
+    }
+    Ok(w)
+}

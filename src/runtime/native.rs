@@ -1,0 +1,243 @@
+//! A BPF object run natively: its flags from ARGS, load, attach, then the event pipeline and
+//! the sample maps, formatted into the sink until a stop.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Options, Outcome};
+use crate::bpf::sys::{KernelMap, MapOps};
+use crate::bpf::{self, Loaded};
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::out::{local_hms, Clock, Records};
+use crate::event::pipeline::{self, Pipeline};
+use crate::event::sample::{self, SampleMap};
+use crate::event::{Control, Format, Sink, Stream};
+use crate::package::meta::map_type;
+use crate::package::{MapDef, Object};
+use crate::{args, logger};
+
+/// Output is written in batches of this size (a pipe's capacity: a bigger batch saves no
+/// writes, only memory), or when the buffers go idle.
+const BATCH: usize = 1 << 16;
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+pub(super) fn run(
+    object: Object,
+    args: Vec<String>,
+    opts: &Options,
+    mut sink: Box<dyn Sink>,
+    control: Arc<Control>,
+) -> Result<Outcome> {
+    let t0 = Instant::now();
+    let parsed = args::parse(&object.meta, &object.btf, &object.meta.obj_name, &args)?;
+    if let Some(h) = parsed.help {
+        return Ok(Outcome::Help(h));
+    }
+    if parsed.verbose || object.meta.tunables.debug_verbose {
+        logger::raise_to_debug();
+    }
+    // Checked before anything touches the kernel.
+    let event_type = match &opts.event_type {
+        Some(n) => Some(object.find_struct(n).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Usage,
+                format!("--event-type {n}: no struct named {n} in the object's BTF"),
+            )
+        })?),
+        None => None,
+    };
+    let t_parse = t0.elapsed();
+    let mut loaded = bpf::load(&object, &parsed.globals, opts.btf.clone())?;
+    let t_load = t0.elapsed();
+    loaded.attach_all(&object.meta.progs, &opts.attach)?;
+    let verify = ms(loaded.verify_time);
+    log::info!(
+        "phases (ms): parse/inflate/object BTF {}, kernel BTF/maps {}, verify {verify}, attach {}; all attached at {} ms",
+        ms(t_parse),
+        ms(t_load - t_parse),
+        ms(loaded.attach_time).saturating_sub(verify),
+        logger::since_start_ms(),
+    );
+    let wired = pipeline::wire(&object, &mut loaded, event_type, control.clone())?;
+    for n in &wired.notes {
+        sink.note(n);
+    }
+    let samples = sample::wire(&object, |def| sample_map(&loaded, def))?;
+    let mut printer = Printer {
+        records: wired
+            .maps
+            .into_iter()
+            .map(|(name, layout)| Records::new(layout, &name, opts.format))
+            .collect(),
+        samples,
+        format: opts.format,
+        out: String::with_capacity(BATCH + 4096),
+        sink,
+        clock: Clock::default(),
+        failed: None,
+    };
+    printer.header();
+    if printer.records.is_empty() && printer.samples.is_empty() {
+        printer
+            .sink
+            .note("attached; this package exports no events (Ctrl-C to stop)");
+    }
+    control.set_ready();
+    printer.run(wired.pipeline)?;
+    drop(loaded);
+    Ok(Outcome::Done)
+}
+
+/// Map access for a sample map, which must be a hash or array map.
+fn sample_map(loaded: &Loaded, def: &MapDef) -> Result<Box<dyn MapOps>> {
+    let fd = loaded
+        .map_fd(&def.name)
+        .ok_or_else(|| Error::msg(format!("map {} was not created", def.name)))?;
+    let m = KernelMap::new(fd)
+        .map_err(|e| Error::msg(format!("map {}: reading its info: {e}", def.name)))?;
+    let t = m.info()?.map_type;
+    let ok = matches!(
+        t,
+        map_type::HASH
+            | map_type::ARRAY
+            | map_type::PERCPU_HASH
+            | map_type::PERCPU_ARRAY
+            | map_type::LRU_HASH
+            | map_type::LRU_PERCPU_HASH
+    );
+    if !ok {
+        return Err(Error::invalid(format!(
+            "map {}: sample maps must be hash or array maps (this one is {})",
+            def.name,
+            map_type::name(t)
+        )));
+    }
+    Ok(Box::new(m))
+}
+
+struct Printer {
+    records: Vec<Records>,
+    samples: Vec<SampleMap>,
+    format: Format,
+    out: String,
+    sink: Box<dyn Sink>,
+    clock: Clock,
+    /// Set when the output cannot be written any more.
+    failed: Option<std::io::Error>,
+}
+
+impl Printer {
+    fn header(&mut self) {
+        if self.format == Format::Plain {
+            if let Some(h) = self.records.iter().find_map(Records::header) {
+                self.out.push_str(&h);
+                self.out.push('\n');
+            }
+        }
+    }
+
+    /// Writes what is buffered. A reader that went away (`| head`) ends the run quietly.
+    fn flush(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        if self.failed.is_none() {
+            if let Err(e) = self.sink.write(Stream::Out, self.out.as_bytes()) {
+                self.failed = Some(e);
+            }
+        }
+        self.out.clear();
+    }
+
+    fn run(&mut self, mut pipeline: Pipeline) -> Result<()> {
+        let control = pipeline.control().clone();
+        loop {
+            let now = Instant::now();
+            let mut wait = Duration::from_secs(3600);
+            for s in &self.samples {
+                wait = wait.min(s.next_due().saturating_duration_since(now));
+            }
+            // Output waits in memory while events keep coming; it is written once the buffers
+            // are idle (a zero-timeout poll finds nothing) or a batch is full, so a flood
+            // costs one write per batch, not one per wakeup.
+            if !self.out.is_empty() {
+                wait = Duration::ZERO;
+            }
+            let time = match self.format {
+                Format::Json => String::new(),
+                Format::Plain => self.clock.hms().to_string(),
+            };
+            let Printer { records, out, .. } = self;
+            let polled = pipeline.poll(wait, |m, data| {
+                records[m].write(out, &time, data);
+                if out.len() > BATCH {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })?;
+            if polled.records == 0 || polled.broke.is_some() {
+                self.flush();
+            }
+            if !control.is_paused() {
+                for s in &mut self.samples {
+                    s.print_if_due(&mut self.out, self.format, &time);
+                }
+            }
+            if self.out.len() > BATCH {
+                self.flush();
+            }
+            if polled.stop || self.failed.is_some() {
+                break;
+            }
+        }
+        self.finish(pipeline)
+    }
+
+    /// Drains what is already buffered so a stop loses nothing that reached us.
+    fn finish(&mut self, mut pipeline: Pipeline) -> Result<()> {
+        let time = match self.format {
+            Format::Json => String::new(),
+            Format::Plain => local_hms(),
+        };
+        loop {
+            let Printer { records, out, .. } = self;
+            let polled = pipeline.drain_all(|m, data| {
+                records[m].write(out, &time, data);
+                if out.len() > BATCH {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
+            self.flush();
+            if polled.broke.is_none() || self.failed.is_some() {
+                break;
+            }
+        }
+        let lost = pipeline.lost();
+        if lost > 0 {
+            self.sink.note(&format!(
+                "lost {lost} samples (perf buffer overflow; raise perf_buffer_pages)"
+            ));
+        }
+        log::info!(
+            "{} events printed",
+            pipeline
+                .control()
+                .counters
+                .events
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
+        match self.failed.take() {
+            Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(Error::msg(format!("writing output: {e}")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
