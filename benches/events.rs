@@ -7,7 +7,7 @@
 //! callback does the same printf work, and the baseline (benches/baseline/consumer.c) in both
 //! output formats.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/all/common.rs"]
 mod common;
 
 use std::io::Read;

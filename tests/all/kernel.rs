@@ -2,12 +2,10 @@
 //! printed, as a raw .bpf.o and as packed JSON, in plain and NDJSON output; then checks that
 //! nothing of ours is left in the kernel.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn is_root_ready(name: &str) -> bool {
-    kernel_available(name)
+    kernel_ready(name)
 }
 
 /// sigsnoop (perf event array): a signal we send to a child shows up with the right pids and
@@ -521,4 +519,55 @@ fn uprobe_target_and_pid_flags() {
         "another process got through --uprobe-pid:\n{out}"
     );
     assert_no_leaks(&["up_target", "up_rb"]);
+}
+
+/// With -j, records of a map whose type nobody knows still print as JSON lines:
+/// {"map": NAME, "data": "HEX"}, after a note on stderr saying how to name the type.
+#[test]
+fn untyped_records_are_json_hex_lines() {
+    let _g = serial();
+    if !kernel_available("untyped_records_are_json_hex_lines") {
+        return;
+    }
+    // The example object without its __eunomia_dummy_event_ptr (renamed in BTF's strings).
+    let mut obj = std::fs::read(example("sigsnoop.bpf.o")).unwrap();
+    let pat = b"__eunomia_dummy_";
+    let mut from = 0;
+    while let Some(at) = obj[from..].windows(pat.len()).position(|w| w == pat) {
+        obj[from + at + 2] = b'X';
+        from += at + pat.len();
+    }
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join("untyped.bpf.o").to_string_lossy().into_owned();
+    std::fs::write(&path, &obj).unwrap();
+    let me = std::process::id().to_string();
+    let s = Session::start(&["-j", &path, "--filtered_pid", &me]);
+    let cpid: u32 = signal_sleeper(&[libc::SIGUSR1]).parse().unwrap();
+    let hex_tpid: String = cpid
+        .to_le_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let out = s.wait_for(|o| o.contains(&hex_tpid));
+    let f = s.stop_with(libc::SIGINT);
+    assert!(f.status.success(), "{}", f.stderr);
+    assert!(f.stderr.contains("no event type known"), "{}", f.stderr);
+    let out = out + &f.stdout;
+    let line = out
+        .lines()
+        .find(|l| l.contains(&hex_tpid))
+        .unwrap_or_else(|| panic!("no record of {cpid}:\n{out}"));
+    assert!(
+        line.starts_with("{\"map\":\"sig_events\",\"data\":\""),
+        "{line}"
+    );
+    assert!(
+        out.lines().all(|l| l.starts_with('{') && l.ends_with('}')),
+        "{out}"
+    );
+    // struct event: pid, tpid, sig = 10 (SIGUSR1) at offset 8.
+    let data = field(line, "data").unwrap();
+    assert_eq!(&data[8..16], hex_tpid);
+    assert_eq!(&data[16..24], "0a000000");
+    assert_no_leaks(&["sig_trace", "sig_events"]);
 }

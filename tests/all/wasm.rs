@@ -1,12 +1,10 @@
 //! Wasm apps on the real kernel: the example guests (C and Rust, wasm_bpf and env ABIs), WASI,
 //! and hostile modules. After each run nothing the guest created is left in the kernel.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn ready(test: &str) -> bool {
-    kernel_available(test)
+    kernel_ready(test)
 }
 
 #[test]
@@ -175,6 +173,9 @@ fn env_abi_module_with_embedded_package() {
 
 #[test]
 fn wasi_args_env_dirs_clocks_and_exit_code() {
+    if !toolchain_available("wasi_args_env_dirs_clocks_and_exit_code") {
+        return;
+    }
     let dir = std::env::temp_dir().join(format!("edge-ecli-wasi-{}", std::process::id()));
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -236,7 +237,9 @@ fn wat_module(imports: &str, body: &str, data: &str) -> Vec<u8> {
 }
 
 fn write_wasm(name: &str, bytes: &[u8]) -> String {
-    let p = fixtures().path(name);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name).to_string_lossy().into_owned();
     std::fs::write(&p, bytes).unwrap();
     p
 }
@@ -373,11 +376,17 @@ fn spinning_guest_is_stopped_and_its_objects_released() {
     );
     let m = write_wasm("spin.wasm", &wat::parse_str(text).unwrap());
 
-    // --timeout: the guest does not end by itself, so it is interrupted after the grace period.
+    // --timeout: the guest does not end by itself, so it is stopped by force after the grace
+    // period. The stop was asked for: exit 0, said on stderr, never called a trap.
     let t0 = std::time::Instant::now();
     let f = run(&["run", "--timeout", "0.5", &m]);
-    assert_eq!(f.status.code(), Some(1), "{}", f.stderr);
-    assert!(f.stderr.contains("interrupted"), "{}", f.stderr);
+    assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
+    assert!(
+        f.stderr.contains("stopped the guest by force"),
+        "{}",
+        f.stderr
+    );
+    assert!(!f.stderr.contains("trap"), "{}", f.stderr);
     assert!(t0.elapsed() < std::time::Duration::from_secs(10));
     assert_no_leaks(&["sig_trace", "sig_events"]);
 
@@ -404,8 +413,8 @@ fn spinning_guest_is_stopped_and_its_objects_released() {
     }
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("interrupted"));
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("stopped the guest by force"));
     assert_no_leaks(&["sig_trace", "sig_events"]);
 }
 

@@ -1,18 +1,16 @@
-//! The kernel BTF edge-ecli hands aya is cut down to what an object needs (src/core_btf.rs).
+//! The kernel BTF edge-ecli hands aya is cut down to what an object needs (src/btf/core.rs).
 //! These tests hold the cut to the whole: the same relocated instructions for every fixture
 //! with CO-RE relocations, the same attach ids, and, on the kernel, the values a program sees.
 
-mod common;
-
-use common::*;
+use crate::common::*;
+use edge_ecli::btf::core::{core_needs, minimal_target, Needs};
 use edge_ecli::btf::{self, Btf, TypeData};
-use edge_ecli::core_btf::{core_needs, minimal_target, Needs};
-use edge_ecli::elf::Elf;
+use edge_ecli::package::elf::Elf;
 
 const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
 fn needs_of(obj: &[u8]) -> Needs {
-    let object = edge_ecli::meta::Object::parse(obj.to_vec(), "fixture").unwrap();
+    let object = edge_ecli::package::Object::parse(obj.to_vec(), "fixture").unwrap();
     let elf = Elf::parse(obj).unwrap();
     let ext = elf.section(".BTF.ext").unwrap();
     core_needs(&object.btf, elf.section_data(ext)).unwrap()
@@ -30,7 +28,7 @@ fn relocated(obj: &[u8], target: &aya_obj::btf::Btf) -> Vec<String> {
 
 #[test]
 fn cut_btf_relocates_exactly_like_the_whole() {
-    if !kernel_available("cut_btf_relocates_exactly_like_the_whole") {
+    if !kernel_ready("cut_btf_relocates_exactly_like_the_whole") {
         return;
     }
     let kernel = std::fs::read(VMLINUX).unwrap();
@@ -77,7 +75,7 @@ fn member_offset(b: &Btf, id: u32, member: &str) -> Option<u32> {
 /// parsed here, says what it must be.
 #[test]
 fn programs_see_the_kernels_own_values() {
-    if !kernel_available("programs_see_the_kernels_own_values") {
+    if !kernel_ready("programs_see_the_kernels_own_values") {
         return;
     }
     let _g = serial();

@@ -1,5 +1,5 @@
-//! Shared by the integration tests: building the BPF C fixtures, running edge-ecli, and
-//! checking that nothing of ours stays in the kernel.
+//! Shared by the integration tests: the committed examples, building the BPF C fixtures,
+//! running edge-ecli, and checking that nothing of ours stays in the kernel.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
@@ -12,6 +12,52 @@ use std::time::{Duration, Instant};
 /// the kernel tests against the static release binary).
 pub fn bin() -> String {
     std::env::var("EDGE_ECLI_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_edge-ecli").to_string())
+}
+
+/// A committed, ready-to-run example (examples/build.sh makes them): needs no compiler.
+pub fn example(file: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/sigsnoop")
+        .join(file)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Skips (outside CI) or fails (CI=true) a test that cannot run here, saying why.
+pub fn skip_unless(test: &str, missing: Option<String>, needs: &str) -> bool {
+    match missing {
+        None => true,
+        Some(r) => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("{test}: cannot run under CI: {r}");
+            }
+            eprintln!("SKIPPED {test}: {r} ({needs})");
+            false
+        }
+    }
+}
+
+fn on_path(cmd: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+}
+
+/// True when the fixtures can be built here: clang-19, bpftool and cc.
+pub fn toolchain_available(test: &str) -> bool {
+    let missing = ["clang-19", "bpftool", "cc"]
+        .iter()
+        .find(|c| !on_path(c))
+        .map(|c| format!("{c} is not installed"));
+    skip_unless(
+        test,
+        missing,
+        "fixture tests build BPF C with clang-19; bash tests/setup.sh installs it",
+    )
+}
+
+/// Kernel tests: root, BTF and the fixture toolchain.
+pub fn kernel_ready(test: &str) -> bool {
+    kernel_available(test) && toolchain_available(test)
 }
 
 /// Kernel tests run one at a time: leak checks look at the whole kernel.
@@ -170,16 +216,11 @@ pub fn kernel_available(test: &str) -> bool {
     } else {
         None
     };
-    match reason {
-        None => true,
-        Some(r) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{test}: cannot run the kernel test under CI: {r}");
-            }
-            eprintln!("SKIPPED {test}: {r} (kernel tests need root and BTF)");
-            false
-        }
-    }
+    skip_unless(
+        test,
+        reason.map(str::to_string),
+        "kernel tests need root and BTF",
+    )
 }
 
 /// A running edge-ecli with its output collected in the background.

@@ -1,0 +1,11 @@
+//! The one integration test binary: each module is one area. Fixtures are built once per run
+//! (`common::fixtures`); tests that need no compiler, bpftool or root use the committed
+//! examples.
+
+mod common;
+mod core_btf;
+mod errors;
+mod examples;
+mod kernel;
+mod runtime;
+mod wasm;

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Machine set-up for the tests, on a fresh Debian machine of this kind (root, a BPF kernel with
+# BTF): apt packages, QEMU, rustup targets, tracefs and bpffs. Idempotent; tests/ci.sh calls it.
+set -euo pipefail
+
+apt_install() { # packages...
+    local need=()
+    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+    [ ${#need[@]} -eq 0 ] && return 0
+    echo "== installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+}
+
+apt_install clang-19 llvm-19 lld-19 bpftool libbpf-dev musl-tools gcc wasi-libc \
+    libclang-rt-19-dev-wasm32 iproute2 gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu cpio file \
+    util-linux coreutils
+
+# QEMU: this kind of machine ships qemu-utils from bookworm-backports, which breaks bookworm's
+# qemu-system packages; take them from backports too.
+qemu_pkgs=()
+for p in qemu-system-x86 qemu-system-arm qemu-system-misc qemu-user-static; do
+    dpkg -s "$p" >/dev/null 2>&1 || qemu_pkgs+=("$p")
+done
+if [ ${#qemu_pkgs[@]} -gt 0 ]; then
+    echo "== installing ${qemu_pkgs[*]}"
+    if grep -qs bookworm /etc/os-release && ! grep -rqs bookworm-backports /etc/apt/sources.list.d /etc/apt/sources.list; then
+        printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+            > /etc/apt/sources.list.d/edge-ecli-backports.sources
+    fi
+    apt-get update -qq
+    if grep -qs bookworm /etc/os-release; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports "${qemu_pkgs[@]}" >/dev/null
+    else
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${qemu_pkgs[@]}" >/dev/null
+    fi
+fi
+
+for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl riscv64gc-unknown-linux-gnu wasm32-wasip1; do
+    rustup target list --installed | grep -qx "$t" || rustup target add "$t"
+done
+for c in clippy rustfmt; do
+    rustup component list --installed | grep -q "^$c" || rustup component add "$c"
+done
+
+# Tracepoints need tracefs; pinned objects need bpffs. Mount them when missing.
+if [ "$(id -u)" = 0 ]; then
+    [ -d /sys/kernel/tracing/events ] || mount -t tracefs none /sys/kernel/tracing || true
+    mountpoint -q /sys/fs/bpf || mount -t bpf none /sys/fs/bpf || true
+fi
