@@ -14,7 +14,8 @@ apt_install() { # packages...
 
 apt_install clang-19 llvm-19 lld-19 bpftool libbpf-dev musl-tools gcc wasi-libc \
     libclang-rt-19-dev-wasm32 iproute2 gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu cpio file \
-    util-linux coreutils
+    util-linux coreutils \
+    docker-registry skopeo minisign apache2-utils python3-cryptography openssl
 
 # QEMU: this kind of machine ships qemu-utils from bookworm-backports, which breaks bookworm's
 # qemu-system packages; take them from backports too.
@@ -42,6 +43,13 @@ done
 for c in clippy rustfmt; do
     rustup component list --installed | grep -q "^$c" || rustup component add "$c"
 done
+# The release binaries are built with nightly's -Zbuild-std (targets/build.sh says why): it
+# needs the library sources and, for x86_64, the musl self-contained objects; aarch64 and
+# riscv64 link with zig, which carries musl for both.
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+rustup component list --toolchain nightly --installed | grep -q '^rust-src' || rustup component add rust-src --toolchain nightly
+rustup target list --toolchain nightly --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl --toolchain nightly
+python3 -m ziglang version >/dev/null 2>&1 || python3 -m pip install -q "ziglang==0.17.1"
 
 # Tracepoints need tracefs; pinned objects need bpffs. Mount them when missing.
 if [ "$(id -u)" = 0 ]; then

@@ -48,7 +48,7 @@ for arch in "${@:-x86_64 aarch64 riscv64}"; do
     case "$a" in
         x86_64) triple=x86_64-unknown-linux-musl; cc=gcc; kern=amd64 ;;
         aarch64) triple=aarch64-unknown-linux-musl; cc=aarch64-linux-gnu-gcc; kern=arm64 ;;
-        riscv64) triple=riscv64gc-unknown-linux-gnu; cc=riscv64-linux-gnu-gcc; kern=riscv64 ;;
+        riscv64) triple=riscv64gc-unknown-linux-musl; cc=riscv64-linux-gnu-gcc; kern=riscv64 ;;
         *) echo "unknown arch $a" >&2; exit 2 ;;
     esac
     root="$work/root-$a"
