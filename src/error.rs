@@ -19,6 +19,9 @@ pub enum ErrorKind {
     Kernel,
     /// A registry, URL or other remote did not give what was asked for.
     Network,
+    /// No connection to a remote at all (refused, unresolvable, timed out connecting): what
+    /// makes a cached copy worth running.
+    Unreachable,
     /// A signature, digest or policy check failed.
     Trust,
     /// The request conflicts with the current state (a name already in use...).

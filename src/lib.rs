@@ -15,6 +15,7 @@ pub mod event;
 pub mod package;
 pub mod runtime;
 pub mod source;
+pub mod trust;
 
 #[doc(hidden)]
 pub mod args;
@@ -22,6 +23,8 @@ pub mod args;
 pub mod bpf;
 #[doc(hidden)]
 pub mod btf;
+#[doc(hidden)]
+pub mod http;
 mod logger;
 mod text;
 #[doc(hidden)]

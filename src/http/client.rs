@@ -1,0 +1,452 @@
+//! A small HTTP/1.1 client: one connection per request (`Connection: close`), HTTPS through
+//! rustls, connect and idle timeouts, bodies read with a size limit that stops reading (never
+//! buffers past it). Redirects and authentication are the caller's (they depend on what is
+//! fetched).
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use super::{read_head, Chunked, Head};
+use crate::error::{Error, ErrorKind, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    pub scheme: Scheme,
+    pub host: String,
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub target: String,
+}
+
+impl Url {
+    pub fn parse(s: &str) -> Result<Url> {
+        let bad =
+            |why: &str| Error::new(ErrorKind::Usage, format!("{s}: not a usable URL ({why})"));
+        let (scheme, rest) = if let Some(r) = s.strip_prefix("https://") {
+            (Scheme::Https, r)
+        } else if let Some(r) = s.strip_prefix("http://") {
+            (Scheme::Http, r)
+        } else {
+            return Err(bad("expected http:// or https://"));
+        };
+        let (authority, target) = match rest.find(['/', '?']) {
+            Some(i) => (&rest[..i], rest[i..].to_string()),
+            None => (rest, "/".to_string()),
+        };
+        let target = if target.starts_with('?') {
+            format!("/{target}")
+        } else {
+            target
+        };
+        if authority.contains('@') {
+            return Err(bad(
+                "credentials in URLs are not accepted; use a credentials file",
+            ));
+        }
+        let (host, port) = if let Some(r) = authority.strip_prefix('[') {
+            let (h, p) = r.split_once(']').ok_or_else(|| bad("unclosed ["))?;
+            (h.to_string(), p.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (authority.to_string(), None),
+            }
+        };
+        if host.is_empty()
+            || !host
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b".-:_".contains(&c))
+        {
+            return Err(bad("bad host"));
+        }
+        let port = match port {
+            Some(p) => p.parse().map_err(|_| bad("bad port"))?,
+            None if scheme == Scheme::Https => 443,
+            None => 80,
+        };
+        if target.bytes().any(|c| c <= b' ' || c == 0x7f) {
+            return Err(bad("spaces or control characters in the path"));
+        }
+        Ok(Url {
+            scheme,
+            host,
+            port,
+            target,
+        })
+    }
+
+    /// The URL a `Location` header points to (absolute, or relative to this one).
+    pub fn join(&self, location: &str) -> Result<Url> {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            return Url::parse(location);
+        }
+        if location.starts_with("//") {
+            let s = match self.scheme {
+                Scheme::Http => "http:",
+                Scheme::Https => "https:",
+            };
+            return Url::parse(&format!("{s}{location}"));
+        }
+        let target = if location.starts_with('/') {
+            location.to_string()
+        } else {
+            let dir = self.target.split('?').next().unwrap_or("/");
+            let dir = &dir[..dir.rfind('/').map_or(0, |i| i + 1)];
+            format!("{dir}{location}")
+        };
+        let mut u = self.clone();
+        u.target = target;
+        if u.target.bytes().any(|c| c <= b' ' || c == 0x7f) {
+            return Err(Error::new(
+                ErrorKind::Network,
+                format!("bad redirect target {location:?}"),
+            ));
+        }
+        Ok(u)
+    }
+
+    /// host or host:port, as in a Host header and in credentials files.
+    pub fn authority(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let default = match self.scheme {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        };
+        if self.port == default {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+impl std::fmt::Display for Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        write!(f, "{s}://{}{}", self.authority(), self.target)
+    }
+}
+
+/// Is `host` a loopback address (or `localhost`)? Plain HTTP to registries is only for these,
+/// as docker does, unless the user names the host as insecure.
+pub fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback())
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub connect_timeout: Duration,
+    /// How long a read or write may wait for the peer.
+    pub io_timeout: Duration,
+    /// Extra CA certificates (PEM) trusted besides the system's.
+    pub ca_file: Option<String>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(10),
+            io_timeout: Duration::from_secs(30),
+            ca_file: None,
+        }
+    }
+}
+
+pub struct Client {
+    opts: ClientOptions,
+    #[cfg(feature = "tls")]
+    tls: std::sync::OnceLock<Result<std::sync::Arc<rustls::ClientConfig>>>,
+}
+
+enum Stream {
+    Plain(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// A response whose body has not been read yet.
+pub struct Response {
+    pub url: Url,
+    pub head: Head,
+    body: Box<dyn Read>,
+}
+
+fn net(what: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::Network, what.to_string())
+}
+
+/// Says what a read error means for the user.
+fn read_error(url: &Url, e: &io::Error, timeout: Duration) -> Error {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => net(format!(
+            "{url}: the server sent nothing for {} s; try again later (or raise --fetch-timeout)",
+            timeout.as_secs_f64()
+        )),
+        io::ErrorKind::UnexpectedEof => net(format!(
+            "{url}: the connection closed before the whole body arrived (truncated)"
+        )),
+        _ => net(format!("{url}: {e}")),
+    }
+}
+
+impl Response {
+    pub fn status(&self) -> u16 {
+        self.head.status().unwrap_or(0)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.header(name)
+    }
+
+    /// Reads the whole body, refusing one larger than `limit` without buffering it: a
+    /// Content-Length above the limit is refused before reading, and reading stops at the
+    /// limit. A body shorter than its Content-Length is an error (truncated).
+    pub fn body(mut self, limit: u64, what: &str, timeout: Duration) -> Result<Vec<u8>> {
+        let len = self
+            .head
+            .content_length()
+            .map_err(|e| net(format!("{}: {e}", self.url)))?;
+        let too_big = || {
+            net(format!(
+                "{}: the {what} is larger than the {limit}-byte limit; refusing it",
+                self.url
+            ))
+        };
+        if len.is_some_and(|l| l > limit) {
+            return Err(too_big());
+        }
+        let mut out = Vec::with_capacity(len.unwrap_or(0).min(limit) as usize);
+        // With a length, exactly that much is read (a TLS peer may then close without
+        // close_notify); without one, the body ends where the connection does.
+        let want = len.map_or(limit + 1, |l| l.min(limit + 1));
+        let r = (&mut self.body).take(want).read_to_end(&mut out);
+        match r {
+            Ok(_) => {}
+            Err(e)
+                if len.is_none()
+                    && !self.head.is_chunked()
+                    && e.kind() == io::ErrorKind::UnexpectedEof => {}
+            Err(e) => return Err(read_error(&self.url, &e, timeout)),
+        }
+        let n = out.len();
+        if n as u64 > limit {
+            return Err(too_big());
+        }
+        if len.is_some_and(|l| l != n as u64) {
+            return Err(net(format!(
+                "{}: the {what} is {n} bytes but the server announced {}: truncated",
+                self.url,
+                len.unwrap_or(0)
+            )));
+        }
+        Ok(out)
+    }
+}
+
+impl Client {
+    pub fn new(opts: ClientOptions) -> Client {
+        Client {
+            opts,
+            #[cfg(feature = "tls")]
+            tls: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.opts
+    }
+
+    fn connect(&self, url: &Url) -> Result<Stream> {
+        let addrs: Vec<_> = (url.host.as_str(), url.port)
+            .to_socket_addrs()
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Unreachable,
+                    format!("{url}: cannot resolve {}: {e}", url.host),
+                )
+            })?
+            .collect();
+        let mut last = None;
+        let mut tcp = None;
+        for a in addrs {
+            match TcpStream::connect_timeout(&a, self.opts.connect_timeout) {
+                Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let tcp = tcp.ok_or_else(|| {
+            let e = last.map_or_else(|| "no address".to_string(), |e| e.to_string());
+            Error::new(
+                ErrorKind::Unreachable,
+                format!("{url}: cannot connect to {}: {e}", url.authority()),
+            )
+        })?;
+        tcp.set_read_timeout(Some(self.opts.io_timeout)).ok();
+        tcp.set_write_timeout(Some(self.opts.io_timeout)).ok();
+        let _ = tcp.set_nodelay(true);
+        match url.scheme {
+            Scheme::Http => Ok(Stream::Plain(tcp)),
+            #[cfg(feature = "tls")]
+            Scheme::Https => {
+                let config = self
+                    .tls
+                    .get_or_init(|| super::tls::client_config(self.opts.ca_file.as_deref()))
+                    .clone()?;
+                let conn = super::tls::connect(config, &url.host)
+                    .map_err(|e| net(format!("{url}: {e}")))?;
+                Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp))))
+            }
+            #[cfg(not(feature = "tls"))]
+            Scheme::Https => Err(net(format!(
+                "{url}: this edge-ecli was built without TLS (cargo feature \"tls\")"
+            ))),
+        }
+    }
+
+    /// Sends one request and reads the response head.
+    pub fn send(
+        &self,
+        method: &str,
+        url: &Url,
+        headers: &[(&str, String)],
+        body: Option<&[u8]>,
+    ) -> Result<Response> {
+        let mut s = self.connect(url)?;
+        let mut req = format!(
+            "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: edge-ecli/{}\r\nConnection: close\r\n",
+            url.target,
+            url.authority(),
+            env!("CARGO_PKG_VERSION")
+        );
+        for (n, v) in headers {
+            if v.bytes().any(|c| c == b'\r' || c == b'\n') {
+                return Err(Error::msg(format!("header {n} has a line break")));
+            }
+            req.push_str(&format!("{n}: {v}\r\n"));
+        }
+        if let Some(b) = body {
+            req.push_str(&format!("Content-Length: {}\r\n", b.len()));
+        } else if matches!(method, "PUT" | "POST") {
+            req.push_str("Content-Length: 0\r\n");
+        }
+        req.push_str("\r\n");
+        let io = |e: io::Error| read_error(url, &e, self.opts.io_timeout);
+        s.write_all(req.as_bytes()).map_err(io)?;
+        if let Some(b) = body {
+            s.write_all(b).map_err(io)?;
+        }
+        s.flush().map_err(io)?;
+        let mut r = BufReader::new(s);
+        let head = read_head(&mut r).map_err(|e| match e {
+            super::HeadError::Io(k) => read_error(url, &io::Error::from(k), self.opts.io_timeout),
+            e => net(format!("{url}: {e}")),
+        })?;
+        if !head.line[0].starts_with("HTTP/1.") || head.status().is_none() {
+            return Err(net(format!("{url}: the server did not answer HTTP/1.x")));
+        }
+        let body: Box<dyn Read> = if method == "HEAD" || matches!(head.status(), Some(204 | 304)) {
+            Box::new(io::empty())
+        } else if head.is_chunked() {
+            Box::new(Chunked::new(r))
+        } else {
+            Box::new(r)
+        };
+        Ok(Response {
+            url: url.clone(),
+            head,
+            body,
+        })
+    }
+}
+
+/// A BufRead over any Read (for callers that hold a response body).
+pub fn buffered(r: impl Read) -> impl BufRead {
+    BufReader::new(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_and_join() {
+        let u = Url::parse("http://127.0.0.1:5000/v2/a/b?x=1").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.target.as_str()),
+            ("127.0.0.1", 5000, "/v2/a/b?x=1")
+        );
+        let h = Url::parse("https://example.org").unwrap();
+        assert_eq!((h.port, h.target.as_str()), (443, "/"));
+        assert_eq!(h.authority(), "example.org");
+        let v6 = Url::parse("http://[::1]:8080/x").unwrap();
+        assert_eq!(v6.host, "::1");
+        assert_eq!(v6.authority(), "[::1]:8080");
+        assert_eq!(
+            u.join("/v2/c").unwrap().to_string(),
+            "http://127.0.0.1:5000/v2/c"
+        );
+        assert_eq!(u.join("d").unwrap().target, "/v2/a/d");
+        assert_eq!(
+            u.join("https://other:1/z").unwrap().to_string(),
+            "https://other:1/z"
+        );
+        for bad in [
+            "ftp://x",
+            "http://",
+            "http://u:p@h/",
+            "http://h:99999/",
+            "http://h/a b",
+        ] {
+            assert!(Url::parse(bad).is_err(), "{bad}");
+        }
+        assert!(is_loopback("127.0.0.1") && is_loopback("::1") && is_loopback("localhost"));
+        assert!(!is_loopback("10.0.0.1") && !is_loopback("example.org"));
+    }
+}
