@@ -4,27 +4,31 @@ use std::fmt::Write;
 
 use argh::FromArgs;
 
+use super::source_flags::with_source_flags;
 use crate::args;
 use crate::bpf::section;
 use crate::btf::TypeData;
 use crate::error::Result;
 use crate::package::meta::map_type;
 use crate::package::{self, Object};
-use crate::source;
 
+with_source_flags! {
 #[derive(FromArgs)]
 /// Show a package's programs, maps, event types and flags without loading anything.
 #[argh(subcommand, name = "info")]
 pub struct InfoCmd {
-    /// package: path to package.json or .bpf.o, or - for standard input
+    /// package: a path to package.json or .bpf.o, - for standard input, a URL, an OCI
+    /// reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG]
     #[argh(positional, arg_name = "PROG")]
     pub prog: String,
+}
 }
 
 impl InfoCmd {
     pub fn main(self) -> Result<i32> {
-        let bytes = source::read(&self.prog)?;
-        let object = package::load(bytes, &self.prog).map_err(|e| e.context(&self.prog))?;
+        let fetched = self.source_flags().fetch_trusted(&self.prog)?;
+        let object =
+            package::load(fetched.bytes, &fetched.name).map_err(|e| e.context(&self.prog))?;
         print!("{}", render(&object));
         Ok(0)
     }

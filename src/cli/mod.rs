@@ -4,8 +4,11 @@
 
 mod info;
 mod pack;
+mod pull;
+mod push;
 mod run;
 mod signals;
+mod source_flags;
 
 #[doc(hidden)]
 pub use info::render as render_info;
@@ -35,6 +38,8 @@ enum Cmd {
     Run(run::RunCmd),
     Info(info::InfoCmd),
     Pack(pack::PackCmd),
+    Pull(pull::PullCmd),
+    Push(push::PushCmd),
 }
 
 impl Cmd {
@@ -44,6 +49,8 @@ impl Cmd {
             Cmd::Run(r) => r.rest.first().map(String::as_str),
             Cmd::Info(i) => Some(&i.prog),
             Cmd::Pack(p) => Some(&p.obj),
+            Cmd::Pull(p) => Some(&p.reference),
+            Cmd::Push(p) => Some(&p.file),
         }
     }
 }
@@ -123,6 +130,8 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
         Cmd::Run(r) => r.main(),
         Cmd::Info(i) => i.main(),
         Cmd::Pack(p) => p.main(),
+        Cmd::Pull(p) => p.main(),
+        Cmd::Push(p) => p.main(),
     }
 }
 

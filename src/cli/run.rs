@@ -6,17 +6,21 @@ use std::time::Duration;
 use argh::FromArgs;
 
 use super::signals::SignalFd;
+use super::source_flags::with_source_flags;
 use crate::bpf::{AttachOptions, KernelBtf};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::poll::wait_readable;
 use crate::event::{Format, Stdout};
+use crate::logger;
 use crate::package::Package;
 use crate::runtime::{Instance, Options, Outcome};
 use crate::wasm::WasmOptions;
-use crate::{logger, source};
 
+with_source_flags! {
 #[derive(FromArgs)]
 /// Load, attach and run a package; print its events until Ctrl-C, SIGTERM or --timeout.
+/// PROG is a path, - (standard input), an http(s):// URL, an OCI reference
+/// HOST[:PORT]/REPO[:TAG|@DIGEST], oci:DIR[:TAG] or oci-archive:FILE[:TAG].
 /// ARGS after PROG go to the package's own flags (`run PROG -h` lists them).
 #[argh(subcommand, name = "run")]
 pub struct RunCmd {
@@ -63,6 +67,7 @@ pub struct RunCmd {
     /// the arguments of its own flags
     #[argh(positional, greedy, arg_name = "PROG [ARGS")]
     pub rest: Vec<String>,
+}
 }
 
 /// `--timeout` as a duration.
@@ -148,13 +153,15 @@ impl RunCmd {
         let args = std::mem::take(&mut self.rest);
         // Before the instance's thread starts, so it inherits the blocked signals.
         let signals = SignalFd::new()?;
-        let bytes = source::read(&prog)?;
+        let fetched = self.source_flags().fetch_trusted(&prog)?;
         log::info!(
-            "read {prog} ({} bytes) at {} ms",
-            bytes.len(),
+            "read {prog} ({} bytes, {}) at {} ms",
+            fetched.bytes.len(),
+            fetched.content_digest,
             logger::since_start_ms()
         );
-        let package = Package::decode(bytes, &prog).map_err(|e| e.context(&prog))?;
+        let package =
+            Package::decode(fetched.bytes, &fetched.name).map_err(|e| e.context(&prog))?;
         let is_wasm = matches!(package, Package::Wasm { .. });
         let named = |e: Error| if is_wasm { e.context(&prog) } else { e };
         let inst = Instance::spawn(package, args, opts, Box::new(Stdout)).map_err(named)?;

@@ -251,22 +251,32 @@ fn collect(r: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> std::thre
 impl Session {
     /// Starts `edge-ecli -v run ARGS` and waits until every program is attached.
     pub fn start(args: &[&str]) -> Session {
+        Session::start_env(args, &[])
+    }
+
+    /// `start` with extra environment variables for edge-ecli.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Session {
         let mut full = vec!["-v", "run"];
         full.extend_from_slice(args);
-        Session::spawn(&full, "phases")
+        Session::spawn(&full, "phases", env)
     }
 
     /// Starts `edge-ecli run ARGS` and waits until `ready` appears on stdout or stderr (a Wasm
     /// guest's own "attached" line).
     pub fn start_until(args: &[&str], ready: &str) -> Session {
-        let mut full = vec!["run"];
-        full.extend_from_slice(args);
-        Session::spawn(&full, ready)
+        Session::start_until_env(args, ready, &[])
     }
 
-    fn spawn(args: &[&str], ready: &str) -> Session {
+    pub fn start_until_env(args: &[&str], ready: &str, env: &[(&str, &str)]) -> Session {
+        let mut full = vec!["run"];
+        full.extend_from_slice(args);
+        Session::spawn(&full, ready, env)
+    }
+
+    fn spawn(args: &[&str], ready: &str, env: &[(&str, &str)]) -> Session {
         let mut child = Command::new(bin())
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -357,8 +367,14 @@ impl Session {
 
 /// Runs edge-ecli to completion with ARGS (no kernel wait) and returns its output.
 pub fn run(args: &[&str]) -> Finished {
+    run_env(args, &[])
+}
+
+/// `run` with extra environment variables for edge-ecli.
+pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Finished {
     let o = Command::new(bin())
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .unwrap();

@@ -4,6 +4,7 @@
 
 mod common;
 mod core_btf;
+mod distribution;
 mod errors;
 mod examples;
 mod kernel;

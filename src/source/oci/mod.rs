@@ -1,0 +1,11 @@
+//! OCI distribution: references, manifests and the media types we read and write, where
+//! artifacts are stored (registries, image layouts, oci-archives, the cache), and which bytes
+//! of an artifact are the package.
+
+pub mod artifact;
+pub mod auth;
+pub mod manifest;
+pub mod reference;
+pub mod registry;
+pub mod store;
+pub mod tar;

@@ -1,0 +1,215 @@
+//! Reading tar archives (ustar, GNU long names, pax paths) and gzip streams, bounded: for
+//! oci-archive files and the tar+gzip layers of bytecode images. Pure.
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// At most this many entries are read from one archive.
+const MAX_ENTRIES: usize = 100_000;
+
+fn bad(what: &str, m: &str) -> Error {
+    Error::new(ErrorKind::Invalid, format!("{what}: {m}"))
+}
+
+fn octal(field: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(field).ok()?;
+    let s = s.trim_matches(|c: char| c == '\0' || c == ' ');
+    if s.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(s, 8).ok()
+}
+
+fn cstr(field: &[u8]) -> &[u8] {
+    let end = field.iter().position(|&c| c == 0).unwrap_or(field.len());
+    &field[..end]
+}
+
+/// One regular file of an archive.
+pub struct Entry<'a> {
+    pub path: String,
+    pub data: &'a [u8],
+}
+
+/// The regular files of a tar archive, in order. `what` names it in errors.
+pub fn entries<'a>(tar: &'a [u8], what: &str) -> Result<Vec<Entry<'a>>> {
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    let mut long_name: Option<String> = None;
+    while off + 512 <= tar.len() {
+        let h = &tar[off..off + 512];
+        if h.iter().all(|&b| b == 0) {
+            break;
+        }
+        let sum: u64 = h
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    b as u64
+                }
+            })
+            .sum();
+        if octal(&h[148..156]) != Some(sum) {
+            return Err(bad(
+                what,
+                "a tar header has a bad checksum (not a tar archive?)",
+            ));
+        }
+        let size = octal(&h[124..136]).ok_or_else(|| bad(what, "bad size in a tar header"))?;
+        let data_start = off + 512;
+        let data_end = data_start
+            .checked_add(size as usize)
+            .filter(|&e| e <= tar.len())
+            .ok_or_else(|| {
+                bad(
+                    what,
+                    "a tar entry runs past the end of the archive (truncated)",
+                )
+            })?;
+        let data = &tar[data_start..data_end];
+        let name = {
+            let n = String::from_utf8_lossy(cstr(&h[0..100])).into_owned();
+            let prefix = if &h[257..262] == b"ustar" {
+                String::from_utf8_lossy(cstr(&h[345..500])).into_owned()
+            } else {
+                String::new()
+            };
+            if prefix.is_empty() {
+                n
+            } else {
+                format!("{prefix}/{n}")
+            }
+        };
+        match h[156] {
+            b'L' => long_name = Some(String::from_utf8_lossy(cstr(data)).into_owned()),
+            b'x' => {
+                // pax: "LEN path=VALUE\n" records.
+                for rec in String::from_utf8_lossy(data).lines() {
+                    if let Some(p) = rec
+                        .split_once(' ')
+                        .and_then(|(_, kv)| kv.strip_prefix("path="))
+                    {
+                        long_name = Some(p.to_string());
+                    }
+                }
+            }
+            b'0' | 0 => {
+                if out.len() == MAX_ENTRIES {
+                    return Err(bad(what, "more than 100000 entries"));
+                }
+                let path = long_name.take().unwrap_or(name);
+                out.push(Entry {
+                    path: path.trim_start_matches("./").to_string(),
+                    data,
+                });
+            }
+            _ => long_name = None,
+        }
+        off = data_start + (size as usize).div_ceil(512) * 512;
+    }
+    Ok(out)
+}
+
+/// Inflates a gzip stream (RFC 1952) into at most `limit` bytes.
+pub fn gunzip(gz: &[u8], limit: usize, what: &str) -> Result<Vec<u8>> {
+    if gz.len() < 18 || gz[0] != 0x1f || gz[1] != 0x8b || gz[2] != 8 {
+        return Err(bad(what, "not a gzip stream"));
+    }
+    let flags = gz[3];
+    let mut i = 10usize;
+    let field = |i: usize| -> Result<usize> {
+        gz.get(i..)
+            .and_then(|r| r.iter().position(|&c| c == 0))
+            .map(|p| i + p + 1)
+            .ok_or_else(|| bad(what, "truncated gzip header"))
+    };
+    if flags & 4 != 0 {
+        let xlen = u16::from_le_bytes([gz[i], gz[i + 1]]) as usize;
+        i += 2 + xlen;
+    }
+    if flags & 8 != 0 {
+        i = field(i)?;
+    }
+    if flags & 16 != 0 {
+        i = field(i)?;
+    }
+    if flags & 2 != 0 {
+        i += 2;
+    }
+    let body = gz
+        .get(i..gz.len().saturating_sub(8))
+        .ok_or_else(|| bad(what, "truncated gzip stream"))?;
+    miniz_oxide::inflate::decompress_to_vec_with_limit(body, limit).map_err(|e| {
+        bad(
+            what,
+            &match e.status {
+                miniz_oxide::inflate::TINFLStatus::HasMoreOutput => {
+                    format!("inflates to more than {limit} bytes")
+                }
+                s => format!("bad gzip data ({s:?})"),
+            },
+        )
+    })
+}
+
+#[cfg(test)]
+pub mod testutil {
+    /// A ustar archive of (path, data) files.
+    pub fn tar(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (p, d) in files {
+            let mut h = [0u8; 512];
+            h[..p.len()].copy_from_slice(p.as_bytes());
+            h[100..107].copy_from_slice(b"0000644");
+            h[124..135].copy_from_slice(format!("{:011o}", d.len()).as_bytes());
+            h[156] = b'0';
+            h[257..263].copy_from_slice(b"ustar\0");
+            h[148..156].copy_from_slice(b"        ");
+            let sum: u32 = h.iter().map(|&b| b as u32).sum();
+            h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+            out.extend_from_slice(&h);
+            out.extend_from_slice(d);
+            out.resize(out.len().div_ceil(512) * 512, 0);
+        }
+        out.resize(out.len() + 1024, 0);
+        out
+    }
+
+    pub fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
+        out.extend(miniz_oxide::deflate::compress_to_vec(data, 6));
+        out.extend_from_slice(&[0; 8]);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+    use super::*;
+
+    #[test]
+    fn reads_tar_and_gzip_and_refuses_damage() {
+        let t = tar(&[("./index.json", b"{}"), ("blobs/sha256/ab", b"hello")]);
+        let e = entries(&t, "a").unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!((e[0].path.as_str(), e[0].data), ("index.json", &b"{}"[..]));
+        assert_eq!(e[1].data, b"hello");
+        let mut broken = t.clone();
+        broken[0] ^= 1;
+        assert!(entries(&broken, "a").is_err(), "checksum");
+        assert!(
+            entries(&t[..1024 + 512 + 3], "a").is_err(),
+            "truncated inside an entry"
+        );
+        let z = gzip(&t);
+        assert_eq!(gunzip(&z, 1 << 20, "g").unwrap(), t);
+        assert!(gunzip(&z, 100, "g")
+            .unwrap_err()
+            .to_string()
+            .contains("more than 100"));
+        assert!(gunzip(b"not gzip at all....", 100, "g").is_err());
+    }
+}
