@@ -67,11 +67,7 @@ fn check_blob(what: &str, d: &Descriptor, bytes: &[u8]) -> Result<()> {
 type Fetched = (Vec<u8>, String, Option<String>);
 
 /// A manifest's bytes, checked against `name` when asked for by digest.
-fn fetch_manifest(
-    store: &mut dyn Store,
-    what: &str,
-    name: &str,
-) -> Result<Option<Fetched>> {
+fn fetch_manifest(store: &mut dyn Store, what: &str, name: &str) -> Result<Option<Fetched>> {
     let Some((bytes, ct)) = store.manifest(name)? else {
         return Ok(None);
     };
