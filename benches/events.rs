@@ -357,13 +357,23 @@ fn startup(mk: &dyn Fn() -> Command, ready: &str) -> f64 {
 /// the registry: returns the reference by digest and the cache dir. None without
 /// docker-registry.
 fn cached_reference(obj: &str) -> Option<(String, String)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-registry");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).ok()?;
     let cfg = dir.join("config.yml");
     std::fs::write(&cfg, format!("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n", dir.join("data").display())).ok()?;
-    let mut reg = match Command::new("docker-registry").arg("serve").arg(&cfg).stdout(Stdio::null()).stderr(Stdio::null()).spawn() {
+    let mut reg = match Command::new("docker-registry")
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
         Ok(c) => c,
         Err(_) => {
             println!("(no docker-registry: the cached-reference startup is not measured)");
@@ -371,15 +381,24 @@ fn cached_reference(obj: &str) -> Option<(String, String)> {
         }
     };
     let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() && t0.elapsed() < Duration::from_secs(10) {
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        && t0.elapsed() < Duration::from_secs(10)
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
     let r = format!("127.0.0.1:{port}/bench/opensnoop:v1");
     let pushed = Command::new(bin()).args(["push", obj, &r]).output().ok()?;
     let cache = dir.join("cache").to_string_lossy().into_owned();
-    let digest = String::from_utf8_lossy(&pushed.stdout).trim().rsplit('@').next()?.to_string();
+    let digest = String::from_utf8_lossy(&pushed.stdout)
+        .trim()
+        .rsplit('@')
+        .next()?
+        .to_string();
     let by_digest = format!("127.0.0.1:{port}/bench/opensnoop@{digest}");
-    let pulled = Command::new(bin()).args(["pull", "--cache-dir", &cache, &by_digest]).output().ok()?;
+    let pulled = Command::new(bin())
+        .args(["pull", "--cache-dir", &cache, &by_digest])
+        .output()
+        .ok()?;
     let _ = reg.kill();
     let _ = reg.wait();
     (pushed.status.success() && pulled.status.success()).then_some((by_digest, cache))
@@ -413,9 +432,17 @@ fn main() {
     // A reference run from the cache (by digest: no network) against the same file.
     if let Some((reference, cache)) = cached_reference(&b.opensnoop) {
         let file = startup(&|| edge(&["--timeout", "30", &b.opensnoop]), "phases");
-        let cached = startup(&|| edge(&["--timeout", "30", "--cache-dir", &cache, &reference]), "phases");
+        let cached = startup(
+            &|| edge(&["--timeout", "30", "--cache-dir", &cache, &reference]),
+            "phases",
+        );
         println!("cached reference adds {:.2} ms to startup", cached - file);
-        add("startup ms, cached OCI reference vs the same file", cached, file, "ms");
+        add(
+            "startup ms, cached OCI reference vs the same file",
+            cached,
+            file,
+            "ms",
+        );
     }
 
     // Throughput at full speed, then the loss threshold.
