@@ -73,6 +73,17 @@ pub struct Loaded {
 
 /// Loads the object's maps and globals into the kernel (programs are loaded at attach).
 pub fn load(object: &Object, globals: &[(String, Vec<u8>)], btf_src: KernelBtf) -> Result<Loaded> {
+    load_pinned(object, globals, btf_src, None)
+}
+
+/// `load`, with maps pinned by name (`__uint(pinning, LIBBPF_PIN_BY_NAME)`) kept in
+/// `pin_dir` instead of /sys/fs/bpf: a second load with the same directory shares them.
+pub fn load_pinned(
+    object: &Object,
+    globals: &[(String, Vec<u8>)],
+    btf_src: KernelBtf,
+    pin_dir: Option<&std::path::Path>,
+) -> Result<Loaded> {
     // Every section is parsed once; kinds aya does not parse are renamed before it sees them.
     let mut sections = Vec::new();
     let mut renames = Vec::new();
@@ -102,6 +113,9 @@ pub fn load(object: &Object, globals: &[(String, Vec<u8>)], btf_src: KernelBtf) 
     }
     let mut kbtf = kernel_btf::kernel_btf(&btf_src, &needs)?;
     let mut loader = EbpfLoader::with_btf(kbtf.as_ref());
+    if let Some(d) = pin_dir {
+        loader.default_map_pin_directory(d);
+    }
     for (name, value) in globals {
         loader.override_global(name.as_str(), value.as_slice(), true);
     }

@@ -35,10 +35,12 @@ pub trait MapOps: Send + Sync {
     fn next_key(&self, key: Option<&[u8]>, next: &mut [u8]) -> io::Result<bool>;
 }
 
-/// A kernel map, by fd (owned elsewhere: by the loaded object), with its sizes read once.
-#[derive(Debug, Clone, Copy)]
+/// A kernel map, by fd (owned by the loaded object, or a duplicate owned here), with its
+/// sizes read once.
+#[derive(Debug)]
 pub struct KernelMap {
     fd: RawFd,
+    _owned: Option<std::os::fd::OwnedFd>,
     info: MapInfo,
 }
 
@@ -73,7 +75,25 @@ impl KernelMap {
     pub fn new(fd: RawFd) -> io::Result<KernelMap> {
         Ok(KernelMap {
             fd,
+            _owned: None,
             info: map_info(fd)?,
+        })
+    }
+
+    /// A map of its own: the fd is duplicated, so it outlives the object that made it.
+    pub fn dup(fd: RawFd) -> io::Result<KernelMap> {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        // SAFETY: F_DUPFD_CLOEXEC on an open fd returns a new fd or -1.
+        let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if d < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: d was just created and nobody else owns it.
+        let owned = unsafe { OwnedFd::from_raw_fd(d) };
+        Ok(KernelMap {
+            fd: owned.as_raw_fd(),
+            info: map_info(owned.as_raw_fd())?,
+            _owned: Some(owned),
         })
     }
 

@@ -139,6 +139,7 @@ impl RunCmd {
                 dirs,
                 max_memory: (self.max_memory as usize) << 20,
             },
+            pin_dir: None,
         })
     }
 

@@ -33,6 +33,8 @@ pub struct Control {
     ready: Mutex<bool>,
     ready_cv: Condvar,
     pub counters: Counters,
+    /// Maps the instance lets others read (metrics).
+    views: Mutex<Vec<std::sync::Arc<super::sample::MapView>>>,
 }
 
 impl Control {
@@ -46,6 +48,7 @@ impl Control {
             ready: Mutex::new(false),
             ready_cv: Condvar::new(),
             counters: Counters::default(),
+            views: Mutex::new(Vec::new()),
         })
     }
 
@@ -141,6 +144,16 @@ impl Control {
             }
         }
         !self.stop_requested()
+    }
+
+    /// Publishes the maps others may read while the instance runs.
+    pub fn publish(&self, views: Vec<super::sample::MapView>) {
+        *self.views.lock().unwrap_or_else(|e| e.into_inner()) =
+            views.into_iter().map(std::sync::Arc::new).collect();
+    }
+
+    pub fn views(&self) -> Vec<std::sync::Arc<super::sample::MapView>> {
+        self.views.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Marks the instance ready: every program it wanted is attached, events flow.

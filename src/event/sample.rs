@@ -226,6 +226,106 @@ fn write_plain_fields(out: &mut String, fields: &[Field], data: &[u8]) {
     }
 }
 
+/// How a map is shown as metrics (bumblebee's prefixes, and eunomia's sample maps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewKind {
+    /// `counter_*`: each key's integer value is a counter.
+    Counter,
+    /// `gauge_*` and `default_kv` sample maps: each key's value is a gauge.
+    Gauge,
+    /// `hist_*` and `log2_hist` sample maps: each key's `slots` are log2 buckets.
+    Log2Hist,
+}
+
+/// A map an instance lets others read while it runs (the daemon's metrics): its layouts and
+/// an fd of its own.
+pub struct MapView {
+    pub name: String,
+    pub kind: ViewKind,
+    /// A struct key's fields are labels; any other key is one label, `key`.
+    pub key_is_struct: bool,
+    pub key: Layout,
+    pub value: Layout,
+    pub map: Box<dyn MapOps>,
+}
+
+impl MapView {
+    /// Which kind of view a map gets, if any.
+    pub fn kind_of(def: &MapDef) -> Option<ViewKind> {
+        if def.is_event_map() {
+            return None;
+        }
+        match (&def.sample, def.name.as_str()) {
+            (_, n) if n.starts_with("counter_") => Some(ViewKind::Counter),
+            (_, n) if n.starts_with("gauge_") => Some(ViewKind::Gauge),
+            (_, n) if n.starts_with("hist_") => Some(ViewKind::Log2Hist),
+            (Some(s), _) if s.kind == SampleKind::DefaultKv => Some(ViewKind::Gauge),
+            (Some(s), _) if s.kind == SampleKind::Log2Hist => Some(ViewKind::Log2Hist),
+            _ => None,
+        }
+    }
+
+    pub fn new(
+        object: &Object,
+        def: &MapDef,
+        kind: ViewKind,
+        map: Box<dyn MapOps>,
+    ) -> Result<MapView> {
+        if def.key_type == 0 || def.value_type == 0 {
+            return Err(Error::invalid(format!(
+                "map {}: its key and value types must be in BTF (__type) to be shown as metrics",
+                def.name
+            )));
+        }
+        let key_is_struct = object
+            .btf
+            .resolve(def.key_type)
+            .ok()
+            .and_then(|id| object.btf.get(id).ok())
+            .is_some_and(|t| t.kind == btf::KIND_STRUCT);
+        Ok(MapView {
+            name: def.name.clone(),
+            kind,
+            key_is_struct,
+            key: Layout::from_btf(&object.btf, def.key_type)?,
+            value: Layout::from_btf(&object.btf, def.value_type)?,
+            map,
+        })
+    }
+
+    /// Every (key, value) of the map now (at most 4096 keys).
+    pub fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let Ok(info) = self.map.info() else {
+            return vec![];
+        };
+        let mut out = Vec::new();
+        let mut key: Option<Vec<u8>> = None;
+        let mut next = vec![0u8; info.key_size];
+        while out.len() < 4096 {
+            match self.map.next_key(key.as_deref(), &mut next) {
+                Ok(true) => {}
+                _ => break,
+            }
+            let mut v = vec![0u8; info.value_size];
+            if self.map.lookup(&next, &mut v).is_ok() {
+                out.push((next.clone(), v));
+            }
+            key = Some(next.clone());
+        }
+        out
+    }
+
+    /// The u32 slots of a histogram value.
+    pub fn slots(&self, value: &[u8]) -> Vec<u32> {
+        self.value
+            .fields
+            .iter()
+            .find(|f| f.name == "slots" || self.value.fields.len() == 1)
+            .map(|f| u32_slots(f, value))
+            .unwrap_or_default()
+    }
+}
+
 /// The sample maps of an object, each read through `open(name)` (the loader's map access).
 pub fn wire(
     object: &Object,

@@ -45,6 +45,8 @@ pub struct Options {
     pub attach: AttachOptions,
     /// Environment, directories and memory of Wasm guests.
     pub wasm: WasmOptions,
+    /// Where maps pinned by name live (default /sys/fs/bpf, as libbpf).
+    pub pin_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -56,6 +58,7 @@ impl Default for Options {
             event_type: None,
             attach: AttachOptions::default(),
             wasm: WasmOptions::default(),
+            pin_dir: None,
         }
     }
 }
@@ -272,6 +275,11 @@ impl Instance {
             paused_drops: c.paused_drops.load(Ordering::Relaxed),
             cpu_ns: cpu,
         }
+    }
+
+    /// The maps it lets others read while it runs (counter_, gauge_, hist_ and sample maps).
+    pub fn map_views(&self) -> Vec<std::sync::Arc<crate::event::sample::MapView>> {
+        self.control.views()
     }
 
     /// Waits for the end and returns how it ended.

@@ -51,7 +51,12 @@ pub(super) fn run(
         None => None,
     };
     let t_parse = t0.elapsed();
-    let mut loaded = bpf::load(&object, &parsed.globals, opts.btf.clone())?;
+    let mut loaded = bpf::load_pinned(
+        &object,
+        &parsed.globals,
+        opts.btf.clone(),
+        opts.pin_dir.as_deref(),
+    )?;
     let t_load = t0.elapsed();
     loaded.attach_all(&object.meta.progs, &opts.attach)?;
     let verify = ms(loaded.verify_time);
@@ -67,6 +72,24 @@ pub(super) fn run(
         sink.note(n);
     }
     let samples = sample::wire(&object, |def| sample_map(&loaded, def))?;
+    let mut views = Vec::new();
+    for def in &object.meta.maps {
+        let Some(kind) = sample::MapView::kind_of(def) else {
+            continue;
+        };
+        let fd = loaded.map_fd(&def.name);
+        let view = fd
+            .ok_or_else(|| Error::msg(format!("map {} was not created", def.name)))
+            .and_then(|fd| {
+                KernelMap::dup(fd).map_err(|e| Error::msg(format!("map {}: {e}", def.name)))
+            })
+            .and_then(|m| sample::MapView::new(&object, def, kind, Box::new(m)));
+        match view {
+            Ok(v) => views.push(v),
+            Err(e) => sink.note(&format!("no metrics from {}: {e}", def.name)),
+        }
+    }
+    control.publish(views);
     let mut printer = Printer {
         records: wired
             .maps
