@@ -177,6 +177,7 @@ pub struct Client {
 
 enum Stream {
     Plain(TcpStream),
+    Unix(std::os::unix::net::UnixStream),
     #[cfg(feature = "tls")]
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
 }
@@ -185,6 +186,7 @@ impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Plain(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
             #[cfg(feature = "tls")]
             Stream::Tls(s) => s.read(buf),
         }
@@ -195,6 +197,7 @@ impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Plain(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
             #[cfg(feature = "tls")]
             Stream::Tls(s) => s.write(buf),
         }
@@ -202,6 +205,7 @@ impl Write for Stream {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Stream::Plain(s) => s.flush(),
+            Stream::Unix(s) => s.flush(),
             #[cfg(feature = "tls")]
             Stream::Tls(s) => s.flush(),
         }
@@ -240,6 +244,11 @@ impl Response {
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.head.header(name)
+    }
+
+    /// The body as a stream (for answers that do not end: an event stream).
+    pub fn into_reader(self) -> Box<dyn Read> {
+        self.body
     }
 
     /// Reads the whole body, refusing one larger than `limit` without buffering it: a
@@ -358,7 +367,57 @@ impl Client {
         headers: &[(&str, String)],
         body: Option<&[u8]>,
     ) -> Result<Response> {
-        let mut s = self.connect(url)?;
+        let s = self.connect(url)?;
+        self.exchange(s, method, url, headers, body)
+    }
+
+    /// Sends one request over a Unix socket (the daemon's API); `target` is the path.
+    pub fn send_unix(
+        &self,
+        socket: &std::path::Path,
+        method: &str,
+        target: &str,
+        headers: &[(&str, String)],
+        body: Option<&[u8]>,
+    ) -> Result<Response> {
+        let s = std::os::unix::net::UnixStream::connect(socket).map_err(|e| {
+            let kind = match e.kind() {
+                io::ErrorKind::PermissionDenied => ErrorKind::Denied,
+                _ => ErrorKind::Unreachable,
+            };
+            let hint = match e.kind() {
+                io::ErrorKind::PermissionDenied => {
+                    " (the socket is for root and the daemon's --group)"
+                }
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+                    " (is edge-ecli daemon running? --socket PATH names another)"
+                }
+                _ => "",
+            };
+            Error::new(
+                kind,
+                format!("{}: cannot connect: {e}{hint}", socket.display()),
+            )
+        })?;
+        s.set_read_timeout(Some(self.opts.io_timeout)).ok();
+        s.set_write_timeout(Some(self.opts.io_timeout)).ok();
+        let url = Url {
+            scheme: Scheme::Http,
+            host: "localhost".into(),
+            port: 80,
+            target: target.to_string(),
+        };
+        self.exchange(Stream::Unix(s), method, &url, headers, body)
+    }
+
+    fn exchange(
+        &self,
+        mut s: Stream,
+        method: &str,
+        url: &Url,
+        headers: &[(&str, String)],
+        body: Option<&[u8]>,
+    ) -> Result<Response> {
         let mut req = format!(
             "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: edge-ecli/{}\r\nConnection: close\r\n",
             url.target,
