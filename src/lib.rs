@@ -10,6 +10,7 @@
 //! The hidden modules are public for the integration tests and fuzz targets only.
 
 pub mod cli;
+pub mod daemon;
 pub mod error;
 pub mod event;
 pub mod package;

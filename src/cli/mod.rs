@@ -2,6 +2,8 @@
 //! in each subcommand's struct, parsed by argh, and validated in one place per subcommand
 //! (`options()`); the package's own flags (ARGS after PROG) are never seen by argh.
 
+mod ctl;
+mod daemon;
 mod info;
 mod pack;
 mod pull;
@@ -40,6 +42,8 @@ enum Cmd {
     Pack(pack::PackCmd),
     Pull(pull::PullCmd),
     Push(push::PushCmd),
+    Daemon(daemon::DaemonCmd),
+    Ctl(ctl::CtlCmd),
 }
 
 impl Cmd {
@@ -51,6 +55,7 @@ impl Cmd {
             Cmd::Pack(p) => Some(&p.obj),
             Cmd::Pull(p) => Some(&p.reference),
             Cmd::Push(p) => Some(&p.file),
+            Cmd::Daemon(_) | Cmd::Ctl(_) => None,
         }
     }
 }
@@ -132,6 +137,8 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
         Cmd::Pack(p) => p.main(),
         Cmd::Pull(p) => p.main(),
         Cmd::Push(p) => p.main(),
+        Cmd::Daemon(d) => d.main(),
+        Cmd::Ctl(c) => c.main(),
     }
 }
 

@@ -190,7 +190,10 @@ mod tests {
         log.append(b"par");
         assert_eq!(log.read(c.next, 10, Duration::ZERO).lines.len(), 0);
         log.append(b"tial\n");
-        assert_eq!(log.read(c.next, 10, Duration::ZERO).lines, vec![b"partial\n".to_vec()]);
+        assert_eq!(
+            log.read(c.next, 10, Duration::ZERO).lines,
+            vec![b"partial\n".to_vec()]
+        );
     }
 
     #[test]

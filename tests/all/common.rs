@@ -118,7 +118,9 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
-const BPF_FIXTURES: [&str; 9] = [
+const BPF_FIXTURES: [&str; 11] = [
+    "seqwrite",
+    "metricmaps",
     "sigsnoop",
     "corerelo",
     "bootstrap",

@@ -4,6 +4,8 @@
 
 mod common;
 mod core_btf;
+mod daemon;
+mod deploy;
 mod distribution;
 mod errors;
 mod examples;
