@@ -15,7 +15,8 @@ apt_install() { # packages...
 apt_install clang-19 llvm-19 lld-19 bpftool libbpf-dev musl-tools gcc wasi-libc \
     libclang-rt-19-dev-wasm32 iproute2 gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu cpio file \
     util-linux coreutils \
-    docker-registry skopeo minisign apache2-utils python3-cryptography openssl
+    docker-registry skopeo minisign apache2-utils python3-cryptography openssl \
+    podman prometheus
 
 # QEMU: this kind of machine ships qemu-utils from bookworm-backports, which breaks bookworm's
 # qemu-system packages; take them from backports too.
@@ -50,6 +51,10 @@ rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly -
 rustup component list --toolchain nightly --installed | grep -q '^rust-src' || rustup component add rust-src --toolchain nightly
 rustup target list --toolchain nightly --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl --toolchain nightly
 python3 -m ziglang version >/dev/null 2>&1 || python3 -m pip install -q "ziglang==0.17.1"
+# The Kubernetes manifests are validated offline against the API's schemas.
+command -v kubernetes-validate >/dev/null 2>&1 || python3 -m pip install -q "kubernetes-validate==1.37.0"
+# The daemon's tests start their own services; Debian starts prometheus and the registry.
+systemctl disable --now prometheus docker-registry >/dev/null 2>&1 || true
 
 # Tracepoints need tracefs; pinned objects need bpffs. Mount them when missing.
 if [ "$(id -u)" = 0 ]; then
