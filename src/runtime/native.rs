@@ -58,6 +58,9 @@ pub(super) fn run(
         opts.pin_dir.as_deref(),
     )?;
     let t_load = t0.elapsed();
+    // The event buffers exist before any program runs: a perf event array drops what a
+    // program emits on a CPU whose buffer is not open yet.
+    let wired = pipeline::wire(&object, &mut loaded, event_type, control.clone())?;
     loaded.attach_all(&object.meta.progs, &opts.attach)?;
     let verify = ms(loaded.verify_time);
     log::info!(
@@ -67,7 +70,6 @@ pub(super) fn run(
         ms(loaded.attach_time).saturating_sub(verify),
         logger::since_start_ms(),
     );
-    let wired = pipeline::wire(&object, &mut loaded, event_type, control.clone())?;
     for n in &wired.notes {
         sink.note(n);
     }

@@ -27,6 +27,8 @@ struct Program {
     object: Object,
     globals: Vec<(String, Vec<u8>)>,
     loaded: Option<Loaded>,
+    /// Its event pipeline and record formats, made at `run_bpf` before anything attaches.
+    wired: Option<(Pipeline, Vec<Records>)>,
 }
 
 #[derive(Default)]
@@ -108,18 +110,41 @@ fn create(h: &mut Host, json_bytes: &[u8]) -> Result<i32> {
         object,
         globals: parsed.globals,
         loaded: None,
+        wired: None,
     });
     Ok(h.ewasm.programs.len() as i32 - 1)
 }
 
+/// Loads and attaches program `id`. Its event buffers are open before the first program
+/// attaches: a perf event array drops what is emitted on a CPU whose buffer is not open.
 fn start(h: &mut Host, id: i32) -> Result<()> {
+    let control = h.control.clone();
+    let event_type = h.config.event_type.clone();
     let p = h
         .ewasm
         .programs
         .get_mut(id as usize)
         .ok_or_else(|| Error::invalid(format!("run_bpf: no program with id {id}")))?;
     let mut loaded = bpf::load(&p.object, &p.globals, h.config.btf.clone())?;
+    let et = match &event_type {
+        Some(n) => Some(p.object.find_struct(n).ok_or_else(|| {
+            Error::invalid(format!(
+                "--event-type {n}: no struct named {n} in the package's BTF"
+            ))
+        })?),
+        None => None,
+    };
+    let wired = pipeline::wire(&p.object, &mut loaded, et, control)?;
     loaded.attach_all(&p.object.meta.progs, &h.config.attach)?;
+    for n in &wired.notes {
+        h.sink.note(n);
+    }
+    let records = wired
+        .maps
+        .into_iter()
+        .map(|(name, layout)| Records::new(layout, &name, Format::Json))
+        .collect();
+    p.wired = Some((wired.pipeline, records));
     p.loaded = Some(loaded);
     Ok(())
 }
@@ -160,35 +185,12 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> std::result::Result<(), wasmi
     Ok(())
 }
 
-/// The pipeline of program `id`, wired on its first wait with the same layout rules as `run`
-/// (`--event-type` included); the records' formats alongside.
-fn wire(h: &mut Host, id: i32) -> Result<Option<(Pipeline, Vec<Records>)>> {
-    let control = h.control.clone();
-    let event_type = h.config.event_type.clone();
-    let Some(p) = h.ewasm.programs.get_mut(id as usize) else {
-        return Ok(None);
-    };
-    let Some(loaded) = p.loaded.as_mut() else {
-        return Ok(None);
-    };
-    let et = match &event_type {
-        Some(n) => Some(p.object.find_struct(n).ok_or_else(|| {
-            Error::invalid(format!(
-                "--event-type {n}: no struct named {n} in the package's BTF"
-            ))
-        })?),
-        None => None,
-    };
-    let wired = pipeline::wire(&p.object, loaded, et, control)?;
-    for n in &wired.notes {
-        h.sink.note(n);
-    }
-    let records = wired
-        .maps
-        .into_iter()
-        .map(|(name, layout)| Records::new(layout, &name, Format::Json))
-        .collect();
-    Ok(Some((wired.pipeline, records)))
+/// The pipeline of program `id` and its records' formats, taken by its (one) waiter.
+fn wired(h: &mut Host, id: i32) -> Option<(Pipeline, Vec<Records>)> {
+    h.ewasm
+        .programs
+        .get_mut(id as usize)
+        .and_then(|p| p.wired.take())
 }
 
 /// Blocks until Ctrl-C, SIGTERM or --timeout, handing each event as a JSON line to the guest's
@@ -197,13 +199,11 @@ fn wait_and_poll(mut c: Caller<'_, Host>, id: i32) -> std::result::Result<i32, T
     if !c.data_mut().before_blocking()? {
         return Ok(0);
     }
-    let (mut pipeline, records) = match wire(c.data_mut(), id) {
-        Ok(Some(w)) => w,
-        Ok(None) => return Ok(-1),
-        Err(e) => {
-            c.data_mut().sink.note(&format!("wait_and_poll_bpf: {e}"));
-            return Ok(-1);
-        }
+    let Some((mut pipeline, records)) = wired(c.data_mut(), id) else {
+        c.data_mut().sink.note(&format!(
+            "wait_and_poll_bpf: program {id} is not running (run_bpf it first; one waiter each)"
+        ));
+        return Ok(-1);
     };
     let process = match c.data().exports.get("process_event").copied() {
         Some(f) => Some(

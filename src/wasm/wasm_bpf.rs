@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmi::{Caller, Error as Trap, Func, Linker};
@@ -13,7 +14,7 @@ use super::host::{call_callback, name_trap, Host};
 use super::mem;
 use crate::bpf::sys::{KernelMap, MapOps};
 use crate::bpf::{self, section, Loaded};
-use crate::event::Pipeline;
+use crate::event::{Control, Pipeline};
 use crate::package::Object;
 
 const EINVAL: i32 = 22;
@@ -53,13 +54,26 @@ impl BpfState {
         bytes: Vec<u8>,
         name: &str,
         btf: &bpf::KernelBtf,
+        control: &Arc<Control>,
     ) -> crate::error::Result<u64> {
         let object = Object::parse(bytes, name)?;
-        let loaded = bpf::load(&object, &[], btf.clone())?;
+        let mut loaded = bpf::load(&object, &[], btf.clone())?;
         let mut maps: HashMap<RawFd, (String, Box<dyn MapOps>)> = HashMap::new();
         for (n, fd) in loaded.map_fds() {
             if let Ok(m) = KernelMap::new(fd) {
                 maps.insert(fd, (n, Box::new(m)));
+            }
+        }
+        // Every event map's buffers are open before the guest can attach a program: a perf
+        // event array drops what is emitted on a CPU whose buffer is not open yet, and a
+        // guest opens its buffers only when it first polls.
+        let mut polled = HashMap::new();
+        for (fd, (n, _)) in &maps {
+            if loaded.is_event_map(n) {
+                let bufs = loaded.event_buffers(n, object.meta.tunables.perf_buffer_pages)?;
+                let mut p = Pipeline::new(control.clone())?;
+                p.add(bufs)?;
+                polled.insert(*fd, p);
             }
         }
         self.next_id += 1;
@@ -69,7 +83,7 @@ impl BpfState {
             GuestObject {
                 object,
                 loaded,
-                polled: HashMap::new(),
+                polled,
                 maps,
             },
         );
@@ -115,7 +129,8 @@ fn load_object(c: &mut Caller<'_, Host>, buf: i32, len: i32) -> i64 {
         return 0;
     };
     let btf = h.config.btf.clone();
-    match h.bpf.load(bytes, "wasm-object", &btf) {
+    let control = h.control.clone();
+    match h.bpf.load(bytes, "wasm-object", &btf, &control) {
         Ok(id) => id as i64,
         Err(e) => {
             // The loader's message reaches the user; the guest sees 0 as libbpf would NULL.
@@ -327,35 +342,19 @@ struct Poll {
     timeout_ms: i32,
 }
 
-/// The pipeline of map `fd` of object `obj`, made on its first poll. Only event maps can be
-/// polled: that is checked before the map is taken out of the object, so a wrong fd stays
-/// usable for map_operate.
+/// The pipeline of event map `fd` of object `obj` (made at load), taken out while polled.
 fn pipeline_of(h: &mut Host, obj: u64, fd: RawFd) -> Result<Pipeline, i32> {
-    let control = h.control.clone();
     let Some(o) = h.bpf.objects.get_mut(&obj) else {
         return Err(-ENOENT);
     };
     if let Some(p) = o.polled.remove(&fd) {
         return Ok(p);
     }
-    let Some((name, _)) = o.maps.get(&fd) else {
-        return Err(-ENOENT);
-    };
-    let name = name.clone();
-    if !o.loaded.is_event_map(&name) {
-        return Err(-EINVAL);
-    }
-    let made = o
-        .loaded
-        .event_buffers(&name, o.object.meta.tunables.perf_buffer_pages)
-        .and_then(|bufs| {
-            let mut p = Pipeline::new(control)?;
-            p.add(bufs)?;
-            Ok(p)
-        });
-    made.map_err(|e| {
-        h.sink.note(&format!("wasm_bpf_buffer_poll: {e}"));
+    // Not an event map, or not one of this object's maps.
+    Err(if o.maps.contains_key(&fd) {
         -EINVAL
+    } else {
+        -ENOENT
     })
 }
 

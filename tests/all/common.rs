@@ -421,9 +421,10 @@ fn find_loaded(names: &[&str]) -> Option<String> {
         for n in names {
             // The kernel keeps the first 15 bytes of a name.
             let short = &n[..n.len().min(15)];
+            // One that a live process holds (another test, a daemon) is not left behind.
             if let Some(l) = text
                 .lines()
-                .find(|l| l.split_whitespace().any(|w| w == short))
+                .find(|l| l.split_whitespace().any(|w| w == short) && !held_by_a_process(what, l))
             {
                 return Some(format!("{what} {short}: {l}"));
             }
@@ -434,7 +435,24 @@ fn find_loaded(names: &[&str]) -> Option<String> {
     None
 }
 
-/// The JSON objects printed by a run (one per line), as (line, parsed value) pairs.
+/// Whether some process has an fd of the program or map that a `bpftool show` line lists:
+/// what is left behind is what only the kernel keeps (a link, a pin).
+fn held_by_a_process(what: &str, line: &str) -> bool {
+    let Some(id) = line.split(':').next().map(str::trim) else {
+        return false;
+    };
+    let key = format!("{what}_id:\t{id}\n");
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    procs.flatten().any(|p| {
+        std::fs::read_dir(p.path().join("fdinfo")).is_ok_and(|fds| {
+            fds.flatten()
+                .any(|f| std::fs::read_to_string(f.path()).is_ok_and(|t| t.contains(&key)))
+        })
+    })
+}
+
 /// Sends `sigs`, in order, to a fresh `sleep 30` child and reaps it; returns the child's pid.
 pub fn signal_sleeper(sigs: &[i32]) -> String {
     let mut child = Command::new("sleep").arg("30").spawn().unwrap();

@@ -32,7 +32,12 @@ fn sigsnoop(prog: &str, json: bool) {
         let row = rows
             .iter()
             .find(|l| field(l, "tpid") == Some(cpid.as_str()))
-            .unwrap_or_else(|| panic!("no event for pid {cpid} in:\n{out}"));
+            .unwrap_or_else(|| {
+                panic!(
+                    "no event for pid {cpid} in:\n{out}\nafter the stop:\n{}\nstderr:\n{}",
+                    f.stdout, f.stderr
+                )
+            });
         assert_eq!(field(row, "pid"), Some(me.as_str()));
         assert_eq!(field(row, "sig"), Some("10"));
         assert_eq!(field(row, "ret"), Some("0"));
