@@ -9,10 +9,12 @@
 //! The documented API is [`runtime`], [`package`], [`source`], [`event::Sink`] and [`error`].
 //! The hidden modules are public for the integration tests and fuzz targets only.
 
+pub mod build;
 pub mod cli;
 pub mod daemon;
 pub mod error;
 pub mod event;
+pub mod files;
 pub mod package;
 pub mod runtime;
 pub mod source;

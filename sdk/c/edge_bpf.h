@@ -24,6 +24,7 @@
 #define EDGE_BPF_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -169,6 +170,102 @@ static inline void bpf_object__close(struct bpf_object *o)
 	free(o);
 }
 
+/* ---- skeleton objects (what `edge-ecli build` generates uses these) ---- */
+struct bpf_map {
+	struct bpf_object *obj;
+	const char *name;
+};
+
+struct bpf_program {
+	struct bpf_object *obj;
+	const char *name;
+	char attach_target[256]; /* "" : what the section names */
+	bool autoattach;
+};
+
+static inline struct bpf_map *bpf_map__init(struct bpf_map *m, struct bpf_object *o,
+					    const char *name)
+{
+	m->obj = o;
+	m->name = name;
+	return m;
+}
+
+static inline struct bpf_program *bpf_program__init(struct bpf_program *p, struct bpf_object *o,
+						    const char *name)
+{
+	p->obj = o;
+	p->name = name;
+	p->attach_target[0] = 0;
+	p->autoattach = true;
+	return p;
+}
+
+static inline const char *bpf_map__name(const struct bpf_map *m)
+{
+	return m->name;
+}
+
+/* The map's fd once the object is loaded, or -errno. */
+static inline int bpf_map__fd(const struct bpf_map *m)
+{
+	return bpf_object__find_map_fd_by_name(m->obj, m->name);
+}
+
+/* What a section cannot name (wasm-bpf's call): a cgroup directory for cgroup and sockops
+ * programs, an interface for xdp, tc and socket filters, PATH:FUNC for uprobes. */
+static inline void bpf_set_prog_attach_target(struct bpf_program *p, const char *target)
+{
+	size_t n = strlen(target);
+	if (n >= sizeof(p->attach_target))
+		n = sizeof(p->attach_target) - 1;
+	memcpy(p->attach_target, target, n);
+	p->attach_target[n] = 0;
+}
+
+static inline int bpf_program__set_autoattach(struct bpf_program *p, bool autoattach)
+{
+	p->autoattach = autoattach;
+	return 0;
+}
+
+/* Attaches one skeleton program (skipped when autoattach is off). 0 or -errno. */
+static inline int bpf_program__attach(struct bpf_program *p)
+{
+	if (!p->autoattach)
+		return 0;
+	return bpf_program__attach_by_name(p->obj, p->name,
+					   p->attach_target[0] ? p->attach_target : NULL);
+}
+
+/* The bytes of section `name` in the object's private copy, if it has at least `need` of
+ * them (a skeleton's `rodata` points here, so values written before load are loaded). */
+static inline void *bpf_object__section_data(struct bpf_object *o, const char *name, size_t need)
+{
+	const unsigned char *e = o->elf;
+	if (o->size < 64 || memcmp(e, "\177ELF", 4) || e[4] != 2)
+		return NULL;
+	uint64_t shoff = edge__rd(e + 40, 8), shnum = edge__rd(e + 60, 2),
+		 shstrndx = edge__rd(e + 62, 2);
+	if (shoff > o->size || shnum > (o->size - shoff) / 64 || shstrndx >= shnum)
+		return NULL;
+	const unsigned char *strsh = e + shoff + shstrndx * 64;
+	uint64_t stroff = edge__rd(strsh + 24, 8), strsz = edge__rd(strsh + 32, 8);
+	if (stroff > o->size || strsz > o->size - stroff)
+		return NULL;
+	for (uint64_t i = 0; i < shnum; i++) {
+		const unsigned char *sh = e + shoff + i * 64;
+		uint64_t nm = edge__rd(sh, 4), off = edge__rd(sh + 24, 8), sz = edge__rd(sh + 32, 8);
+		if (nm >= strsz || strncmp((const char *)e + stroff + nm, name, strsz - nm))
+			continue;
+		if (edge__rd(sh + 4, 4) == 8 /* SHT_NOBITS */ || off > o->size ||
+		    sz > o->size - off || sz < need)
+			return NULL;
+		return o->elf + off;
+	}
+	return NULL;
+}
+
 /* ---- maps: 0 or -errno ---- */
 enum { EDGE_MAP_LOOKUP = 1, EDGE_MAP_UPDATE, EDGE_MAP_DELETE, EDGE_MAP_NEXT_KEY };
 #ifndef BPF_ANY
@@ -243,6 +340,27 @@ static inline void ring_buffer__free(struct ring_buffer *rb)
 #define perf_buffer__new ring_buffer__new
 #define perf_buffer__poll ring_buffer__poll
 #define perf_buffer__free ring_buffer__free
+
+/* wasm-bpf's buffer API over a skeleton map (after load). */
+#define bpf_buffer ring_buffer
+typedef ring_buffer_sample_fn bpf_buffer_sample_fn;
+
+static inline struct bpf_buffer *bpf_buffer__open(struct bpf_map *m, bpf_buffer_sample_fn fn,
+						  void *ctx)
+{
+	return ring_buffer__new(m->obj, m->name, fn, ctx);
+}
+
+/* As ring_buffer__poll; a timeout of 0 or less waits 100 ms, as in wasm-bpf. */
+static inline int bpf_buffer__poll(struct bpf_buffer *b, int timeout_ms)
+{
+	return ring_buffer__poll(b, timeout_ms > 0 ? timeout_ms : 100);
+}
+
+static inline void bpf_buffer__free(struct bpf_buffer *b)
+{
+	ring_buffer__free(b);
+}
 
 /* Attaches every program named in `progs` (NULL-terminated). 0 or the first error. */
 static inline int bpf_object__attach_programs(struct bpf_object *o, const char *const *progs)

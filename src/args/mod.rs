@@ -249,7 +249,9 @@ fn flags<'a>(meta: &'a Meta, btf: &Btf) -> Vec<Flag<'a>> {
 
 pub fn help(meta: &Meta, btf: &Btf, prog_name: &str) -> String {
     let mut h = String::new();
-    let _ = writeln!(h, "Usage: {prog_name} [OPTIONS]");
+    // ecc names a tool's object X_bpf (from X.bpf.c): the tool is X.
+    let shown = prog_name.strip_suffix("_bpf").unwrap_or(prog_name);
+    let _ = writeln!(h, "Usage: {shown} [OPTIONS]");
     let doc = &meta.doc;
     for text in [&doc.brief, &doc.description, &doc.details]
         .into_iter()

@@ -39,6 +39,16 @@ pub fn render(o: &Object) -> String {
     let m = &o.meta;
     let mut s = String::new();
     let _ = writeln!(s, "object: {} ({} bytes)", m.obj_name, o.bytes.len());
+    for (k, v) in [
+        ("brief", &m.doc.brief),
+        ("version", &m.doc.version),
+        ("description", &m.doc.description),
+        ("details", &m.doc.details),
+    ] {
+        if let Some(v) = v {
+            let _ = writeln!(s, "{k}: {v}");
+        }
+    }
     let _ = writeln!(s, "\nprograms:");
     for p in &m.progs {
         let note = match section::parse_for(&p.name, &p.section) {

@@ -2,6 +2,7 @@
 //! in each subcommand's struct, parsed by argh, and validated in one place per subcommand
 //! (`options()`); the package's own flags (ARGS after PROG) are never seen by argh.
 
+mod build;
 mod ctl;
 mod daemon;
 mod info;
@@ -40,6 +41,7 @@ enum Cmd {
     Run(run::RunCmd),
     Info(info::InfoCmd),
     Pack(pack::PackCmd),
+    Build(build::BuildCmd),
     Pull(pull::PullCmd),
     Push(push::PushCmd),
     Daemon(daemon::DaemonCmd),
@@ -53,6 +55,7 @@ impl Cmd {
             Cmd::Run(r) => r.rest.first().map(String::as_str),
             Cmd::Info(i) => Some(&i.prog),
             Cmd::Pack(p) => Some(&p.obj),
+            Cmd::Build(b) => Some(&b.source),
             Cmd::Pull(p) => Some(&p.reference),
             Cmd::Push(p) => Some(&p.file),
             Cmd::Daemon(_) | Cmd::Ctl(_) => None,
@@ -135,6 +138,7 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
         Cmd::Run(r) => r.main(),
         Cmd::Info(i) => i.main(),
         Cmd::Pack(p) => p.main(),
+        Cmd::Build(b) => b.main(),
         Cmd::Pull(p) => p.main(),
         Cmd::Push(p) => p.main(),
         Cmd::Daemon(d) => d.main(),

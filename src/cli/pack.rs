@@ -29,20 +29,9 @@ impl PackCmd {
         let object = package::load(bytes, &self.obj).map_err(|e| e.context(&self.obj))?;
         let text = package::eunomia::pack(&object);
         match self.output {
-            Some(path) => write_atomically(&path, text.as_bytes())?,
+            Some(path) => crate::files::write_atomic(std::path::Path::new(&path), text.as_bytes())?,
             None => print!("{text}"),
         }
         Ok(0)
     }
-}
-
-/// Writes `path` through a temporary file beside it, so a reader never sees half a file.
-pub fn write_atomically(path: &str, data: &[u8]) -> Result<()> {
-    let tmp = format!("{path}.{}.tmp", std::process::id());
-    std::fs::write(&tmp, data)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::msg(format!("{path}: cannot write: {e}"))
-        })
 }

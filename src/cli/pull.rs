@@ -6,10 +6,11 @@ use argh::FromArgs;
 
 use super::source_flags::with_source_flags;
 use crate::error::{Error, ErrorKind, Result};
+use crate::files::write_atomic;
 use crate::package;
 use crate::source::oci::artifact::manifest_for;
 use crate::source::oci::manifest::{Manifest, EMPTY_DIGEST, EMPTY_JSON};
-use crate::source::oci::store::{write_atomic, write_layout, Artifact};
+use crate::source::oci::store::{write_layout, Artifact};
 use crate::source::{Fetched, Source};
 use crate::trust::{sha256_digest, Signature};
 

@@ -151,7 +151,7 @@ pub fn save_api_instances(table: &Table, state_dir: &Path) -> Result<()> {
         o.push_str("]}");
     }
     o.push_str("]\n");
-    crate::source::oci::store::write_atomic(&state_dir.join("instances.json"), o.as_bytes())
+    crate::files::write_atomic(&state_dir.join("instances.json"), o.as_bytes())
 }
 
 #[cfg(test)]

@@ -132,6 +132,11 @@ fn overlay_maps(m: &mut Meta, skel: &Value) -> Result<()> {
             continue;
         };
         if let Some(s) = mj.get("sample") {
+            if !matches!(s, Value::Object(_)) {
+                // What ecc writes for a @sample annotation that was not JSON.
+                log::warn!("map {name}: \"sample\" is not an object, so the map is not sampled");
+                continue;
+            }
             let interval_ms = s.get("interval").and_then(Value::as_u64).ok_or_else(|| {
                 Error::invalid(format!("map {name}: \"sample.interval\" (ms) is required"))
             })?;
@@ -259,6 +264,32 @@ fn overlay_tunables(t: &mut Tunables, meta: &Value) {
 
 /// Builds an eunomia-compatible package.json from an object (`edge-ecli pack`).
 pub fn pack(object: &Object) -> String {
+    pack_with(object, &Docs::default())
+}
+
+/// What `build` adds to a package from the source's doc comments: extra keys of the skeleton's
+/// `doc`, of variables, maps and programs by name. Values are JSON text.
+#[derive(Debug, Default)]
+pub struct Docs {
+    pub doc: Vec<(String, String)>,
+    pub vars: Vec<(String, Vec<(String, String)>)>,
+    pub maps: Vec<(String, Vec<(String, String)>)>,
+    pub progs: Vec<(String, Vec<(String, String)>)>,
+}
+
+fn push_keys(o: &mut String, items: &[(String, Vec<(String, String)>)], name: &str) {
+    for (_, keys) in items.iter().filter(|(n, _)| n == name) {
+        for (k, v) in keys {
+            o.push(',');
+            push_json_str(o, k);
+            o.push(':');
+            o.push_str(v);
+        }
+    }
+}
+
+/// `pack` with the keys of `docs` written into the items they name.
+pub fn pack_with(object: &Object, docs: &Docs) -> String {
     let m = &object.meta;
     let z = miniz_oxide::deflate::compress_to_vec_zlib(&object.bytes, 9);
     let mut o = String::with_capacity(z.len() * 4 / 3 + 4096);
@@ -289,6 +320,7 @@ pub fn pack(object: &Object) -> String {
             push_json_str(&mut o, &g.name);
             o.push_str(",\"type\":");
             push_json_str(&mut o, &object.btf.plain_type_name(g.type_id));
+            push_keys(&mut o, &docs.vars, &g.name);
             o.push('}');
         }
         o.push_str("]}");
@@ -302,6 +334,7 @@ pub fn pack(object: &Object) -> String {
         push_json_str(&mut o, &map.name);
         o.push_str(",\"name\":");
         push_json_str(&mut o, &map.name);
+        push_keys(&mut o, &docs.maps, &map.name);
         o.push('}');
     }
     o.push_str("],\"obj_name\":");
@@ -315,9 +348,23 @@ pub fn pack(object: &Object) -> String {
         push_json_str(&mut o, &p.section);
         o.push_str(",\"link\":true,\"name\":");
         push_json_str(&mut o, &p.name);
+        push_keys(&mut o, &docs.progs, &p.name);
         o.push('}');
     }
-    o.push_str("]},\"export_types\":[");
+    o.push(']');
+    if !docs.doc.is_empty() {
+        o.push_str(",\"doc\":{");
+        for (i, (k, v)) in docs.doc.iter().enumerate() {
+            if i > 0 {
+                o.push(',');
+            }
+            push_json_str(&mut o, k);
+            o.push(':');
+            o.push_str(v);
+        }
+        o.push('}');
+    }
+    o.push_str("},\"export_types\":[");
     write_export_types(&mut o, object);
     o.push_str("],\"eunomia_version\":\"0.3.4\"}}\n");
     o

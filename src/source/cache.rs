@@ -5,8 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::oci::store::{signature_tag, write_atomic, Artifact, Store};
+use super::oci::store::{signature_tag, Artifact, Store};
 use crate::error::{Error, ErrorKind, Result};
+use crate::files::write_atomic;
 use crate::trust::{sha256_digest, valid_digest};
 
 pub struct Cache {

@@ -387,6 +387,18 @@ pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Finished {
     }
 }
 
+/// Starts `trigger seq N RATE`, which waits for a `go` line on its stdin before writing 1, 2
+/// ... N bytes to /dev/null: its pid is known before its first event. Returns it and its pid.
+pub fn generator(n: u32, rate: u32) -> (Child, String) {
+    let c = Command::new(fixtures().trigger())
+        .args(["seq", &n.to_string(), &rate.to_string()])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = c.id().to_string();
+    (c, pid)
+}
+
 /// Runs the test trigger program and waits for it.
 pub fn trigger(args: &[&str]) {
     let st = Command::new(fixtures().trigger())

@@ -269,17 +269,6 @@ fn daemon_runs_streams_reports_and_stops_instances() {
     assert_no_leaks(&["sig_trace", "sig_events"]);
 }
 
-/// Starts the seq generator paused on its stdin; returns it and its pid.
-fn generator(n: u32, rate: u32) -> (Child, String) {
-    let c = Command::new(fixtures().trigger())
-        .args(["seq", &n.to_string(), &rate.to_string()])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = c.id().to_string();
-    (c, pid)
-}
-
 fn seqs(text: &str) -> std::collections::BTreeSet<u32> {
     text.lines()
         .filter_map(|l| field(l, "seq")?.parse().ok())

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::manifest::{self, Descriptor, Manifest, COSIGN_LAYER, MAX_MANIFEST, REF_NAME};
 use super::tar;
 use crate::error::{Error, ErrorKind, Result};
+use crate::files::write_atomic;
 use crate::source::MAX_PACKAGE_SIZE;
 use crate::trust::{sha256_digest, valid_digest, Signature};
 
@@ -361,18 +362,6 @@ impl Store for Layout {
             .ok_or_else(|| Error::invalid(format!("{}: bad digest {digest:?}", self.what)))?;
         self.file(&format!("blobs/sha256/{hex}"), limit)
     }
-}
-
-/// Writes `data` to `path` through a temporary file and a rename: readers never see a
-/// partial file, and an interrupted write leaves none.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let r = std::fs::write(&tmp, data).and_then(|_| std::fs::rename(&tmp, path));
-    if let Err(e) = r {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::msg(format!("writing {}: {e}", path.display())));
-    }
-    Ok(())
 }
 
 /// Writes (or adds to) an image layout at `dir`: the artifact's blobs and manifest under

@@ -1,0 +1,543 @@
+//! `edge-ecli build`: what eunomia's ecc does, without Docker (design.md section 17). clang
+//! (and bpftool, for a vmlinux.h of this kernel) are needed at build time only: they are
+//! found on PATH, run with a time limit, and their messages are passed on.
+//!
+//! X.bpf.c [X.h] -> X.bpf.o (clang; every `struct NAME {` of X.h kept in BTF through an
+//! `__eunomia_dummy_NAME_ptr`), package.json (the object packed, with the source's doc
+//! comments), X.skel.h (the object for a C Wasm guest). Reading the source's comments, the
+//! header's structs and writing the skeleton are pure (`doc`, `lex`, `skel`).
+
+pub mod doc;
+pub mod lex;
+pub mod skel;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::files::write_atomic;
+use crate::package::{self, eunomia, Object};
+
+/// Largest source or header read: far above any BPF program.
+const MAX_SOURCE: u64 = 8 << 20;
+/// A compile taking longer than this is stuck.
+const CLANG_TIMEOUT: Duration = Duration::from_secs(300);
+const BPFTOOL_TIMEOUT: Duration = Duration::from_secs(120);
+const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// `-D__TARGET_ARCH_*`: what PT_REGS_* and BPF_KPROBE read registers as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    X86,
+    Arm64,
+    Riscv,
+}
+
+impl Arch {
+    pub fn parse(s: &str) -> Result<Arch> {
+        match s {
+            "x86" | "x86_64" => Ok(Arch::X86),
+            "arm64" | "aarch64" => Ok(Arch::Arm64),
+            "riscv" | "riscv64" => Ok(Arch::Riscv),
+            _ => Err(Error::new(
+                ErrorKind::Usage,
+                format!("--arch {s}: unknown architecture; use x86, arm64 or riscv"),
+            )),
+        }
+    }
+
+    pub fn host() -> Arch {
+        match std::env::consts::ARCH {
+            "aarch64" => Arch::Arm64,
+            "riscv64" => Arch::Riscv,
+            _ => Arch::X86,
+        }
+    }
+
+    fn define(self) -> &'static str {
+        match self {
+            Arch::X86 => "-D__TARGET_ARCH_x86",
+            Arch::Arm64 => "-D__TARGET_ARCH_arm64",
+            Arch::Riscv => "-D__TARGET_ARCH_riscv",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub source: PathBuf,
+    pub header: Option<PathBuf>,
+    /// The package.json to write; the object and skeleton go beside it.
+    pub output: PathBuf,
+    pub includes: Vec<PathBuf>,
+    pub vmlinux: Option<PathBuf>,
+    pub arch: Arch,
+    /// Extra clang flags.
+    pub cflags: Vec<String>,
+}
+
+/// What a build wrote.
+pub struct Built {
+    pub package: PathBuf,
+    pub object_path: PathBuf,
+    pub skeleton: PathBuf,
+    pub object: Object,
+}
+
+/// `X` of `X.bpf.c` (or `X.c`).
+pub fn stem(source: &Path) -> String {
+    let name = source
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let s = name
+        .strip_suffix(".bpf.c")
+        .or_else(|| name.strip_suffix(".c"))
+        .unwrap_or(&name);
+    s.to_string()
+}
+
+/// A C identifier from a file stem: what ecc names the object (`X_bpf`).
+pub fn c_ident(stem: &str) -> String {
+    let mut s: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if s.starts_with(|c: char| c.is_ascii_digit()) || s.is_empty() {
+        s.insert(0, '_');
+    }
+    s.push_str("_bpf");
+    s
+}
+
+fn read_text(p: &Path, what: &str) -> Result<String> {
+    let f = std::fs::File::open(p).map_err(|e| {
+        Error::new(
+            ErrorKind::NotFound,
+            format!("{}: cannot read the {what}: {e}", p.display()),
+        )
+    })?;
+    let mut bytes = Vec::new();
+    f.take(MAX_SOURCE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::msg(format!("{}: {e}", p.display())))?;
+    if bytes.len() as u64 > MAX_SOURCE {
+        return Err(Error::invalid(format!(
+            "{}: the {what} is larger than {} MiB",
+            p.display(),
+            MAX_SOURCE >> 20
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| Error::invalid(format!("{}: the {what} is not UTF-8 text", p.display())))
+}
+
+/// An executable `name` on PATH.
+fn on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// The tool an environment variable names (which must exist), else the first of `names`
+/// on PATH.
+fn find_tool(var: &str, names: &[&str]) -> Result<Option<PathBuf>> {
+    if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+        let p = PathBuf::from(&v);
+        let found = if p.components().count() > 1 {
+            p.is_file().then_some(p)
+        } else {
+            on_path(&p.to_string_lossy())
+        };
+        return found.map(Some).ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("{var}={}: no such program", v.to_string_lossy()),
+            )
+        });
+    }
+    Ok(names.iter().find_map(|n| on_path(n)))
+}
+
+fn clang() -> Result<PathBuf> {
+    const NAMES: &[&str] = &[
+        "clang", "clang-21", "clang-20", "clang-19", "clang-18", "clang-17", "clang-16",
+        "clang-15", "clang-14",
+    ];
+    find_tool("CLANG", NAMES)?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotFound,
+            "clang not found on PATH (looked for clang and clang-14 to clang-21): build needs \
+             it to compile BPF C; install it (Debian/Ubuntu: apt install clang; Fedora: dnf \
+             install clang) or set CLANG=/path/to/clang",
+        )
+    })
+}
+
+/// Runs `cmd` with a time limit; (success, stdout, stderr).
+fn run(cmd: &mut Command, limit: Duration, what: &str) -> Result<(bool, Vec<u8>, String)> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::msg(format!("cannot run {what}: {e}")))?;
+    let mut out = child.stdout.take().expect("piped");
+    let mut err = child.stderr.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        String::from_utf8_lossy(&v).into_owned()
+    });
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = child
+            .try_wait()
+            .map_err(|e| Error::msg(format!("{what}: {e}")))?
+        {
+            break st;
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::msg(format!(
+                "{what} did not finish in {} s and was stopped",
+                limit.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stdout = reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    Ok((status.success(), stdout, stderr))
+}
+
+/// A scratch directory removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Result<Scratch> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let p =
+            std::env::temp_dir().join(format!("edge-ecli-build-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(p.join("include"))
+            .map_err(|e| Error::msg(format!("{}: {e}", p.display())))?;
+        Ok(Scratch(p))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The system include directories clang searches for C (where `asm/types.h` lives), to be
+/// searched after ours when compiling for BPF, as libbpf-bootstrap does.
+fn system_includes(clang: &Path) -> Vec<String> {
+    let Ok((_, _, err)) = run(
+        Command::new(clang).args(["-v", "-E", "-x", "c", "/dev/null", "-o", "/dev/null"]),
+        Duration::from_secs(30),
+        "clang -v",
+    ) else {
+        return Vec::new();
+    };
+    err.lines()
+        .skip_while(|l| !l.starts_with("#include <...> search starts here"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("End of search list"))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+/// Writes include/vmlinux.h: the given file, or bpftool's C dump of this kernel's BTF. Err
+/// is why there is none (said only if the source turns out to need it).
+fn vmlinux_header(opts: &Options, dir: &Path, warn: &mut dyn FnMut(String)) -> Result<String> {
+    let target = dir.join("vmlinux.h");
+    if let Some(v) = &opts.vmlinux {
+        std::fs::copy(v, &target).map_err(|e| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("--vmlinux {}: cannot read: {e}", v.display()),
+            )
+        })?;
+        return Ok(String::new());
+    }
+    if !Path::new(KERNEL_BTF).exists() {
+        return Err(Error::msg(format!(
+            "there is no {KERNEL_BTF} to make a vmlinux.h from: pass --vmlinux FILE"
+        )));
+    }
+    let Some(bpftool) = find_tool("BPFTOOL", &["bpftool"])?.or_else(|| {
+        ["/usr/sbin/bpftool", "/sbin/bpftool"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+    }) else {
+        return Err(Error::msg(
+            "bpftool is not installed to make a vmlinux.h from this kernel's BTF: install it \
+             (Debian/Ubuntu: apt install bpftool) or pass --vmlinux FILE",
+        ));
+    };
+    let (ok, out, err) = run(
+        Command::new(&bpftool).args(["btf", "dump", "file", KERNEL_BTF, "format", "c"]),
+        BPFTOOL_TIMEOUT,
+        "bpftool btf dump",
+    )?;
+    if !ok {
+        return Err(Error::msg(format!(
+            "bpftool could not dump {KERNEL_BTF}: {}",
+            err.trim()
+        )));
+    }
+    std::fs::write(&target, out).map_err(|e| Error::msg(format!("{}: {e}", target.display())))?;
+    if opts.arch != Arch::host() {
+        warn(format!(
+            "vmlinux.h comes from this {} kernel's BTF; for {:?} kernel types (pt_regs...) pass --vmlinux with that architecture's header",
+            std::env::consts::ARCH,
+            opts.arch
+        ));
+    }
+    Ok(String::new())
+}
+
+/// Compiles, packs and writes everything; warnings go to `warn` as they are found.
+pub fn build(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Built> {
+    let src_label = opts.source.display().to_string();
+    let source = read_text(&opts.source, "BPF source")?;
+    let stem = stem(&opts.source);
+    let ident = c_ident(&stem);
+    let header_structs = match &opts.header {
+        Some(h) => {
+            let text = read_text(h, "header")?;
+            let names = lex::struct_definitions(&text);
+            if names.is_empty() {
+                return Err(Error::invalid(format!(
+                    "{}: the header defines no struct (`struct NAME {{ ... }};`), so it names no event type to export; pass the header that defines them, or build without one",
+                    h.display()
+                )));
+            }
+            names
+        }
+        None => Vec::new(),
+    };
+    for n in &header_structs {
+        if !is_c_ident(n) {
+            return Err(Error::invalid(format!(
+                "struct name {n:?} is not a C identifier"
+            )));
+        }
+    }
+    let clang = clang()?;
+    let scratch = Scratch::new()?;
+    let include = scratch.0.join("include");
+    let vmlinux = vmlinux_header(opts, &include, warn);
+    if let (Err(e), Some(_)) = (&vmlinux, &opts.vmlinux) {
+        return Err(e.clone());
+    }
+
+    // A copy of the source that keeps the header's structs in BTF, as ecc's does: including
+    // the original keeps clang's messages pointing at the user's file and lines.
+    let abs_source =
+        std::fs::canonicalize(&opts.source).map_err(|e| Error::msg(format!("{src_label}: {e}")))?;
+    let mut wrapper = format!("#include \"{}\"\n", c_string(&abs_source.to_string_lossy()));
+    for n in &header_structs {
+        let var = format!("{}{n}_ptr", package::meta::DUMMY_PREFIX);
+        if !source.contains(&var) {
+            wrapper.push_str(&format!(
+                "const volatile struct {n} *{var} __attribute__((unused));\n"
+            ));
+        }
+    }
+    let wrapper_path = scratch.0.join(format!("{stem}.bpf.c"));
+    std::fs::write(&wrapper_path, wrapper).map_err(|e| Error::msg(format!("{e}")))?;
+    let obj_tmp = scratch.0.join(format!("{stem}.bpf.o"));
+
+    let mut cmd = Command::new(&clang);
+    // The scratch directory's random name must not reach the object's debug info: the same
+    // source gives the same bytes (and package digest) on every build.
+    let mut prefix_map = std::ffi::OsString::from("-fdebug-prefix-map=");
+    prefix_map.push(&scratch.0);
+    prefix_map.push("=.");
+    cmd.current_dir(&scratch.0)
+        .arg(prefix_map)
+        .args(["-g", "-O2", "-target", "bpf", opts.arch.define()])
+        .arg("-I")
+        .arg(&include);
+    if let Some(dir) = abs_source.parent() {
+        cmd.arg("-I").arg(dir);
+    }
+    // clang runs in the scratch directory: relative paths are made absolute first.
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    if let Some(h) = &opts.header {
+        if let Some(dir) = abs(h).parent() {
+            cmd.arg("-I").arg(dir);
+        }
+    }
+    for i in &opts.includes {
+        cmd.arg("-I").arg(abs(i));
+    }
+    for d in system_includes(&clang) {
+        cmd.arg("-idirafter").arg(d);
+    }
+    cmd.args(&opts.cflags)
+        .arg("-c")
+        .arg(&wrapper_path)
+        .arg("-o")
+        .arg(&obj_tmp);
+    let (ok, _, err) = run(&mut cmd, CLANG_TIMEOUT, "clang")?;
+    if !err.trim().is_empty() {
+        // clang's own diagnostics, warnings included, as it printed them.
+        eprint!("{err}");
+    }
+    if !ok {
+        let mut hint = String::new();
+        if err.contains("'vmlinux.h' file not found") {
+            if let Err(e) = &vmlinux {
+                hint = format!(": the source includes vmlinux.h and {e}");
+            }
+        } else if err.contains("'bpf/bpf_helpers.h' file not found") {
+            hint = ": the libbpf headers are missing; install them (Debian/Ubuntu: apt install libbpf-dev) or pass -I DIR with bpf/bpf_helpers.h".into();
+        }
+        return Err(Error::invalid(format!(
+            "clang could not compile {src_label} (its messages are above){hint}"
+        )));
+    }
+    let bytes = std::fs::read(&obj_tmp).map_err(|e| Error::msg(format!("{e}")))?;
+    let object = Object::parse(bytes, &ident).map_err(|e| e.context(&src_label))?;
+    for n in &header_structs {
+        if object.find_struct(n).is_none() {
+            warn(format!(
+                "struct {n} of the header did not reach the object's BTF (does {src_label} include the header?): it is not exported"
+            ));
+        }
+    }
+
+    let found = doc::parse(&src_label, &source);
+    for w in &found.warnings {
+        warn(w.clone());
+    }
+    let docs = package_docs(&object, &found, warn);
+    let text = eunomia::pack_with(&object, &docs);
+    let object = eunomia::load(text.as_bytes()).map_err(|e| {
+        Error::invalid(format!(
+            "the package made from {src_label} does not load: {e} (check its doc comment annotations)"
+        ))
+    })?;
+
+    let out_dir = opts
+        .output
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let object_path = out_dir.join(format!("{stem}.bpf.o"));
+    let skeleton = out_dir.join(format!("{stem}.skel.h"));
+    write_atomic(&object_path, &object.bytes)?;
+    write_atomic(&opts.output, text.as_bytes())?;
+    write_atomic(
+        &skeleton,
+        skel::render(&object, &ident, &file_name(&opts.source)).as_bytes(),
+    )?;
+    Ok(Built {
+        package: opts.output.clone(),
+        object_path,
+        skeleton,
+        object,
+    })
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn is_c_ident(s: &str) -> bool {
+    s.starts_with(|c: char| c == '_' || c.is_ascii_alphabetic())
+        && s.chars().all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+/// `s` escaped for a C string literal.
+fn c_string(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// Keys an item of the package already has, which a doc comment must not replace.
+const RESERVED: &[&str] = &["name", "type", "ident", "attach", "link", "mmaped"];
+
+/// The doc comments that belong to something the package lists, as `pack_with` takes them.
+fn package_docs(object: &Object, found: &doc::Docs, warn: &mut dyn FnMut(String)) -> eunomia::Docs {
+    let m = &object.meta;
+    let mut docs = eunomia::Docs::default();
+    for item in &found.items {
+        let keys = |warn: &mut dyn FnMut(String)| -> Vec<(String, String)> {
+            item.keys
+                .iter()
+                .filter(|(k, _)| {
+                    let reserved = RESERVED.contains(&k.as_str());
+                    if reserved {
+                        warn(format!(
+                            "line {}: @{k} of {} would replace the package's own \"{k}\"; ignored",
+                            item.line, item.name
+                        ));
+                    }
+                    !reserved
+                })
+                .map(|(k, v)| (k.clone(), v.to_json()))
+                .collect()
+        };
+        match item.kind {
+            doc::Kind::Var if item.name == "LICENSE" => docs.doc = keys(warn),
+            doc::Kind::Var if m.globals.iter().any(|g| g.name == item.name) => {
+                docs.vars.push((item.name.clone(), keys(warn)))
+            }
+            doc::Kind::Map if m.maps.iter().any(|d| d.name == item.name) => {
+                docs.maps.push((item.name.clone(), keys(warn)))
+            }
+            doc::Kind::Func if m.progs.iter().any(|p| p.name == item.name) => {
+                docs.progs.push((item.name.clone(), keys(warn)))
+            }
+            _ => {}
+        }
+    }
+    docs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_the_source_file() {
+        assert_eq!(stem(Path::new("/a/sigsnoop.bpf.c")), "sigsnoop");
+        assert_eq!(stem(Path::new("x.c")), "x");
+        assert_eq!(c_ident("my-tool"), "my_tool_bpf");
+        assert_eq!(c_ident("1x"), "_1x_bpf");
+    }
+
+    #[test]
+    fn arch_names() {
+        assert_eq!(Arch::parse("arm64").unwrap(), Arch::Arm64);
+        assert_eq!(Arch::parse("x86").unwrap().define(), "-D__TARGET_ARCH_x86");
+        let e = Arch::parse("mips").unwrap_err().to_string();
+        assert!(
+            e.contains("--arch mips: unknown architecture; use x86, arm64 or riscv"),
+            "{e}"
+        );
+    }
+}
