@@ -45,7 +45,7 @@ pub struct RunCmd {
     /// network interface of xdp, tc and socket programs (default: ifindex 1, lo for socket)
     #[argh(option, arg_name = "NAME")]
     iface: Option<String>,
-    /// cgroup v2 directory of cgroup and sockops programs (default /sys/fs/cgroup)
+    /// cgroup v2 directory of cgroup and sockops programs (default: the cgroup v2 root)
     #[argh(option, arg_name = "PATH")]
     cgroup: Option<String>,
     /// sampling frequency of perf_event programs, per CPU (default 49)

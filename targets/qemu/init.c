@@ -233,6 +233,30 @@ static void case_probe(const char *name, char *pkg, const char *action, const ch
 	report(name, ok, now() - t0, ok ? NULL : expect_err ? "expected a refusal" : "no event");
 }
 
+/* lsm/path_mkdir (x86_64 guest, booted with bpf in lsm=): the program reports a mkdir and
+ * refuses one, and once edge-ecli has stopped the same mkdir works again. */
+static void case_lsm(const char *name, char *pkg)
+{
+	char *argv[] = {"/edge-ecli", "-v", "run", "-j", "--timeout", "20", pkg, NULL};
+	double t0 = now();
+	rmdir("/tmp/edge-denied");
+	pid_t p = start(argv, "phases", 120);
+	if (p < 0) {
+		finish(p, 0);
+		report(name, 0, now() - t0, "attach failed");
+		return;
+	}
+	int denied = mkdir("/tmp/edge-denied", 0755), denied_errno = errno;
+	int allowed = mkdir("/tmp/edge-allowed", 0755);
+	wait_out("edge-allowed", 10);
+	int code = finish(p, 0);
+	int after = mkdir("/tmp/edge-denied", 0755);
+	int ok = denied == -1 && denied_errno == EPERM && allowed == 0 && after == 0 && code == 0 &&
+		 contains_all(out_buf, 3, "\"name\":\"edge-denied\"}", "\"denied\":1", "\"comm\":\"init\"");
+	report(name, ok, now() - t0,
+	       ok ? NULL : after ? "mkdir still refused after edge-ecli stopped" : "mkdir not refused or not seen");
+}
+
 int main(int argc, char **argv)
 {
 	(void)argc;
@@ -265,6 +289,9 @@ int main(int argc, char **argv)
 	case_probe("ksyscall.bpf.o/kprobe", "/pkg/ksyscall.bpf.o", "kill", NULL);
 #endif
 	case_probe("fentry.bpf.o/fentry", "/pkg/fentry.bpf.o", "unlink", NULL);
+#if defined(__x86_64__)
+	case_lsm("lsmmkdir.bpf.o/lsm", "/pkg/lsmmkdir.bpf.o");
+#endif
 
 	printf("EDGE-RESULT arch=%s kernel=%s jit=%s pass=%d fail=%d\n", u.machine, u.release, jit, passed,
 	       failed);

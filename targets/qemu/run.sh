@@ -15,7 +15,7 @@ bash targets/qemu/fetch-kernels.sh "$work" >&2
 pkg="$work/pkg"
 [ -s "$pkg/vmlinux.h" ] || bpftool btf dump file /sys/kernel/btf/vmlinux format c > "$pkg/vmlinux.h"
 bpf() { clang-19 -g -O2 -target bpf -D__TARGET_ARCH_x86 -I "$pkg" "$@"; }
-for f in sigsnoop bootstrap opensnoop ksyscall fentry; do
+for f in sigsnoop bootstrap opensnoop ksyscall fentry lsmmkdir; do
     bpf -c "tests/fixtures/$f.bpf.c" -o "$pkg/$f.bpf.o"
 done
 bpf -DKILL_SECTION='"kprobe/__riscv_sys_kill+8"' -c tests/fixtures/ksyscall.bpf.c -o "$pkg/kprobe_riscv.bpf.o"
@@ -61,7 +61,8 @@ for arch in "${@:-x86_64 aarch64 riscv64}"; do
     k="$work/$kern.vmlinuz"; i="$work/initrd-$a.cpio"
     common=(-m 1G -smp 2 -display none -monitor none -serial stdio -no-reboot -kernel "$k" -initrd "$i")
     case "$a" in
-        x86_64) boot x86_64 "" qemu-system-x86_64 -M q35 "${common[@]}" -append 'console=ttyS0 panic=-1 quiet' || status=1 ;;
+        # bpf in lsm= turns the BPF LSM on (lsm/* programs); the other arches boot without it.
+        x86_64) boot x86_64 "" qemu-system-x86_64 -M q35 "${common[@]}" -append 'console=ttyS0 panic=-1 quiet lsm=lockdown,yama,bpf' || status=1 ;;
         aarch64) boot aarch64 "" qemu-system-aarch64 -M virt -cpu cortex-a57 "${common[@]}" -append 'console=ttyAMA0 panic=-1 quiet' || status=1 ;;
         riscv64)
             boot riscv64 "-jit" qemu-system-riscv64 -M virt "${common[@]}" -append 'console=ttyS0 panic=-1 quiet sysctl.net.core.bpf_jit_enable=1' || status=1

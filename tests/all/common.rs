@@ -118,7 +118,12 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
-const BPF_FIXTURES: [&str; 11] = [
+const BPF_FIXTURES: [&str; 16] = [
+    "sockfilter",
+    "cgroupskb",
+    "xdppkt",
+    "sockops",
+    "perfsample",
     "seqwrite",
     "metricmaps",
     "sigsnoop",

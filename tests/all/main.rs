@@ -2,6 +2,7 @@
 //! (`common::fixtures`); tests that need no compiler, bpftool or root use the committed
 //! examples.
 
+mod attach;
 mod build;
 mod common;
 mod core_btf;

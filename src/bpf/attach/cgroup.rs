@@ -42,8 +42,42 @@ fn open_cgroup(path: &str) -> Result<OwnedFd, Failure> {
     Ok(dir)
 }
 
+fn is_cgroup2(path: &str) -> bool {
+    let Ok(c) = std::ffi::CString::new(path) else {
+        return false;
+    };
+    // SAFETY: statfs of a NUL-terminated path into a zeroed struct.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == CGROUP2_SUPER_MAGIC }
+}
+
+/// Where cgroup v2 is mounted: /sys/fs/cgroup on a unified system, /sys/fs/cgroup/unified on a
+/// systemd hybrid one, else the first cgroup2 mount in /proc/self/mountinfo.
+fn cgroup2_root() -> Option<String> {
+    if is_cgroup2(DEFAULT_CGROUP) {
+        return Some(DEFAULT_CGROUP.to_string());
+    }
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS... - FSTYPE SOURCE SUPER
+        let (left, right) = l.split_once(" - ")?;
+        (right.split_whitespace().next() == Some("cgroup2"))
+            .then(|| left.split_whitespace().nth(4).map(str::to_string))
+            .flatten()
+    })
+}
+
+/// The cgroup to attach to. The default, and /sys/fs/cgroup as a Wasm guest or a user names
+/// it (upstream sockops.wasm does), mean the cgroup v2 root wherever it is mounted.
 fn cgroup_of(opts: &AttachOptions) -> Result<OwnedFd, Failure> {
-    open_cgroup(opts.cgroup.as_deref().unwrap_or(DEFAULT_CGROUP))
+    let asked = opts.cgroup.as_deref().unwrap_or(DEFAULT_CGROUP);
+    if asked.trim_end_matches('/') == DEFAULT_CGROUP && !is_cgroup2(DEFAULT_CGROUP) {
+        if let Some(root) = cgroup2_root() {
+            log::info!("{asked} is not cgroup v2 here: attaching to the cgroup v2 root {root}");
+            return open_cgroup(&root);
+        }
+    }
+    open_cgroup(asked)
 }
 
 /// cgroup_skb/ingress, cgroup_skb/egress, and cgroup/skb (no direction: ingress).
