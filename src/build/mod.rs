@@ -350,11 +350,13 @@ pub fn build(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Built> {
         return Err(e.clone());
     }
 
-    // A copy of the source that keeps the header's structs in BTF, as ecc's does: including
-    // the original keeps clang's messages pointing at the user's file and lines.
+    // A unit that keeps the header's structs in BTF, as ecc's does. The source comes in with
+    // -include (so clang's messages point at the user's file and lines) rather than an
+    // #include line: the wrapper's text, whose MD5 lands in the debug info, must not hold the
+    // checkout's path, or each checkout would build other bytes.
     let abs_source =
         std::fs::canonicalize(&opts.source).map_err(|e| Error::msg(format!("{src_label}: {e}")))?;
-    let mut wrapper = format!("#include \"{}\"\n", c_string(&abs_source.to_string_lossy()));
+    let mut wrapper = String::new();
     for n in &header_structs {
         let var = format!("{}{n}_ptr", package::meta::DUMMY_PREFIX);
         if !source.contains(&var) {
@@ -395,6 +397,8 @@ pub fn build(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Built> {
         cmd.arg("-idirafter").arg(d);
     }
     cmd.args(&opts.cflags)
+        .arg("-include")
+        .arg(&abs_source)
         .arg("-c")
         .arg(&wrapper_path)
         .arg("-o")
@@ -470,11 +474,6 @@ fn file_name(p: &Path) -> String {
 fn is_c_ident(s: &str) -> bool {
     s.starts_with(|c: char| c == '_' || c.is_ascii_alphabetic())
         && s.chars().all(|c| c == '_' || c.is_ascii_alphanumeric())
-}
-
-/// `s` escaped for a C string literal.
-fn c_string(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 /// Keys an item of the package already has, which a doc comment must not replace.

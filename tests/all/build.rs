@@ -83,6 +83,36 @@ fn build_writes_package_object_and_skeleton_with_the_annotations() {
             && std::fs::read(&pkg).unwrap() == std::fs::read(&pkg2).unwrap(),
         "two builds of the same source differ"
     );
+    // And from another checkout: with its path mapped away as examples/build.sh does, a copy
+    // of the sources elsewhere builds the same bytes (the object's debug info holds the MD5
+    // of every file clang read, so nothing the build writes may hold the source's path).
+    let copy = scratch("writesnoop-copy");
+    for f in ["writesnoop.bpf.c", "writesnoop.h"] {
+        std::fs::copy(src(f), copy.join(f)).unwrap();
+    }
+    let mapped = |from: &Path, to: &Path| {
+        let pkg = to.join("package.json").to_string_lossy().into_owned();
+        let map = format!("-fdebug-prefix-map={}=.", from.display());
+        let f = run(&[
+            "build",
+            &from.join("writesnoop.bpf.c").to_string_lossy(),
+            &from.join("writesnoop.h").to_string_lossy(),
+            "-o",
+            &pkg,
+            "--cflag",
+            &map,
+        ]);
+        assert!(f.status.success(), "build failed:\n{}", f.stderr);
+        std::fs::read(to.join("writesnoop.bpf.o")).unwrap()
+    };
+    let orig = Path::new(&src("writesnoop.bpf.c"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    assert!(
+        mapped(&orig, &scratch("writesnoop-m1")) == mapped(&copy, &scratch("writesnoop-m2")),
+        "the same sources in two directories build different objects"
+    );
     let json = std::fs::read_to_string(&pkg).unwrap();
     // What ecc would write: the doc of LICENSE, cmdarg and description of globals, the sample
     // of the map, the header's structs as export types.
