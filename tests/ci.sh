@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command that runs every test on a fresh machine of this kind (Debian, root, BPF
 # kernel with BTF). It does all set-up itself (tests/setup.sh), then: format and lint gates,
-# the three static binaries, the tests (one binary, tests/all), the kernel-facing tests again
+# the three static binaries, the tests (one binary, tests/all), a short run of every fuzz target, the kernel-facing tests again
 # against the static release binary, the foreign arches' unit tests under qemu-user, and the
 # full-system QEMU guests.
 set -euo pipefail
@@ -11,6 +11,7 @@ bash tests/setup.sh
 
 echo "== format and lints"
 cargo fmt --check
+cargo fmt --check --manifest-path fuzz/Cargo.toml
 cargo clippy --locked --all-targets -- -D warnings
 
 echo "== static release binaries"
@@ -18,6 +19,9 @@ bash targets/build.sh x86_64 aarch64 riscv64
 
 echo "== tests"
 cargo test --locked -- --test-threads=2
+
+echo "== fuzz targets: a short run of each (fuzz/run.sh; the campaign's figures are in the README)"
+SMOKE_SECS=5 bash fuzz/run.sh smoke
 
 echo "== kernel-facing tests against the static release binary"
 EDGE_ECLI_BIN="$PWD/target/x86_64-unknown-linux-musl/release/edge-ecli" \

@@ -50,6 +50,8 @@ done
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 rustup component list --toolchain nightly --installed | grep -q '^rust-src' || rustup component add rust-src --toolchain nightly
 rustup target list --toolchain nightly --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl --toolchain nightly
+# The fuzz targets (fuzz/run.sh) are built and run by cargo-fuzz on nightly.
+cargo +nightly fuzz --version >/dev/null 2>&1 || cargo +nightly install cargo-fuzz --locked --version 0.13.2
 python3 -m ziglang version >/dev/null 2>&1 || python3 -m pip install -q "ziglang==0.17.1"
 # The Kubernetes manifests are validated offline against the API's schemas.
 command -v kubernetes-validate >/dev/null 2>&1 || python3 -m pip install -q "kubernetes-validate==1.37.0"

@@ -87,6 +87,22 @@ fn spec_checked(
     })
 }
 
+/// Decodes a request body both ways the API reads one, as a POST and as a PUT, with their
+/// checks; what the fuzz target drives (routing itself would start packages).
+#[doc(hidden)]
+pub fn check_bodies(body: &[u8]) -> (Result<String, u16>, Result<String, u16>) {
+    let post = parse::<PostBody>(body).and_then(|b| {
+        if !valid_name(&b.name) {
+            return Err(Response::error(400, "bad name"));
+        }
+        spec_checked(b.source, b.args, b.digest).map(|s| s.source)
+    });
+    let put = parse::<PutBody>(body)
+        .and_then(|b| spec_checked(b.source, b.args, b.digest).map(|s| s.source));
+    let status = |r: Result<String, Response>| r.map_err(|e| e.status());
+    (status(post), status(put))
+}
+
 /// An error of an operation as an HTTP answer.
 fn failed(e: &Error) -> Response {
     let status = match e.kind() {

@@ -13,6 +13,8 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// Entries a desired-state file may hold.
 pub const MAX_ENTRIES: usize = 256;
+/// What parse accepts; reading stops one byte past it.
+const MAX_CONFIG_FILE: u64 = 4 << 20;
 
 #[derive(Deserialize)]
 struct Desired {
@@ -27,7 +29,7 @@ struct Desired {
 /// Parses a desired-state file's bytes.
 pub fn parse(bytes: &[u8], what: &str) -> Result<Vec<(String, Spec)>> {
     let bad = |m: String| Error::new(ErrorKind::Usage, format!("{what}: {m}"));
-    if bytes.len() > 4 << 20 {
+    if bytes.len() as u64 > MAX_CONFIG_FILE {
         return Err(bad("larger than 4 MiB".into()));
     }
     let mut buf = vec![0u8; bytes.len()];
@@ -99,7 +101,7 @@ impl Watch {
 
 /// Brings the table to what the file says; returns one line per action or failure.
 pub fn reconcile(table: &Table, path: &str) -> Vec<String> {
-    let desired = match std::fs::read(path)
+    let desired = match crate::files::read_limited(path, MAX_CONFIG_FILE)
         .map_err(|e| Error::new(ErrorKind::Usage, format!("{path}: cannot read: {e}")))
         .and_then(|b| parse(&b, path))
     {

@@ -63,8 +63,8 @@ fn group_id(name: &str) -> Result<libc::gid_t> {
 }
 
 fn read_token(path: &str) -> Result<Vec<u8>> {
-    let t =
-        std::fs::read(path).map_err(|e| usage(format!("--token-file {path}: cannot read: {e}")))?;
+    let t = crate::files::read_limited(path, 64 << 10)
+        .map_err(|e| usage(format!("--token-file {path}: cannot read: {e}")))?;
     let t = String::from_utf8(t).map_err(|_| usage(format!("--token-file {path}: not text")))?;
     let t = t.trim();
     if t.len() < 16 || t.len() > 4096 || t.bytes().any(|c| !c.is_ascii_graphic()) {

@@ -93,6 +93,14 @@ impl Response {
         Response::json(status, o)
     }
 
+    /// The status a response carries (200 for a stream).
+    pub fn status(&self) -> u16 {
+        match self {
+            Response::Full { status, .. } => *status,
+            Response::Stream(_) => 200,
+        }
+    }
+
     fn write(self, w: &mut dyn Write) -> std::io::Result<()> {
         match self {
             Response::Full {
@@ -218,7 +226,7 @@ fn parse_target(target: &str) -> Option<Target> {
 }
 
 /// Reads one request; Err is the response to send instead.
-fn read_request(r: &mut impl std::io::BufRead) -> Result<Request, Response> {
+pub fn read_request(r: &mut impl std::io::BufRead) -> Result<Request, Response> {
     let head = read_head(r).map_err(|e| match e {
         HeadError::TooLarge | HeadError::TooManyHeaders => Response::error(431, &e.to_string()),
         HeadError::Io(_) => Response::error(408, "the request did not arrive in time"),

@@ -30,6 +30,8 @@ pub struct Control {
     stop: AtomicBool,
     stop_at: Mutex<Option<Instant>>,
     deadline: Option<Instant>,
+    /// Longest any single wait may last (fuzzing drives blocking calls with hostile timeouts).
+    wait_limit: Option<Duration>,
     ready: Mutex<bool>,
     ready_cv: Condvar,
     pub counters: Counters,
@@ -45,11 +47,20 @@ impl Control {
             stop: AtomicBool::new(false),
             stop_at: Mutex::new(None),
             deadline: timeout.map(|t| Instant::now() + t),
+            wait_limit: None,
             ready: Mutex::new(false),
             ready_cv: Condvar::new(),
             counters: Counters::default(),
             views: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Caps every wait (sleeps, polls) at `d`: a harness drives the Wasm host's blocking
+    /// calls with any timeout a guest could pass, and must not sleep for days.
+    #[doc(hidden)]
+    pub fn limit_waits(mut self, d: Duration) -> Control {
+        self.wait_limit = Some(d);
+        self
     }
 
     /// Asks the instance to stop. Sticky: its waits return at once from now on.
@@ -110,6 +121,7 @@ impl Control {
 
     /// `d`, cut short so that a wait ends at the deadline.
     pub fn cap(&self, d: Duration) -> Duration {
+        let d = self.wait_limit.map_or(d, |l| d.min(l));
         match self.deadline {
             Some(dl) => d.min(dl.saturating_duration_since(Instant::now())),
             None => d,
@@ -118,7 +130,11 @@ impl Control {
 
     /// Sleeps `d` unless a stop comes first; false when interrupted by a stop.
     pub fn sleep(&self, d: Duration) -> bool {
-        let end = Instant::now() + d;
+        let d = self.wait_limit.map_or(d, |l| d.min(l));
+        // A guest may ask for centuries: past what Instant holds, it is "for ever".
+        let end = Instant::now()
+            .checked_add(d)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(u32::MAX.into()));
         loop {
             if self.stop_requested() {
                 return false;

@@ -22,7 +22,8 @@ pub fn pem_certificates(text: &str) -> Vec<Vec<u8>> {
 }
 
 fn add_file(roots: &mut RootCertStore, path: &str, required: bool) -> Result<usize> {
-    let text = match std::fs::read_to_string(path) {
+    // A CA bundle is a few hundred KiB (Debian's is 220 KiB).
+    let text = match crate::files::read_text_limited(path, 16 << 20) {
         Ok(t) => t,
         Err(_) if !required => return Ok(0),
         Err(e) => {

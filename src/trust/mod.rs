@@ -14,6 +14,9 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// The policy file read when no `--policy` is given, if it exists.
 pub const DEFAULT_POLICY: &str = "/etc/edge-ecli/policy.json";
+/// Key files are a few hundred bytes; policy files a list of keys and digests.
+const MAX_KEY_FILE: u64 = 64 << 10;
+const MAX_POLICY_FILE: u64 = 1 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key {
@@ -24,7 +27,7 @@ pub enum Key {
 impl Key {
     /// Reads a key file: a PEM public key is cosign's, a `RW...` line minisign's.
     pub fn load(path: &str) -> Result<Key> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = crate::files::read_text_limited(path, MAX_KEY_FILE).map_err(|e| {
             Error::new(
                 ErrorKind::Usage,
                 format!("--verify-key {path}: cannot read: {e}"),
@@ -101,12 +104,16 @@ impl Policy {
     /// `allow_digests`).
     pub fn from_file(path: &str) -> Result<Policy> {
         let usage = |m: String| Error::new(ErrorKind::Usage, format!("policy {path}: {m}"));
-        let bytes = std::fs::read(path).map_err(|e| usage(format!("cannot read: {e}")))?;
-        if bytes.len() > 1 << 20 {
-            return Err(usage("larger than 1 MiB".into()));
-        }
+        let bytes = crate::files::read_limited(path, MAX_POLICY_FILE)
+            .map_err(|e| usage(format!("cannot read: {e}")))?;
+        Policy::parse(&bytes, path)
+    }
+
+    /// A policy file's bytes; `path` names it in errors and is where key paths are relative to.
+    pub fn parse(bytes: &[u8], path: &str) -> Result<Policy> {
+        let usage = |m: String| Error::new(ErrorKind::Usage, format!("policy {path}: {m}"));
         let mut buf = vec![0u8; bytes.len()];
-        let (f, _): (PolicyFile, usize) = serde_json_core::from_slice_escaped(&bytes, &mut buf)
+        let (f, _): (PolicyFile, usize) = serde_json_core::from_slice_escaped(bytes, &mut buf)
             .map_err(|e| usage(format!("not a policy ({e}); expected {{\"require_signature\": true, \"keys\": [\"cosign.pub\"], \"allow_digests\": [\"sha256:...\"]}}")))?;
         let dir = std::path::Path::new(path)
             .parent()

@@ -107,8 +107,10 @@ pub fn run(
 }
 
 /// Validates and instantiates the module with every ABI linked; returns the store, the
-/// instance and its entry point (`_start`, or the env ABI's `bpf_main`).
-fn instantiate(
+/// instance and its entry point (`_start`, or the env ABI's `bpf_main`). Public for the host
+/// ABI's fuzz target, which calls the host functions through a module that re-exports them.
+#[doc(hidden)]
+pub fn instantiate(
     bytes: &[u8],
     mut host: Host,
     dirs: &[(String, String)],

@@ -398,3 +398,27 @@ fn a_package_argument_dash_is_not_rewritten() {
         &["--filtered_pid", "\"-\" is not an integer"],
     );
 }
+
+/// Files a user names are read with a limit: a key, a policy or a CA file that is huge (or a
+/// device that never ends) is one clear error, not all of memory.
+#[test]
+fn files_named_on_the_command_line_are_read_with_a_limit() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("limits");
+    std::fs::create_dir_all(&dir).unwrap();
+    let big = dir.join("big.pub");
+    std::fs::write(&big, vec![b'R'; 2 << 20]).unwrap();
+    let big = big.to_string_lossy().into_owned();
+    let p = example("sigsnoop.bpf.o");
+    expect_error(
+        &["info", "--verify-key", &big, &p],
+        &["--verify-key", "big.pub", "larger than 65536 bytes"],
+    );
+    expect_error(
+        &["info", "--verify-key", "/dev/zero", &p],
+        &["--verify-key /dev/zero", "larger than 65536 bytes"],
+    );
+    expect_error(
+        &["info", "--policy", "/dev/zero", &p],
+        &["policy /dev/zero", "larger than 1048576 bytes"],
+    );
+}

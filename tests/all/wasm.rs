@@ -562,3 +562,63 @@ fn trap_in_callback_is_named() {
     );
     assert_no_leaks(&["sig_trace", "sig_events"]);
 }
+
+/// A guest that ignores EINTR: `while (1) { printf("tick\n"); usleep(1000000); }`. Needs no
+/// kernel: the stop rule is the host's.
+#[test]
+fn guest_ignoring_eintr_ends_at_once_with_a_handful_of_lines() {
+    let imports = r#"(import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))"#;
+    // iovec at 0 -> "tick\n" at 100; a relative 1 s CLOCK_MONOTONIC subscription at 200.
+    let data = r#"(data (i32.const 0) "\64\00\00\00\05\00\00\00") (data (i32.const 100) "tick\0a")
+        (data (i32.const 216) "\01") (data (i32.const 224) "\00\ca\9a\3b")"#;
+    let body = r#"(loop $forever
+          (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 400)))
+          (drop (call $poll (i32.const 200) (i32.const 300) (i32.const 1) (i32.const 404)))
+          (br $forever))"#;
+    let m = write_wasm("ignores_eintr.wasm", &wat_module(imports, body, data));
+    for (how, args) in [
+        ("--timeout", vec!["run", "--timeout", "0.5", &m]),
+        ("SIGTERM", vec!["run", &m]),
+    ] {
+        let mut child = std::process::Command::new(bin())
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        // The first tick comes at once; the stop lands in the guest's first 1 s sleep.
+        let mut out = child.stdout.take().unwrap();
+        let mut first = [0u8; 5];
+        std::io::Read::read_exact(&mut out, &mut first).unwrap();
+        let stop_at = if how == "SIGTERM" {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            std::time::Instant::now()
+        } else {
+            start + std::time::Duration::from_millis(500)
+        };
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        let o = child.wait_with_output().unwrap();
+        let ended = std::time::Instant::now();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let lines = 1 + rest.lines().count();
+        assert_eq!(o.status.code(), Some(0), "{how}: {stderr}");
+        // One tick before the stop, one after its EINTR; the next sleep is interrupted.
+        assert_eq!(lines, 2, "{how}: {lines} lines:\ntick\n{rest}");
+        assert!(
+            stderr.contains(
+                "stopped the guest by force: it kept making blocking calls after the stop request"
+            ),
+            "{how}: {stderr}"
+        );
+        assert!(!stderr.contains("trap"), "{how}: {stderr}");
+        let after = ended.saturating_duration_since(stop_at);
+        assert!(
+            after < std::time::Duration::from_millis(500),
+            "{how}: ended {after:?} after the stop"
+        );
+    }
+}

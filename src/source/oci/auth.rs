@@ -116,12 +116,9 @@ pub fn credentials_in(text: &[u8], registry: &str, from: &str) -> Result<Option<
 
 pub fn credentials_for(registry: &str) -> Result<Option<Credentials>> {
     for f in auth_files() {
-        let Ok(text) = std::fs::read(&f) else {
+        let Ok(text) = crate::files::read_limited(&f, 1 << 20) else {
             continue;
         };
-        if text.len() > 1 << 20 {
-            continue;
-        }
         if let Some(c) = credentials_in(&text, registry, &f.to_string_lossy())? {
             return Ok(Some(c));
         }
