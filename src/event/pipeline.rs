@@ -41,6 +41,11 @@ pub struct Pipeline {
     control: Arc<Control>,
     maps: Vec<EventBuffers>,
     ready: Vec<u64>,
+    /// Buffers a drain left before they were empty (the caller's function broke, or other
+    /// buffers were ready after it broke). They are drained at the next poll without waiting:
+    /// a perf buffer signals readiness once per kernel wake-up, and a full one gets no new
+    /// record to wake us, so waiting for it would wait for ever.
+    pending: Vec<u64>,
     lost_seen: u64,
 }
 
@@ -53,6 +58,7 @@ impl Pipeline {
             control,
             maps: Vec::new(),
             ready: Vec::with_capacity(64),
+            pending: Vec::new(),
             lost_seen: 0,
         })
     }
@@ -92,13 +98,23 @@ impl Pipeline {
     ) -> Result<Polled<B>> {
         let mut ready = std::mem::take(&mut self.ready);
         ready.clear();
-        ready.extend(self.epoll.wait(self.control.cap(timeout))?);
+        let wait = if self.pending.is_empty() {
+            self.control.cap(timeout)
+        } else {
+            Duration::ZERO
+        };
+        ready.extend(self.epoll.wait(wait)?);
+        for t in self.pending.drain(..) {
+            if !ready.contains(&t) {
+                ready.push(t);
+            }
+        }
         let mut polled = Polled {
             records: 0,
             broke: None,
             stop: self.control.stop_requested(),
         };
-        for &t in &ready {
+        for (i, &t) in ready.iter().enumerate() {
             if t == WAKE {
                 self.control.acknowledge();
                 polled.stop |= self.control.stop_requested();
@@ -106,6 +122,9 @@ impl Pipeline {
             }
             let (m, b) = ((t >> 32) as usize, (t & 0xffff_ffff) as usize);
             if self.drain(m, b, &mut f, &mut polled) {
+                // This buffer and the ready ones after it still hold records.
+                self.pending
+                    .extend(ready[i..].iter().copied().filter(|&t| t != WAKE));
                 break;
             }
         }

@@ -13,4 +13,5 @@ mod errors;
 mod examples;
 mod kernel;
 mod runtime;
+mod soak;
 mod wasm;

@@ -1,0 +1,384 @@
+//! Faults under a flood: 1 M events/s (BPF_PROG_TEST_RUN of benches/bpf/flood.bpf.c into a perf
+//! array, so the kernel counts what it drops) while the stdout reader reads, edge-ecli is
+//! stopped and continued (SIGSTOP/SIGCONT), the reader stalls and then closes the pipe; then a
+//! SIGKILL mid-flood; then a Wasm guest that traps mid-stream. Each time: no panic, the right
+//! exit code, what was lost counted and reported, nothing left in the kernel.
+//!
+//! `EDGE_SOAK_SECS` sets the length (default 10, what CI runs); `tests/soak.sh SECS` runs a
+//! long one and prints its figures.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+#[path = "../../benches/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+const RATE: u64 = 1_000_000;
+const FLOOD: [&str; 2] = ["flood", "flood_events"];
+
+fn soak_secs() -> f64 {
+    std::env::var("EDGE_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10.0)
+}
+
+/// benches/bpf/flood.bpf.c built for a perf event array.
+fn flood_object() -> &'static str {
+    static O: OnceLock<String> = OnceLock::new();
+    O.get_or_init(|| {
+        let fx = fixtures();
+        let out = fx.path("flood_perf.bpf.o");
+        support::bpf_object(
+            std::path::Path::new(&fx.path("")),
+            "benches/bpf/flood.bpf.c",
+            &out,
+            &["-DPERF"],
+        );
+        out
+    })
+}
+
+/// Drives the newest loaded `flood` program at RATE until dropped; counts what it offered.
+struct Flood {
+    stop: Arc<AtomicBool>,
+    offered: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flood {
+    fn start() -> Flood {
+        let t0 = Instant::now();
+        let fd = loop {
+            if let Some(fd) = support::sys::prog_fd_by_name("flood") {
+                break fd;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(30), "flood never loaded");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let (stop, offered) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let (s, o) = (stop.clone(), offered.clone());
+        let thread = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut sent = 0u64;
+            while !s.load(Ordering::Relaxed) {
+                // The program goes away when its process does: then there is nothing to drive.
+                // Bursts of 1000 (56 KB): a real tracer's events come spread out, not in
+                // bursts that alone overflow a perf buffer.
+                if support::sys::test_run(fd, RATE / 1000) < 0 {
+                    break;
+                }
+                sent += RATE / 1000;
+                o.store(sent, Ordering::Relaxed);
+                let due = start + Duration::from_secs_f64(sent as f64 / RATE as f64);
+                if let Some(d) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(d);
+                }
+            }
+            unsafe { libc::close(fd) };
+        });
+        Flood {
+            stop,
+            offered,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        self.offered.load(Ordering::Relaxed)
+    }
+}
+
+/// Reads the child's stdout in a thread, counting lines; `mode` 0 reads, 1 stalls, 2 closes.
+fn spawn_reader(child: &mut Child) -> (Arc<AtomicU8>, Arc<AtomicU64>, std::thread::JoinHandle<()>) {
+    let mode = Arc::new(AtomicU8::new(0));
+    let lines = Arc::new(AtomicU64::new(0));
+    let mut out = child.stdout.take().unwrap();
+    let (m, n) = (mode.clone(), lines.clone());
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match m.load(Ordering::Relaxed) {
+                0 => match out.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(k) => {
+                        let nl = buf[..k].iter().filter(|&&b| b == b'\n').count() as u64;
+                        n.fetch_add(nl, Ordering::Relaxed);
+                    }
+                },
+                1 => std::thread::sleep(Duration::from_millis(10)),
+                _ => return, // dropping `out` closes the pipe
+            }
+        }
+    });
+    (mode, lines, reader)
+}
+
+/// The lost count edge-ecli reported on stderr.
+fn reported_lost(err: &str) -> Option<u64> {
+    err.split("lost ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+}
+
+fn wait_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let t0 = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            panic!("edge-ecli did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &Child, sig: i32) {
+    unsafe { libc::kill(child.id() as i32, sig) };
+}
+
+/// Collects the child's stderr in a thread (edge-ecli -v says when everything is attached).
+struct Stderr {
+    text: Arc<std::sync::Mutex<String>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Stderr {
+    fn of(child: &mut Child) -> Stderr {
+        let mut err = child.stderr.take().unwrap();
+        let text = Arc::new(std::sync::Mutex::new(String::new()));
+        let t = text.clone();
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(k) = err.read(&mut buf) {
+                if k == 0 {
+                    break;
+                }
+                t.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..k]));
+            }
+        });
+        Stderr {
+            text,
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits for "all attached": events offered before the perf buffers are in place would
+    /// be dropped by the kernel without a count.
+    fn wait_attached(&self) {
+        let t0 = Instant::now();
+        while !self.text.lock().unwrap().contains("all attached") {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "never attached: {}",
+                self.text.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// All of it, once the child has exited.
+    fn finish(mut self) -> String {
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        self.text.lock().unwrap().clone()
+    }
+}
+
+fn stderr_of(child: &mut Child) -> String {
+    let mut s = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut s).unwrap();
+    s
+}
+
+#[test]
+fn floods_with_stalls_stops_kills_and_traps() {
+    let _g = serial();
+    if !kernel_ready("floods_with_stalls_stops_kills_and_traps") {
+        return;
+    }
+    let d = soak_secs();
+    let obj = flood_object();
+    let at = |f: f64| Duration::from_secs_f64(d * f);
+
+    // 0. Accounting: every record offered is printed or counted lost while edge-ecli runs.
+    // Output is written in batches; a batch that fills mid-buffer must not leave the rest of
+    // a perf buffer unread (perf fds signal once per wake-up: a full buffer never signals).
+    let mut child = Command::new(bin())
+        .args(["-v", "run", "-j", obj])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (_, lines, reader) = spawn_reader(&mut child);
+    let errs = Stderr::of(&mut child);
+    errs.wait_attached();
+    let flood = Flood::start();
+    std::thread::sleep(at(0.2));
+    let offered = flood.finish();
+    // Quiet now: what reached the buffers is printed within moments.
+    let t0 = Instant::now();
+    let mut before_stop = lines.load(Ordering::Relaxed);
+    while t0.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = lines.load(Ordering::Relaxed);
+        if now == before_stop && t0.elapsed() > Duration::from_secs(1) {
+            break;
+        }
+        before_stop = now;
+    }
+    signal(&child, libc::SIGINT);
+    let st = wait_timeout(&mut child, Duration::from_secs(10));
+    reader.join().unwrap();
+    let err = errs.finish();
+    let total = lines.load(Ordering::Relaxed);
+    let lost = reported_lost(&err).unwrap_or(0);
+    eprintln!("soak 0 (accounting): offered {offered}, printed {before_stop} while running and {} at the stop, lost {lost}", total - before_stop);
+    assert_eq!(st.code(), Some(0), "{err}");
+    assert_eq!(total + lost, offered, "printed + lost != offered: {err}");
+    assert_eq!(
+        total, before_stop,
+        "records stayed unread in a buffer until the stop"
+    );
+    assert_no_leaks(&FLOOD);
+
+    // 1. Read, SIGSTOP/SIGCONT, stall, close: edge-ecli ends as when `head` closes its pipe
+    // (exit 0), and says how much the kernel dropped while nobody read.
+    let mut child = Command::new(bin())
+        .args(["-v", "run", "-j", obj])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mode, lines, reader) = spawn_reader(&mut child);
+    let errs = Stderr::of(&mut child);
+    errs.wait_attached();
+    let flood = Flood::start();
+    std::thread::sleep(at(0.25));
+    signal(&child, libc::SIGSTOP);
+    std::thread::sleep(at(0.1));
+    signal(&child, libc::SIGCONT);
+    std::thread::sleep(at(0.1));
+    mode.store(1, Ordering::Relaxed);
+    std::thread::sleep(at(0.15));
+    mode.store(2, Ordering::Relaxed);
+    reader.join().unwrap();
+    let st = wait_timeout(&mut child, Duration::from_secs(10));
+    let offered = flood.finish();
+    let err = errs.finish();
+    let read = lines.load(Ordering::Relaxed);
+    eprintln!("soak 1 (read, SIGSTOP/SIGCONT, stall, close; {d} s): offered {offered}, read {read}, stderr: {err:?}");
+    assert_eq!(st.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(read > 0, "nothing was read before the stall");
+    // SIGSTOP at 1 M/s overflows the perf buffers: the kernel's count is reported.
+    let lost = reported_lost(&err).unwrap_or_else(|| panic!("no lost count reported: {err}"));
+    assert!(lost > 0 && lost <= offered, "lost {lost} of {offered}");
+    assert_no_leaks(&FLOOD);
+
+    // 2. SIGKILL mid-flood: the kernel frees everything with the process.
+    let mut child = Command::new(bin())
+        .args(["run", "-j", obj])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let flood = Flood::start();
+    std::thread::sleep(at(0.15));
+    signal(&child, libc::SIGKILL);
+    let st = wait_timeout(&mut child, Duration::from_secs(10));
+    let offered = flood.finish();
+    eprintln!("soak 2 (SIGKILL): offered {offered}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(st.signal(), Some(libc::SIGKILL));
+    assert_no_leaks(&FLOOD);
+
+    // 3. A Wasm guest whose callback traps after 50000 events, mid-flood: exit 1, the trap
+    // named on one line, the guest's objects released.
+    let m = trapping_guest(obj);
+    let mut child = Command::new(bin())
+        .args(["run", &m])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let flood = Flood::start();
+    let st = wait_timeout(&mut child, Duration::from_secs_f64(10.0 + d));
+    let offered = flood.finish();
+    let err = stderr_of(&mut child);
+    eprintln!("soak 3 (Wasm trap): offered {offered}, stderr: {err:?}");
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(
+        err.contains("trapped") && err.contains("unreachable"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_no_leaks(&FLOOD);
+}
+
+/// A wasm_bpf guest that loads `obj`, attaches `flood`, polls `flood_events` and traps
+/// (unreachable) in its callback at the 50000th event.
+fn trapping_guest(obj: &str) -> String {
+    let bytes = std::fs::read(obj).unwrap();
+    let data: String = bytes.iter().map(|x| format!("\\{x:02x}")).collect();
+    let at = 4096;
+    let text = format!(
+        r#"(module
+  (import "wasm_bpf" "wasm_load_bpf_object" (func $load (param i32 i32) (result i64)))
+  (import "wasm_bpf" "wasm_attach_bpf_program" (func $attach (param i64 i32 i32) (result i32)))
+  (import "wasm_bpf" "wasm_bpf_map_fd_by_name" (func $fd (param i64 i32) (result i32)))
+  (import "wasm_bpf" "wasm_bpf_buffer_poll" (func $poll (param i64 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") {pages})
+  (global $seen (mut i32) (i32.const 0))
+  (func $cb (param i32 i32 i32) (result i32)
+    (global.set $seen (i32.add (global.get $seen) (i32.const 1)))
+    (if (i32.eq (global.get $seen) (i32.const 50000)) (then unreachable))
+    (i32.const 0))
+  (table (export "__indirect_function_table") 1 funcref)
+  (elem (i32.const 0) $cb)
+  (data (i32.const 16) "flood\00")
+  (data (i32.const 32) "flood_events\00")
+  (data (i32.const {at}) "{data}")
+  (func (export "_start") (local $h i64) (local $map i32)
+    (local.set $h (call $load (i32.const {at}) (i32.const {len})))
+    (if (i64.eq (local.get $h) (i64.const 0)) (then (call $exit (i32.const 10))))
+    (if (i32.ne (call $attach (local.get $h) (i32.const 16) (i32.const 0)) (i32.const 0))
+      (then (call $exit (i32.const 11))))
+    (local.set $map (call $fd (local.get $h) (i32.const 32)))
+    (loop $again
+      (drop (call $poll (local.get $h) (local.get $map) (i32.const 0) (i32.const 0)
+        (i32.const 2048) (i32.const 1024) (i32.const 100)))
+      (br $again))))"#,
+        pages = (at + bytes.len()) / 65536 + 1,
+        len = bytes.len()
+    );
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("soak");
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("trap_mid_stream.wasm");
+    std::fs::write(&p, wat::parse_str(text).unwrap()).unwrap();
+    p.to_string_lossy().into_owned()
+}
