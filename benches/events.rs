@@ -1,7 +1,9 @@
 //! Benchmarks, all as ratios against a native libbpf consumer measured in the same run:
 //! startup (exec to attached), event throughput and loss (BPF_PROG_TEST_RUN of a bpf_loop
 //! generator, so no syscall per event), the offered rate where loss starts, peak RSS and binary
-//! size. `cargo bench --bench events` (root, BPF kernel); EDGE_ECLI_BIN picks the binary.
+//! size, and CPU and latency at real rates (one record per getppid(2) at 200k and 600k/s).
+//! `cargo bench --bench events` (root, BPF kernel); EDGE_ECLI_BIN picks the binary;
+//! EDGE_BENCH_ONLY=real runs only the real-rate scenarios.
 //!
 //! Consumers: edge-ecli NDJSON, edge-ecli plain columns, edge-ecli running a Wasm guest whose
 //! callback does the same printf work, and the baseline (benches/baseline/consumer.c) in both
@@ -28,6 +30,8 @@ struct Built {
     opensnoop: String,
     baseline: String,
     guest: String,
+    syscall_rb: String,
+    syscall_perf: String,
 }
 
 fn build() -> Built {
@@ -40,6 +44,12 @@ fn build() -> Built {
     bpf("benches/bpf/flood.bpf.c", "flood.bpf.o", &[]);
     bpf("benches/bpf/flood.bpf.c", "flood_perf.bpf.o", &["-DPERF"]);
     bpf("benches/bpf/five.bpf.c", "five.bpf.o", &[]);
+    bpf("benches/bpf/syscall.bpf.c", "syscall_rb.bpf.o", &[]);
+    bpf(
+        "benches/bpf/syscall.bpf.c",
+        "syscall_perf.bpf.o",
+        &["-DPERF"],
+    );
     sh(Command::new("cc")
         .args(["-O2", "-o"])
         .arg(out("baseline-consumer"))
@@ -66,6 +76,8 @@ fn build() -> Built {
         opensnoop: fx.obj("opensnoop"),
         baseline: out("baseline-consumer"),
         guest: out("bench-consumer.wasm"),
+        syscall_rb: out("syscall_rb.bpf.o"),
+        syscall_perf: out("syscall_perf.bpf.o"),
     }
 }
 
@@ -232,6 +244,132 @@ fn drive(c: &Consumer, header_lines: u64, total: u64, rate: u64) -> Run {
     }
 }
 
+/// What a consumer cost at a real rate, and how late its lines came.
+struct RealRun {
+    events: u64,
+    cpu_us_per_event: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Events from real syscalls: `edge-trigger getppid` at `rate` for `secs`, traced by
+/// benches/bpf/syscall.bpf.c, consumed as NDJSON by `cmd`. Latency is the time from the
+/// record's bpf_ktime_get_ns to the moment its line is read from the consumer's stdout.
+fn real_rate(cmd: &mut Command, ready: &str, rate: u64, secs: f64) -> RealRun {
+    let t0 = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lat = Arc::new(Mutex::new(Vec::<u64>::with_capacity(4 << 20)));
+    let lines = Arc::new(AtomicU64::new(0));
+    let (l2, n2) = (lat.clone(), lines.clone());
+    let mut out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut partial: Vec<u8> = Vec::new();
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let now = monotonic_ns();
+            partial.extend_from_slice(&buf[..n]);
+            let end = partial
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
+            let mut got = Vec::new();
+            for line in partial[..end]
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+            {
+                let Some(i) = line.windows(5).position(|w| w == b"\"ts\":") else {
+                    continue;
+                };
+                let ts = line[i + 5..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_digit())
+                    .fold(0u64, |v, c| v * 10 + (c - b'0') as u64);
+                got.push(now.saturating_sub(ts));
+            }
+            partial.drain(..end);
+            n2.fetch_add(got.len() as u64, Ordering::Relaxed);
+            l2.lock().unwrap().extend(got);
+        }
+    });
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let e2 = stderr.clone();
+    let mut err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            e2.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    while !stderr.lock().unwrap().contains(ready) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "consumer never ready"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid = child.id();
+    let cpu0 = cpu_ticks(pid);
+    let n = (rate as f64 * secs) as u64;
+    let st = Command::new(fixtures().trigger())
+        .args(["getppid", &n.to_string(), &rate.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut prev = u64::MAX;
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = lines.load(Ordering::Relaxed);
+        if now == prev || now >= n {
+            break;
+        }
+        prev = now;
+    }
+    let ticks = cpu_ticks(pid) - cpu0;
+    // SAFETY: signalling our child.
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    let _ = child.wait();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let mut v = lat.lock().unwrap().clone();
+    v.sort_unstable();
+    let pct = |p: f64| {
+        v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1e6
+    };
+    let events = lines.load(Ordering::Relaxed);
+    RealRun {
+        events,
+        cpu_us_per_event: ticks as f64 / hz * 1e6 / events.max(1) as f64,
+        p50_ms: pct(0.5),
+        p99_ms: pct(0.99),
+    }
+}
+
 fn edge(args: &[&str]) -> Command {
     let mut c = Command::new(bin());
     c.arg("-v").arg("run").args(args);
@@ -325,6 +463,49 @@ fn main() {
         );
         rows.push((name.to_string(), ours, base, unit.to_string()));
     };
+
+    // Real rates: one record per getppid(2), as a tracer sees them, not a bpf_loop burst.
+    let secs = 3.0;
+    for (kind, obj) in [("ringbuf", &b.syscall_rb), ("perf", &b.syscall_perf)] {
+        for rate in [200_000u64, 600_000] {
+            let ours = real_rate(&mut edge(&["-j", obj]), "phases", rate, secs);
+            let base = real_rate(
+                &mut baseline(&b, &["-j", obj, "sys_events"]),
+                "attached",
+                rate,
+                secs,
+            );
+            let label = format!("getppid at {}k/s, {kind} NDJSON", rate / 1000);
+            println!(
+                "    {label}: events edge-ecli {} baseline {} of {}",
+                ours.events,
+                base.events,
+                (rate as f64 * secs) as u64
+            );
+            add(
+                &format!("{label}: CPU us per event"),
+                ours.cpu_us_per_event,
+                base.cpu_us_per_event,
+                "us",
+            );
+            add(
+                &format!("{label}: latency p50"),
+                ours.p50_ms,
+                base.p50_ms,
+                "ms",
+            );
+            add(
+                &format!("{label}: latency p99"),
+                ours.p99_ms,
+                base.p99_ms,
+                "ms",
+            );
+        }
+    }
+    if std::env::var("EDGE_BENCH_ONLY").as_deref() == Ok("real") {
+        print_table(&rows);
+        return;
+    }
 
     // Startup: exec to every program attached.
     for (label, obj) in [("openat tracer", &b.opensnoop), ("five programs", &b.five)] {
@@ -486,9 +667,13 @@ fn main() {
     let size = std::fs::metadata(bin()).map(|m| m.len()).unwrap_or(0);
     let base_size = std::fs::metadata(&b.baseline).map(|m| m.len()).unwrap_or(0);
     println!("binary size: edge-ecli {size} bytes ({}), baseline {base_size} bytes + libbpf.so + libelf.so + libz.so", bin());
+    print_table(&rows);
+}
+
+fn print_table(rows: &[(String, f64, f64, String)]) {
     let mut md =
         String::from("| measure | edge-ecli | libbpf baseline | ratio |\n|---|---:|---:|---:|\n");
-    for (n, o, b, u) in &rows {
+    for (n, o, b, u) in rows {
         md.push_str(&format!(
             "| {n} | {o:.2} {u} | {b:.2} {u} | {:.2} |\n",
             o / b
