@@ -3,30 +3,8 @@
  * with bpf_loop, into a ring buffer (default) or, built with -DPERF, a perf event array. No
  * syscall per event, so the consumer is what is measured. Attached to a raw tracepoint that
  * practically never fires (task_rename), so only test runs produce events. */
-#include "../../tests/fixtures/common.h"
-
-struct event {
-	__u64 seq;
-	__u64 ts;
-	__u32 pid;
-	__u32 cpu;
-	char comm[TASK_COMM_LEN];
-};
-
-#ifdef PERF
-struct {
-	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(__u32));
-} flood_events SEC(".maps");
-#else
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 << 20);
-} flood_events SEC(".maps");
-#endif
-
-const volatile struct event *__eunomia_dummy_event_ptr __attribute__((unused));
+#define EVENT_MAP flood_events
+#include "event.h"
 
 struct loop_ctx {
 	void *ctx;

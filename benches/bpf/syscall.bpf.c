@@ -3,30 +3,8 @@
  * flood's layout) to a ring buffer or, built with -DPERF, a perf event array. Driven by
  * `edge-trigger getppid N RATE`; `ts` is bpf_ktime_get_ns (CLOCK_MONOTONIC), so a reader can
  * tell how long a record took to reach the output. */
-#include "../../tests/fixtures/common.h"
-
-struct event {
-	__u64 seq;
-	__u64 ts;
-	__u32 pid;
-	__u32 cpu;
-	char comm[TASK_COMM_LEN];
-};
-
-#ifdef PERF
-struct {
-	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(__u32));
-} sys_events SEC(".maps");
-#else
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 << 20);
-} sys_events SEC(".maps");
-#endif
-
-const volatile struct event *__eunomia_dummy_event_ptr __attribute__((unused));
+#define EVENT_MAP sys_events
+#include "event.h"
 
 __u64 seq = 0;
 

@@ -151,6 +151,30 @@ fn spawn_reader(child: &mut Child) -> (Arc<AtomicU8>, Arc<AtomicU64>, std::threa
     (mode, lines, reader)
 }
 
+/// `edge-ecli -v run -j obj` with its stdout read and counted and its stderr collected,
+/// once everything is attached.
+fn traced(
+    obj: &str,
+) -> (
+    Child,
+    Arc<AtomicU8>,
+    Arc<AtomicU64>,
+    std::thread::JoinHandle<()>,
+    Stderr,
+) {
+    let mut child = Command::new(bin())
+        .args(["-v", "run", "-j", obj])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mode, lines, reader) = spawn_reader(&mut child);
+    let errs = Stderr::of(&mut child);
+    errs.wait_attached();
+    (child, mode, lines, reader, errs)
+}
+
 /// The lost count edge-ecli reported on stderr.
 fn reported_lost(err: &str) -> Option<u64> {
     err.split("lost ")
@@ -247,16 +271,7 @@ fn floods_with_stalls_stops_kills_and_traps() {
     // 0. Accounting: every record offered is printed or counted lost while edge-ecli runs.
     // Output is written in batches; a batch that fills mid-buffer must not leave the rest of
     // a perf buffer unread (perf fds signal once per wake-up: a full buffer never signals).
-    let mut child = Command::new(bin())
-        .args(["-v", "run", "-j", obj])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (_, lines, reader) = spawn_reader(&mut child);
-    let errs = Stderr::of(&mut child);
-    errs.wait_attached();
+    let (mut child, _, lines, reader, errs) = traced(obj);
     let flood = Flood::start();
     std::thread::sleep(at(0.2));
     let offered = flood.finish();
@@ -294,16 +309,7 @@ fn floods_with_stalls_stops_kills_and_traps() {
 
     // 1. Read, SIGSTOP/SIGCONT, stall, close: edge-ecli ends as when `head` closes its pipe
     // (exit 0), and says how much the kernel dropped while nobody read.
-    let mut child = Command::new(bin())
-        .args(["-v", "run", "-j", obj])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (mode, lines, reader) = spawn_reader(&mut child);
-    let errs = Stderr::of(&mut child);
-    errs.wait_attached();
+    let (mut child, mode, lines, reader, errs) = traced(obj);
     let flood = Flood::start();
     std::thread::sleep(at(0.25));
     signal(&child, libc::SIGSTOP);
