@@ -397,14 +397,21 @@ fn spinning_guest_is_stopped_and_its_objects_released() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the program is attached, then interrupt.
+    // Wait until this child holds a BPF link (its program is attached), then interrupt.
+    // (Not `bpftool prog show`: another test's sig_trace may be loaded at the same time.)
+    let holds_link = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| {
+                d.flatten().any(|e| {
+                    std::fs::read_link(e.path())
+                        .map(|l| l.to_string_lossy().contains("bpf_link"))
+                        .unwrap_or(false)
+                })
+            })
+            .unwrap_or(false)
+    };
     let t0 = std::time::Instant::now();
-    while !std::process::Command::new("bpftool")
-        .args(["prog", "show"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("sig_trace"))
-        .unwrap_or(false)
-    {
+    while !holds_link(child.id()) {
         assert!(
             t0.elapsed() < std::time::Duration::from_secs(30),
             "the guest never attached"
