@@ -71,6 +71,16 @@ impl EventBuffers {
             .collect()
     }
 
+    /// Consumes what perf buffer `i` holds now without handing it on, so that the drops the
+    /// kernel recorded behind it are counted; returns the records thrown away. A ring buffer
+    /// is left as it is: it carries no drop records, and a live producer would keep us here.
+    pub fn discard(&mut self, i: usize) -> u64 {
+        match self.bufs[i] {
+            Buffer::Ring(_) => 0,
+            Buffer::Perf(_) => self.drain(i, |_| ControlFlow::<()>::Continue(())).0,
+        }
+    }
+
     /// Hands every available record of buffer `i` to `f` until `f` breaks; returns how many
     /// records were handed over and the break value, if any.
     pub fn drain<B>(

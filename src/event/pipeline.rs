@@ -208,6 +208,20 @@ impl Pipeline {
         }
     }
 
+    /// Output is gone (its reader closed it): empties the perf buffers without handing
+    /// records on, so the kernel's drop reports queued behind them still reach the lost
+    /// count. Returns the records thrown away.
+    pub fn discard_unread(&mut self) -> u64 {
+        let mut n = 0;
+        for m in &mut self.maps {
+            for b in 0..m.len() {
+                n += m.discard(b);
+            }
+        }
+        self.count_lost();
+        n
+    }
+
     /// Adds what the kernel dropped since the last look to the instance's lost counter.
     fn count_lost(&mut self) {
         let lost: u64 = self.maps.iter().map(|m| m.lost).sum();

@@ -244,6 +244,12 @@ impl Printer {
                 break;
             }
         }
+        if self.failed.is_some() {
+            let unread = pipeline.discard_unread();
+            if unread > 0 {
+                log::info!("{unread} buffered records not printed: the output was closed");
+            }
+        }
         let lost = pipeline.lost();
         if lost > 0 {
             self.sink.note(&format!(
