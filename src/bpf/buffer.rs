@@ -131,6 +131,20 @@ impl EventBuffers {
         }
     }
 
+    /// What the kernel dropped in all, up to now: its own count where it keeps one (perf
+    /// buffers on Linux 6.0 and later), else the drops its records reported so far.
+    pub fn lost_now(&self) -> u64 {
+        let kernel: Option<u64> = self
+            .bufs
+            .iter()
+            .map(|b| match b {
+                Buffer::Perf(p) => super::sys::perf_lost_samples(p.as_raw_fd()),
+                Buffer::Ring(_) => Some(0),
+            })
+            .sum();
+        kernel.map_or(self.lost, |k| k.max(self.lost))
+    }
+
     pub fn len(&self) -> usize {
         self.bufs.len()
     }

@@ -197,6 +197,15 @@ impl MapOps for KernelMap {
     }
 }
 
+/// The samples a perf event dropped, when it was opened with PERF_FORMAT_LOST (read(2) then
+/// gives the count and the drops; without it, only the count).
+pub fn perf_lost_samples(fd: std::os::fd::RawFd) -> Option<u64> {
+    let mut v = [0u64; 2];
+    // SAFETY: fd is an open perf event; v is writable for its whole size.
+    let n = unsafe { libc::read(fd, v.as_mut_ptr().cast(), std::mem::size_of_val(&v)) };
+    (n == std::mem::size_of_val(&v) as isize).then_some(v[1])
+}
+
 /// Possible CPUs (per-CPU map values have one slot for each), from sysfs: "0-3,8".
 pub fn possible_cpus() -> io::Result<usize> {
     let text = std::fs::read_to_string("/sys/devices/system/cpu/possible")?;

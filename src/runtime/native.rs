@@ -20,6 +20,8 @@ use crate::{args, logger};
 /// Output is written in batches of this size (a pipe's capacity: a bigger batch saves no
 /// writes, only memory), or when the buffers go idle.
 const BATCH: usize = 1 << 16;
+/// The longest a line waits in memory while records keep coming.
+const FLUSH_AFTER: Duration = Duration::from_millis(1);
 
 fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
@@ -104,6 +106,7 @@ pub(super) fn run(
         sink,
         clock: Clock::default(),
         failed: None,
+        unflushed_since: None,
     };
     printer.header();
     if printer.records.is_empty() && printer.samples.is_empty() {
@@ -153,6 +156,8 @@ struct Printer {
     clock: Clock,
     /// Set when the output cannot be written any more.
     failed: Option<std::io::Error>,
+    /// When the oldest line waiting in `out` was made.
+    unflushed_since: Option<Instant>,
 }
 
 impl Printer {
@@ -167,6 +172,7 @@ impl Printer {
 
     /// Writes what is buffered. A reader that went away (`| head`) ends the run quietly.
     fn flush(&mut self) {
+        self.unflushed_since = None;
         if self.out.is_empty() {
             return;
         }
@@ -187,10 +193,11 @@ impl Printer {
                 wait = wait.min(s.next_due().saturating_duration_since(now));
             }
             // Output waits in memory while events keep coming; it is written once the buffers
-            // are idle (a zero-timeout poll finds nothing) or a batch is full, so a flood
-            // costs one write per batch, not one per wakeup.
-            if !self.out.is_empty() {
-                wait = Duration::ZERO;
+            // are idle (a poll finds nothing), a batch is full or its first line is FLUSH_AFTER
+            // old, so a flood costs one write per batch, not one per wakeup.
+            let flush_due = self.unflushed_since.map(|t| t + FLUSH_AFTER);
+            if let Some(due) = flush_due {
+                wait = wait.min(due.saturating_duration_since(now));
             }
             let time = match self.format {
                 Format::Json => String::new(),
@@ -205,7 +212,13 @@ impl Printer {
                     ControlFlow::Continue(())
                 }
             })?;
-            if polled.records == 0 || polled.broke.is_some() {
+            if !self.out.is_empty() && self.unflushed_since.is_none() {
+                self.unflushed_since = Some(now);
+            }
+            if polled.records == 0
+                || polled.broke.is_some()
+                || flush_due.is_some_and(|due| Instant::now() >= due)
+            {
                 self.flush();
             }
             if !control.is_paused() {

@@ -132,6 +132,31 @@ pub(crate) fn perf_event_open(
     perf_event_sys(attr, pid, cpu, flags)
 }
 
+/// edge-ecli patch: the BPF output event behind a perf buffer, opened with PERF_FORMAT_LOST
+/// (Linux 6.0) so that read(2) on it gives how many samples the kernel dropped, at once and
+/// exactly (PERF_RECORD_LOST records come late, with the next record on that CPU, or never).
+/// Older kernels refuse the bit with EINVAL and get the event without it.
+pub(crate) fn perf_event_open_bpf_output(cpu: u32) -> io::Result<crate::MockableFd> {
+    const PERF_FORMAT_LOST: u64 = 1 << 4;
+    let mut attr = unsafe { mem::zeroed::<perf_event_attr>() };
+    attr.size = size_of::<perf_event_attr>() as u32;
+    attr.type_ = perf_type_id_to_u32(PERF_TYPE_SOFTWARE);
+    attr.config = u64::from(
+        crate::programs::perf_event::SoftwareEvent::BpfOutput.into_primitive(),
+    );
+    attr.sample_type = PERF_SAMPLE_RAW as u64;
+    attr.__bindgen_anon_1.sample_period = 1;
+    attr.__bindgen_anon_2.wakeup_events = 1;
+    attr.read_format = PERF_FORMAT_LOST;
+    match perf_event_sys(attr, -1, cpu as i32, PERF_FLAG_FD_CLOEXEC) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            attr.read_format = 0;
+            perf_event_sys(attr, -1, cpu as i32, PERF_FLAG_FD_CLOEXEC)
+        }
+        r => r,
+    }
+}
+
 pub(crate) fn perf_event_open_probe(
     ty: u32,
     ret_bit: Option<u32>,

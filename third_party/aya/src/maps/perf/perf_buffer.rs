@@ -9,17 +9,14 @@ use std::{
 };
 
 use aya_obj::generated::{
-    PERF_FLAG_FD_CLOEXEC, perf_event_header, perf_event_mmap_page,
+    perf_event_header, perf_event_mmap_page,
     perf_event_type::{PERF_RECORD_LOST, PERF_RECORD_SAMPLE},
 };
 use libc::{MAP_SHARED, PROT_READ, PROT_WRITE};
 use thiserror::Error;
 
 use crate::{
-    programs::perf_event::{
-        PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent, WakeupPolicy,
-    },
-    sys::{PerfEventIoctlRequest, SyscallError, perf_event_ioctl, perf_event_open},
+    sys::{PerfEventIoctlRequest, SyscallError, perf_event_ioctl, perf_event_open_bpf_output},
     util::MMap,
 };
 
@@ -112,15 +109,7 @@ impl PerfBuffer {
             return Err(PerfBufferError::InvalidPageCount { page_count });
         }
 
-        let fd = perf_event_open(
-            PerfEventConfig::Software(SoftwareEvent::BpfOutput),
-            PerfEventScope::AllProcessesOneCpu { cpu },
-            SamplePolicy::Period(1),
-            WakeupPolicy::Events(1),
-            false,
-            PERF_FLAG_FD_CLOEXEC,
-        )
-        .map_err(|io_error| PerfBufferError::OpenError { io_error })?;
+        let fd = perf_event_open_bpf_output(cpu).map_err(|io_error| PerfBufferError::OpenError { io_error })?;
         let size = page_size * page_count;
         let mmap = MMap::new(
             fd.as_fd(),
