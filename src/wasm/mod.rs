@@ -106,15 +106,18 @@ pub fn run(
     code
 }
 
-/// Validates and instantiates the module with every ABI linked; returns the store, the
-/// instance and its entry point (`_start`, or the env ABI's `bpf_main`). Public for the host
-/// ABI's fuzz target, which calls the host functions through a module that re-exports them.
+/// A validated module, the engine it was compiled for and its entry point.
 #[doc(hidden)]
-pub fn instantiate(
-    bytes: &[u8],
-    mut host: Host,
-    dirs: &[(String, String)],
-) -> Result<(Store<Host>, wasmi::Instance, &'static str)> {
+pub struct Compiled {
+    engine: Engine,
+    module: Module,
+    entry: &'static str,
+}
+
+/// Validates and compiles (lazily) a module; finds its entry point (`_start`, or the env
+/// ABI's `bpf_main`).
+#[doc(hidden)]
+pub fn compile(bytes: &[u8]) -> Result<Compiled> {
     let mut engine_config = Config::default();
     engine_config.consume_fuel(true);
     engine_config.compilation_mode(CompilationMode::Lazy);
@@ -130,14 +133,45 @@ pub fn instantiate(
             "the module exports neither _start nor bpf_main: build it as a WASI command (e.g. clang --target=wasm32-wasi, cargo --target wasm32-wasip1)",
         ));
     };
+    Ok(Compiled {
+        engine,
+        module,
+        entry,
+    })
+}
+
+/// Validates and instantiates the module with every ABI linked; returns the store, the
+/// instance and its entry point.
+fn instantiate(
+    bytes: &[u8],
+    host: Host,
+    dirs: &[(String, String)],
+) -> Result<(Store<Host>, wasmi::Instance, &'static str)> {
+    instantiate_compiled(&compile(bytes)?, host, dirs)
+}
+
+/// Instantiates a compiled module with every ABI linked. Public for the host ABI's fuzz
+/// target, which calls the host functions through a module that re-exports them, compiled
+/// once for all its runs.
+#[doc(hidden)]
+pub fn instantiate_compiled(
+    compiled: &Compiled,
+    mut host: Host,
+    dirs: &[(String, String)],
+) -> Result<(Store<Host>, wasmi::Instance, &'static str)> {
+    let Compiled {
+        engine,
+        module,
+        entry,
+    } = compiled;
     for (host_dir, guest) in dirs {
         host.wasi
             .preopen(host_dir, guest)
             .map_err(|e| Error::new(ErrorKind::Usage, format!("--dir {host_dir}: {e}")))?;
     }
-    let mut store = Store::new(&engine, host);
+    let mut store = Store::new(engine, host);
     store.limiter(|h| &mut h.limits);
-    let mut linker = Linker::<Host>::new(&engine);
+    let mut linker = Linker::<Host>::new(engine);
     wasi::add_to_linker(&mut linker).map_err(|e| Error::msg(e.to_string()))?;
     wasm_bpf::add_to_linker(&mut linker).map_err(|e| Error::msg(e.to_string()))?;
     ewasm::add_to_linker(&mut linker).map_err(|e| Error::msg(e.to_string()))?;
@@ -155,7 +189,7 @@ pub fn instantiate(
     // A module's start function runs inside instantiation: it needs fuel too.
     let _ = store.set_fuel(20_000_000);
     let instance = linker
-        .instantiate_and_start(&mut store, &module)
+        .instantiate_and_start(&mut store, module)
         .map_err(|e| Error::invalid(format!("instantiating the module: {e}")))?;
     let memory = instance
         .get_memory(&store, "memory")
@@ -167,5 +201,5 @@ pub fn instantiate(
             store.data_mut().exports.insert(name, f);
         }
     }
-    Ok((store, instance, entry))
+    Ok((store, instance, *entry))
 }
