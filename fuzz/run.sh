@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the fuzz targets (cargo-fuzz on the nightly toolchain, libFuzzer + AddressSanitizer).
 #   bash fuzz/run.sh smoke [TARGET...]       a few seconds each: what tests/ci.sh runs
-#   bash fuzz/run.sh runs N [TARGET...]      N executions each (the campaign: N=10000000)
+#   bash fuzz/run.sh runs N [TARGET...]      N executions each (the campaign: N=10000000;
+#                                            FUZZ_MAX_SECS=S ends each after S seconds)
 #   bash fuzz/run.sh minimize [TARGET...]    merge what a campaign found into fuzz/corpus
 # The committed seeds (fuzz/corpus/TARGET) are copied to target/fuzz-corpus/TARGET, where
 # libFuzzer adds what it finds; crashes land in fuzz/artifacts/TARGET and fail the run.
@@ -47,7 +48,7 @@ for t in "${targets[@]}"; do
     args=(-rss_limit_mb=4096 -timeout=20 -max_len=$max_len -artifact_prefix="artifacts/$t/" -print_final_stats=1)
     case $mode in
         smoke) args+=(-max_total_time=${SMOKE_SECS:-8}) ;;
-        runs) args+=(-runs="$n") ;;
+        runs) args+=(-runs="$n" ${FUZZ_MAX_SECS:+-max_total_time=$FUZZ_MAX_SECS}) ;;
         minimize)
             rm -rf "corpus/$t.new" && mkdir "corpus/$t.new"
             cargo +nightly fuzz run -O "${san[@]}" "$t" "corpus/$t.new" "corpus/$t" "$work" -- -merge=1 2>/dev/null
