@@ -35,20 +35,7 @@ impl Proc {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("{}: {e}", bin()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let e2 = stderr.clone();
-        let mut pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                e2.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let (stderr, _) = common::collect_stderr(&mut child);
         let t0 = Instant::now();
         while !stderr.lock().unwrap().contains(ready) {
             if let Ok(Some(st)) = child.try_wait() {

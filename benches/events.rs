@@ -81,25 +81,6 @@ fn build() -> Built {
     }
 }
 
-/// The child's stderr, collected by a thread as it comes.
-fn collect_stderr(child: &mut Child) -> Arc<Mutex<String>> {
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let e2 = stderr.clone();
-    let mut err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = err.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            e2.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    stderr
-}
-
 /// A running consumer with its output lines counted as they arrive.
 struct Consumer {
     child: Child,
@@ -119,7 +100,7 @@ impl Consumer {
             .unwrap();
         let lines = Arc::new(AtomicU64::new(0));
         let last_line = Arc::new(Mutex::new(Instant::now()));
-        let stderr = collect_stderr(&mut child);
+        let (stderr, _) = common::collect_stderr(&mut child);
         let (l2, t2) = (lines.clone(), last_line.clone());
         let mut out = child.stdout.take().unwrap();
         std::thread::spawn(move || {
@@ -315,7 +296,7 @@ fn real_rate(cmd: &mut Command, ready: &str, rate: u64, secs: f64) -> RealRun {
             l2.lock().unwrap().extend(got);
         }
     });
-    let stderr = collect_stderr(&mut child);
+    let (stderr, _) = common::collect_stderr(&mut child);
     while !stderr.lock().unwrap().contains(ready) {
         assert!(
             t0.elapsed() < Duration::from_secs(60),

@@ -78,7 +78,7 @@ pub fn run(
             .memory_size(wasm.max_memory)
             .build(),
     );
-    let (mut store, instance, entry) = instantiate(bytes, host, &wasm.dirs)?;
+    let (mut store, instance, entry) = instantiate_compiled(&compile(bytes)?, host, &wasm.dirs)?;
     let outcome = if entry == "bpf_main" {
         ewasm::call_bpf_main(&mut store, &instance, &argv)
     } else {
@@ -138,16 +138,6 @@ pub fn compile(bytes: &[u8]) -> Result<Compiled> {
         module,
         entry,
     })
-}
-
-/// Validates and instantiates the module with every ABI linked; returns the store, the
-/// instance and its entry point.
-fn instantiate(
-    bytes: &[u8],
-    host: Host,
-    dirs: &[(String, String)],
-) -> Result<(Store<Host>, wasmi::Instance, &'static str)> {
-    instantiate_compiled(&compile(bytes)?, host, dirs)
 }
 
 /// Instantiates a compiled module with every ABI linked. Public for the host ABI's fuzz

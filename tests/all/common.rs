@@ -244,15 +244,26 @@ pub struct Finished {
     pub stderr: String,
 }
 
+/// Appends what `r` gives to `into`, line by line as it comes, in a thread (bytes that are not
+/// UTF-8, as a guest may print, are kept as replacement characters, not the end of reading).
 fn collect(r: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut br = BufReader::new(r);
-        let mut line = String::new();
-        while br.read_line(&mut line).unwrap_or(0) > 0 {
-            into.lock().unwrap().push_str(&line);
+        let mut line = Vec::new();
+        while br.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+            into.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&line));
             line.clear();
         }
     })
+}
+
+/// A piped child's stderr, collected as it comes; the thread ends at the child's exit.
+pub fn collect_stderr(child: &mut Child) -> (Arc<Mutex<String>>, std::thread::JoinHandle<()>) {
+    let text = Arc::new(Mutex::new(String::new()));
+    let thread = collect(child.stderr.take().expect("stderr is piped"), text.clone());
+    (text, thread)
 }
 
 impl Session {

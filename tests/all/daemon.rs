@@ -47,20 +47,7 @@ impl Daemon {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let err = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let e2 = err.clone();
-        let mut pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                e2.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let (err, _) = collect_stderr(&mut child);
         let t0 = Instant::now();
         loop {
             if err.lock().unwrap().contains("listening on") {

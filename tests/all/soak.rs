@@ -1,4 +1,4 @@
-//! Faults under a flood: 1 M events/s (BPF_PROG_TEST_RUN of benches/bpf/flood.bpf.c into a perf
+//! Faults under a flood asking 1 M events/s (BPF_PROG_TEST_RUN of benches/bpf/flood.bpf.c into a perf
 //! array, so the kernel counts what it drops) while the stdout reader reads, edge-ecli is
 //! stopped and continued (SIGSTOP/SIGCONT), the reader stalls and then closes the pipe; then a
 //! SIGKILL mid-flood; then a Wasm guest that traps mid-stream. Each time: no panic, the right
@@ -209,20 +209,7 @@ struct Stderr {
 
 impl Stderr {
     fn of(child: &mut Child) -> Stderr {
-        let mut err = child.stderr.take().unwrap();
-        let text = Arc::new(std::sync::Mutex::new(String::new()));
-        let t = text.clone();
-        let thread = std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(k) = err.read(&mut buf) {
-                if k == 0 {
-                    break;
-                }
-                t.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..k]));
-            }
-        });
+        let (text, thread) = collect_stderr(child);
         Stderr {
             text,
             thread: Some(thread),
