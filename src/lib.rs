@@ -11,6 +11,7 @@
 
 pub mod build;
 pub mod cli;
+pub mod codec;
 pub mod daemon;
 pub mod error;
 pub mod event;

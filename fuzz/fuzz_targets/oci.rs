@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
                 .collect();
             let a = store::Artifact {
                 manifest: parts[0].to_vec(),
-                digest: edge_ecli::trust::sha256_digest(parts[0]),
+                digest: edge_ecli::codec::sha256_digest(parts[0]),
                 media_type: parsed.media_type.clone().unwrap_or_default(),
                 parsed,
                 blobs,

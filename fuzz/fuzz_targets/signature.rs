@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use edge_ecli::trust::{self, cosign, minisign, Evidence, Key, Policy, Signature};
+use edge_ecli::trust::{cosign, minisign, Evidence, Key, Policy, Signature};
 use libfuzzer_sys::fuzz_target;
 
 const COSIGN_PUB: &str = include_str!("../keys/cosign.pub");
@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
         0 => {
             let _ = cosign::PublicKey::parse(&text);
             let _ = minisign::PublicKey::parse(&text);
-            let _ = trust::pem::blocks(&text, "PUBLIC KEY");
+            let _ = edge_ecli::codec::pem::blocks(&text, "PUBLIC KEY");
         }
         1 => {
             let Some((_, Key::Minisign(k))) = policy().keys.get(1) else {
@@ -59,12 +59,12 @@ fuzz_target!(|data: &[u8]| {
             let Some((_, Key::Cosign(k))) = policy().keys.first() else {
                 unreachable!()
             };
-            let digest = trust::sha256_digest(b"manifest");
+            let digest = edge_ecli::codec::sha256_digest(b"manifest");
             let _ = cosign::verify(k, signed, &sig, &digest);
             let _ = Policy::parse(rest, "/nonexistent/policy.json");
         }
         _ => {
-            let content_digest = trust::sha256_digest(signed);
+            let content_digest = edge_ecli::codec::sha256_digest(signed);
             let sigs = [
                 Signature::Minisign(sig.clone()),
                 Signature::Cosign {

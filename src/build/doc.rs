@@ -10,7 +10,7 @@
 //! expands to is not seen (ecc reads the same declarations: those written in the source).
 
 use super::lex::{lex, Tok, Token};
-use crate::package::json;
+use crate::codec::json;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {

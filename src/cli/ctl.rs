@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use argh::FromArgs;
 
+use crate::codec::json::{self, Value};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::client::{Client, ClientOptions, Response};
-use crate::package::json::{self, Value};
 use crate::text::push_json_str;
 
 #[derive(FromArgs)]

@@ -5,6 +5,7 @@
 use argh::FromArgs;
 
 use super::source_flags::with_source_flags;
+use crate::codec::sha256_digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::files::write_atomic;
 use crate::package;
@@ -12,7 +13,7 @@ use crate::source::oci::artifact::manifest_for;
 use crate::source::oci::manifest::{Manifest, EMPTY_DIGEST, EMPTY_JSON};
 use crate::source::oci::store::{write_layout, Artifact};
 use crate::source::{Fetched, Source};
-use crate::trust::{sha256_digest, Signature};
+use crate::trust::Signature;
 
 with_source_flags! {
 #[derive(FromArgs)]

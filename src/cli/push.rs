@@ -6,13 +6,13 @@
 
 use argh::FromArgs;
 
+use crate::codec::sha256_digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::client::{Client, ClientOptions};
 use crate::source::oci::artifact::manifest_for;
 use crate::source::oci::manifest::OCI_MANIFEST;
 use crate::source::oci::reference::Reference;
 use crate::source::oci::registry::Registry;
-use crate::trust::sha256_digest;
 use crate::{package, source};
 
 #[derive(FromArgs)]

@@ -73,7 +73,7 @@ fn spec_checked(
         ));
     }
     if let Some(d) = &digest {
-        if !crate::trust::valid_digest(d) {
+        if !crate::codec::valid_digest(d) {
             return Err(Response::error(
                 400,
                 "\"digest\" must be sha256:<64 hex digits>",

@@ -18,7 +18,7 @@ const SYSTEM_BUNDLES: [&str; 4] = [
 
 /// The DER certificates of a PEM file (other blocks are skipped).
 pub fn pem_certificates(text: &str) -> Vec<Vec<u8>> {
-    crate::trust::pem::blocks(text, "CERTIFICATE")
+    crate::codec::pem::blocks(text, "CERTIFICATE")
 }
 
 fn add_file(roots: &mut RootCertStore, path: &str, required: bool) -> Result<usize> {

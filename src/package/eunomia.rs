@@ -3,10 +3,11 @@
 
 use std::fmt::Write;
 
-use super::json::{self, Value};
 use super::meta::{Meta, Object, Sample, SampleKind, Tunables};
-use super::{base64, MAX_OBJECT_SIZE};
+use super::MAX_OBJECT_SIZE;
 use crate::btf;
+use crate::codec::base64;
+use crate::codec::json::{self, Value};
 use crate::error::{Context, Error, Result};
 use crate::text::push_json_str;
 
@@ -399,7 +400,7 @@ fn write_export_types(o: &mut String, object: &Object) {
 
 #[cfg(test)]
 mod tests {
-    use crate::package::base64::encode as base64_encode;
+    use crate::codec::base64::encode as base64_encode;
 
     fn pkg(obj_b64: &str, size: usize) -> Vec<u8> {
         format!("{{\"bpf_object\":\"{obj_b64}\",\"bpf_object_size\":{size},\"meta\":{{\"bpf_skel\":{{\"obj_name\":\"x\"}}}}}}")

@@ -3,10 +3,8 @@
 //! derived from the object's own ELF and BTF, and package JSON only adds to it. Nothing here
 //! knows how the loader attaches or which kernel runs it.
 
-pub mod base64;
 pub mod elf;
 pub mod eunomia;
-pub mod json;
 pub mod meta;
 
 pub use meta::{MapDef, Meta, Object, Prog, Sample, SampleKind};

@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use super::oci::store::{signature_tag, Artifact, Store};
+use crate::codec::{sha256_digest, valid_digest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::files::write_atomic;
-use crate::trust::{sha256_digest, valid_digest};
 
 pub struct Cache {
     dir: PathBuf,

@@ -11,9 +11,10 @@ pub mod oci;
 
 use std::io::Read;
 
+use crate::codec::sha256_digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::client::{Client, ClientOptions, Url};
-use crate::trust::{sha256_digest, Evidence, Signature};
+use crate::trust::{Evidence, Signature};
 use oci::reference::{self, Reference};
 use oci::store::{self, Artifact, Layout};
 

@@ -7,7 +7,7 @@ use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 use serde::Deserialize;
 
 use super::pem;
-use crate::package::base64;
+use crate::codec::base64;
 
 /// The type the payload's `critical.type` must have.
 pub const PAYLOAD_TYPE: &str = "cosign container image signature";
@@ -18,7 +18,7 @@ pub struct PublicKey(pub Vec<u8>);
 
 impl PublicKey {
     pub fn parse(text: &str) -> Result<PublicKey, String> {
-        let der = pem::blocks(text, "PUBLIC KEY");
+        let der = crate::codec::pem::blocks(text, "PUBLIC KEY");
         let first = der.first().ok_or("no PEM PUBLIC KEY block in it")?;
         pem::p256_point(first).map(PublicKey).ok_or_else(|| {
             "not an ECDSA P-256 public key (cosign generate-key-pair makes one)".into()

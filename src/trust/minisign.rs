@@ -5,7 +5,7 @@
 use ring::signature::{UnparsedPublicKey, ED25519};
 
 use super::blake2b::blake2b_512;
-use crate::package::base64;
+use crate::codec::base64;
 
 /// A minisign public key: its 8-byte id and the Ed25519 key.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -82,23 +82,6 @@ struct PolicyFile<'a> {
     allow_digests: heapless::Vec<&'a str, 256>,
 }
 
-/// A digest as `sha256:<64 hex>`.
-pub fn valid_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-    })
-}
-
-/// `sha256:<hex>` of `data`.
-pub fn sha256_digest(data: &[u8]) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, data);
-    let mut s = String::from("sha256:");
-    crate::text::push_hex(&mut s, d.as_ref());
-    s
-}
-
 impl Policy {
     /// Reads a policy file (JSON: `require_signature`, `keys` (paths, relative to the file),
     /// `allow_digests`).
@@ -130,7 +113,7 @@ impl Policy {
             ));
         }
         for d in &f.allow_digests {
-            if !valid_digest(d) {
+            if !crate::codec::valid_digest(d) {
                 return Err(usage(format!(
                     "allow_digests: {d:?} is not sha256:<64 hex digits>"
                 )));
@@ -146,7 +129,7 @@ impl Policy {
             self.keys.push((k.clone(), Key::load(k)?));
         }
         for d in allow {
-            if !valid_digest(d) {
+            if !crate::codec::valid_digest(d) {
                 return Err(Error::new(
                     ErrorKind::Usage,
                     format!("--allow-digest {d}: expected sha256:<64 hex digits>"),
@@ -234,6 +217,7 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::{sha256_digest, valid_digest};
 
     #[test]
     fn digests_and_allow_lists() {

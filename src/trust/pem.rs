@@ -1,25 +1,6 @@
-//! PEM blocks and the little DER it takes to read an EC public key (SubjectPublicKeyInfo).
+//! The little DER it takes to read an EC public key (SubjectPublicKeyInfo); PEM blocks are
+//! `codec::pem`.
 //! Pure.
-
-use crate::package::base64;
-
-/// The decoded bodies of every `-----BEGIN LABEL-----` block of `text`.
-pub fn blocks(text: &str, label: &str) -> Vec<Vec<u8>> {
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find(&begin) {
-        let after = &rest[i + begin.len()..];
-        let Some(j) = after.find(&end) else { break };
-        let body: String = after[..j].chars().filter(|c| !c.is_whitespace()).collect();
-        if let Ok(der) = base64::decode(&body) {
-            out.push(der);
-        }
-        rest = &after[j + end.len()..];
-    }
-    out
-}
 
 /// One DER TLV: (tag, contents, rest).
 fn tlv(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
@@ -82,7 +63,7 @@ MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAECtZrTVaadhKME7wtGL3t26tAugWp
 
     #[test]
     fn reads_p256_keys_and_refuses_others() {
-        let der = blocks(PUB, "PUBLIC KEY");
+        let der = crate::codec::pem::blocks(PUB, "PUBLIC KEY");
         assert_eq!(der.len(), 1);
         let p = p256_point(&der[0]).unwrap();
         assert_eq!((p.len(), p[0]), (65, 4));
@@ -90,6 +71,6 @@ MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAECtZrTVaadhKME7wtGL3t26tAugWp
         let mut other = der[0].clone();
         other[20] ^= 1; // the curve OID
         assert!(p256_point(&other).is_none());
-        assert!(blocks("no pem here", "PUBLIC KEY").is_empty());
+        assert!(crate::codec::pem::blocks("no pem here", "PUBLIC KEY").is_empty());
     }
 }

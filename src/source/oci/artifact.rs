@@ -125,7 +125,7 @@ pub fn manifest_for(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trust::sha256_digest;
+    use crate::codec::sha256_digest;
 
     fn artifact(config: &str, layers: &[(&str, &[u8])]) -> Artifact {
         let mut blobs = Vec::new();

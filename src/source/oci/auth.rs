@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::codec::base64;
 use crate::error::{Error, ErrorKind, Result};
-use crate::package::base64;
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {

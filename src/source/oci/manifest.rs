@@ -4,9 +4,9 @@
 
 use serde::Deserialize;
 
+use crate::codec::sha256_digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::text::push_json_str;
-use crate::trust::sha256_digest;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -201,7 +201,7 @@ impl Manifest {
             manifests: r.manifests.into_iter().map(Descriptor::from).collect(),
         };
         for d in m.layers.iter().chain(&m.manifests).chain(m.config.iter()) {
-            if !crate::trust::valid_digest(&d.digest) {
+            if !crate::codec::valid_digest(&d.digest) {
                 return Err(bad(format!(
                     "a descriptor has the digest {:?}, not sha256:<64 hex>",
                     d.digest

@@ -2,8 +2,8 @@
 //! telling one from a path: the first component names a registry when it contains `.` or `:`
 //! or is `localhost`. Pure.
 
+use crate::codec::valid_digest;
 use crate::error::{Error, ErrorKind, Result};
-use crate::trust::valid_digest;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reference {

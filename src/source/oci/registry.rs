@@ -7,10 +7,10 @@ use super::auth::{self, Challenge, Credentials};
 use super::manifest::{ACCEPT, MAX_MANIFEST};
 use super::reference::Reference;
 use super::store::Store;
+use crate::codec::sha256_digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::client::{is_loopback, Client, Response, Scheme, Url};
 use crate::http::percent_encode;
-use crate::trust::sha256_digest;
 
 /// Redirects followed for one request.
 const MAX_REDIRECTS: usize = 5;

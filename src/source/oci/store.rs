@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 
 use super::manifest::{self, Descriptor, Manifest, COSIGN_LAYER, MAX_MANIFEST, REF_NAME};
 use super::tar;
+use crate::codec::{sha256_digest, valid_digest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::files::write_atomic;
 use crate::source::MAX_PACKAGE_SIZE;
-use crate::trust::{sha256_digest, valid_digest, Signature};
+use crate::trust::Signature;
 
 pub trait Store {
     /// The manifest `name` refers to (a tag, a digest, a layout's ref name): its bytes and

@@ -1,0 +1,9 @@
+//! General codecs every layer uses (JSON, base64, PEM, content digests): pure, bounded, and
+//! knowing nothing of packages, registries or trust.
+
+pub mod base64;
+pub mod digest;
+pub mod json;
+pub mod pem;
+
+pub use digest::{sha256_digest, valid_digest};
