@@ -118,7 +118,8 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
-const BPF_FIXTURES: [&str; 16] = [
+const BPF_FIXTURES: [&str; 17] = [
+    "flexargs",
     "sockfilter",
     "cgroupskb",
     "xdppkt",
