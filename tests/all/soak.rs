@@ -7,7 +7,6 @@
 //! `EDGE_SOAK_SECS` sets the length (default 10, what CI runs); `tests/soak.sh SECS` runs a
 //! long one and prints its figures.
 
-use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
