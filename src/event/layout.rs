@@ -72,6 +72,8 @@ pub struct Layout {
     pub name: String,
     pub size: usize,
     pub fields: Vec<Field>,
+    /// Not a struct: one field, named after its type, that is the whole value.
+    pub scalar: bool,
 }
 
 const MAX_NEST: usize = 8;
@@ -196,23 +198,28 @@ impl Layout {
     pub fn from_btf(btf: &Btf, id: u32) -> Result<Layout> {
         let rid = btf.resolve(id)?;
         let t = btf.get(rid)?;
+        let mut scalar = false;
         let fields = match kind_of(btf, rid, 0, &mut MAX_FIELDS.clone())? {
             Kind::Struct(f) => f,
             // A non-struct value (e.g. a u32 key): one field named after its type as written.
-            k => vec![Field {
-                name: btf.plain_type_name(id),
-                offset: 0,
-                size: kind_size(&k),
-                bit_shift: 0,
-                bit_size: 0,
-                kind: k,
-                render: Render::Value,
-            }],
+            k => {
+                scalar = true;
+                vec![Field {
+                    name: btf.plain_type_name(id),
+                    offset: 0,
+                    size: kind_size(&k),
+                    bit_shift: 0,
+                    bit_size: 0,
+                    kind: k,
+                    render: Render::Value,
+                }]
+            }
         };
         let mut l = Layout {
             name: t.name.clone(),
             size: btf.size_of(rid)? as usize,
             fields,
+            scalar,
         };
         l.mark_addresses();
         Ok(l)

@@ -261,7 +261,12 @@ fn print_value(out: &mut String, label: &str, f: &Field, data: &[u8], unit: &str
         out.push_str(label);
         out.push_str(":\n");
         if let Kind::Struct(fs) = &f.kind {
-            for m in fs.iter().filter(|m| m.name != "slots") {
+            // Members beside the slots (comm, pid...) that hold anything.
+            let set = |m: &&Field| {
+                data.get(m.offset..m.offset + m.size)
+                    .is_some_and(|b| b.iter().any(|&x| x != 0))
+            };
+            for m in fs.iter().filter(|m| m.name != "slots").filter(set) {
                 out.push_str("    ");
                 out.push_str(&m.name);
                 out.push_str(" = ");
@@ -306,6 +311,19 @@ fn print_value(out: &mut String, label: &str, f: &Field, data: &[u8], unit: &str
     out.push_str(": ");
     write_plain_value(out, f, data);
     out.push('\n');
+}
+
+/// A key or value as JSON: a scalar bare, a struct as an object.
+fn write_json(out: &mut String, l: &Layout, data: &[u8], frames: Option<&dyn Frames>) {
+    match l.fields.as_slice() {
+        [f] if l.scalar => write_value(
+            out,
+            &f.kind,
+            data.get(f.offset..).unwrap_or(&[]),
+            Style::Json,
+        ),
+        fs => write_object_with(out, fs, data, frames),
+    }
 }
 
 /// A value in plain text: scalars bare, structs as `{ .a = 1, .b = x }`.
@@ -362,6 +380,7 @@ impl ResultMap {
                     kind,
                     render: Default::default(),
                 }],
+                scalar: true,
             })
         };
         let percpu = map_type::is_percpu(def.map_type);
@@ -470,9 +489,9 @@ impl ResultMap {
                     out.push_str("{\"map\":");
                     push_json_str(out, &self.name);
                     out.push_str(",\"key\":");
-                    write_object_with(out, &self.key.fields, k, frames);
+                    write_json(out, &self.key, k, frames);
                     out.push_str(",\"value\":");
-                    write_object_with(out, &self.value.fields, v, None);
+                    write_json(out, &self.value, v, None);
                     out.push_str("}\n");
                 }
                 Format::Plain => {
@@ -494,13 +513,11 @@ impl ResultMap {
                         }
                         label.push(']');
                     }
-                    if let (Some(fr), true) = (frames, shown.len() < self.key.fields.len()) {
-                        out.push_str(&label);
-                        out.push_str(":\n");
-                        write_stacks(out, &self.key, k, fr, "    ");
-                        label = String::from("   ");
-                    }
                     print_value(out, &label, &whole_value, v, unit);
+                    // The key's stacks, under the value they were counted with.
+                    if let Some(fr) = frames {
+                        write_stacks(out, &self.key, k, fr, "    ");
+                    }
                 }
             }
         }
@@ -705,7 +722,7 @@ mod tests {
         );
         assert!(
             out.contains(&format!(
-                "{{\"map\":\"data\",\"key\":{{\"unsigned int\":3}},\"value\":{{\"count\":{n},\"total_ns\":{t}}}}}"
+                "{{\"map\":\"data\",\"key\":3,\"value\":{{\"count\":{n},\"total_ns\":{t}}}}}"
             )),
             "{out}"
         );

@@ -74,6 +74,7 @@ impl SampleMap {
             name: def.name.clone(),
             size: key.size + value.size,
             fields: kv_fields,
+            scalar: false,
         });
         Ok(SampleMap {
             name: def.name.clone(),

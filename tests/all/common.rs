@@ -118,8 +118,10 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
-const BPF_FIXTURES: [&str; 17] = [
+const BPF_FIXTURES: [&str; 19] = [
     "flexargs",
+    "maphist",
+    "stacks",
     "sockfilter",
     "cgroupskb",
     "xdppkt",

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::value::{int_at, write_field, Style};
+use super::value::{int_at, stack_id, write_field, Style};
 use super::Frames;
 use crate::event::layout::{Kind, Layout, Render};
 use crate::text::push_short;
@@ -83,11 +83,11 @@ pub fn write_stacks(out: &mut String, layout: &Layout, data: &[u8], fr: &dyn Fra
         let Render::Stack { user, pid } = f.render else {
             continue;
         };
-        let Some(id) = int_at(data, (f.offset, f.size)) else {
+        let Some(id) = stack_id(f, data) else {
             continue;
         };
         let pid = pid.and_then(|x| int_at(data, x)).unwrap_or(0) as u32;
-        let frames = fr.frames(id as i64, user, pid);
+        let frames = fr.frames(id, user, pid);
         out.push_str(indent);
         out.push_str(&f.name);
         out.push_str(":\n");

@@ -32,6 +32,15 @@ pub(super) fn int_at(data: &[u8], (at, size): (usize, usize)) -> Option<u64> {
     data.get(at..at + size).map(le_small)
 }
 
+/// A stack id field's value: bpf_get_stackid's negative errors stay negative.
+pub(super) fn stack_id(f: &Field, data: &[u8]) -> Option<i64> {
+    let v = int_at(data, (f.offset, f.size))?;
+    Some(match (&f.kind, f.size) {
+        (Kind::Int { signed: true, .. }, 4) => v as u32 as i32 as i64,
+        _ => v as i64,
+    })
+}
+
 /// An IPv4 or IPv6 address from the bytes of an address field.
 fn write_ip(out: &mut String, b: &[u8], family: Option<u64>, style: Style) {
     const AF_INET: u64 = 2;
@@ -103,8 +112,7 @@ pub(super) fn write_field(
             return write_ip(out, bytes, family.and_then(|x| int_at(data, x)), style)
         }
         Render::Stack { user, pid } if style == Style::Json => {
-            if let Some(fr) = frames {
-                let id = le_small(bytes) as i64;
+            if let (Some(fr), Some(id)) = (frames, stack_id(f, data)) {
                 let pid = pid.and_then(|x| int_at(data, x)).unwrap_or(0) as u32;
                 out.push('[');
                 for (i, frame) in fr.frames(id, user, pid).iter().enumerate() {
