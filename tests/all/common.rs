@@ -118,8 +118,9 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
-const BPF_FIXTURES: [&str; 19] = [
+const BPF_FIXTURES: [&str; 20] = [
     "flexargs",
+    "records",
     "maphist",
     "stacks",
     "sockfilter",

@@ -241,3 +241,77 @@ fn line_with(text: &str, a: &str, b: &str) -> bool {
     text.lines()
         .any(|l| l.find(a).is_some_and(|i| l[i..].contains(b)))
 }
+
+/// Items 8 and 9: a header with several structs (the first a decoy): each record is decoded
+/// by the struct its size selects; a variable-length tail shows the strings it holds; addresses
+/// in unnamed unions, a 128-bit integer and a u32[4] print as IP addresses.
+#[test]
+fn records_pick_their_struct_and_show_addresses() {
+    if !kernel_ready("records_pick_their_struct_and_show_addresses") {
+        return;
+    }
+    let _g = serial();
+    let me = std::process::id().to_string();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let path = format!("/tmp/edge-records-{me}");
+    for json in [true, false] {
+        let obj = fixtures().obj("records");
+        let mut args = vec![];
+        if json {
+            args.push("-j");
+        }
+        args.extend([obj.as_str(), "--target_tgid", &me]);
+        let s = Session::start(&args);
+        openat(&path, libc::O_RDONLY);
+        let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let out = s.wait_for(|o| o.contains(&path) && o.contains("127.0.0.1"));
+        drop(c);
+        let f = s.stop_with(libc::SIGINT);
+        assert!(f.status.success(), "{}", f.stderr);
+        if json {
+            let ev = json_lines(&out)
+                .into_iter()
+                .find(|l| l.contains(&path))
+                .unwrap_or_else(|| panic!("{out}"));
+            assert_eq!(
+                ev,
+                format!(
+                    "{{\"pid\":{me},\"args_count\":2,\"args_size\":{},\"comm\":\"{}\",\"args\":\"{path} xy\"}}",
+                    path.len() + 4,
+                    field(&ev, "comm").unwrap()
+                )
+            );
+            let conn = json_lines(&out)
+                .into_iter()
+                .find(|l| l.contains("\"af\""))
+                .unwrap_or_else(|| panic!("{out}"));
+            assert_eq!(
+                conn,
+                format!(
+                    "{{\"af\":2,\"dport\":{},\"saddr_v4\":\"127.0.0.1\",\"saddr_v6\":\"127.0.0.1\",\"daddr_v4\":\"127.0.0.1\",\"daddr_v6\":\"127.0.0.1\",\"saddr\":\"127.0.0.1\",\"daddr\":\"127.0.0.1\",\"comm\":\"{}\"}}",
+                    port,
+                    field(&conn, "comm").unwrap()
+                )
+            );
+        } else {
+            let lines: Vec<&str> = out.lines().collect();
+            assert!(
+                lines[0].starts_with("TIME     PID     ARGS_COUNT ARGS_SIZE COMM"),
+                "the event's header first: {out}"
+            );
+            assert!(
+                out.lines().any(|l| l.ends_with(&format!("{path} xy"))),
+                "{out}"
+            );
+            let h = lines
+                .iter()
+                .position(|l| l.starts_with("TIME     AF    DPORT SADDR_V4"))
+                .unwrap_or_else(|| panic!("no header for conn_event: {out}"));
+            assert!(lines[h + 1].contains(" 127.0.0.1 "), "{out}");
+            assert!(!out.contains("IDENT") && !out.contains("?"), "{out}");
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+    assert_no_leaks(&["rec_openat", "rec_state", "rec_rb", "rec_heap"]);
+}

@@ -161,6 +161,10 @@ fn hint(sec: &Section, f: &Failure) -> &'static str {
         {
             "kprobes are not enabled in this kernel (CONFIG_KPROBES); use a tracepoint or fentry"
         }
+        // A program load the verifier refused (its log is in the text) says EACCES too.
+        Some(libc::EACCES | libc::EINVAL) if f.text.contains("Verifier output") && f.text.len() > 200 => {
+            "the verifier rejected the program: its log above ends with the reason"
+        }
         Some(libc::EPERM | libc::EACCES) => {
             "run as root (CAP_BPF, CAP_PERFMON); fentry/fexit/lsm may also be blocked by kernel lockdown"
         }
@@ -208,8 +212,9 @@ pub(super) fn attach(
         ))),
     };
     r.map_err(|f| {
+        let verifier = f.text.contains("Verifier output") && f.text.len() > 200;
         let kind = match f.errno {
-            Some(libc::EPERM | libc::EACCES) => ErrorKind::Denied,
+            Some(libc::EPERM | libc::EACCES) if !verifier => ErrorKind::Denied,
             _ if f.ours => ErrorKind::Invalid,
             _ => ErrorKind::Kernel,
         };
