@@ -152,6 +152,11 @@ fn mismatch() -> Failure {
 
 fn hint(sec: &Section, f: &Failure) -> &'static str {
     let kprobe = sec.is_kprobe();
+    if f.text
+        .contains("failed to find the address for kernel symbol")
+    {
+        return "this kernel's kallsyms lists no data symbols (CONFIG_KALLSYMS_ALL is off), so it cannot place typed __ksym variables; declare them __weak and test them with bpf_ksym_exists()";
+    }
     match f.errno {
         Some(libc::EINVAL | libc::EILSEQ) if kprobe && cfg!(target_arch = "riscv64") => {
             "this riscv64 kernel cannot place a kprobe at offset 0 of a function (no KPROBES_ON_FTRACE); use kprobe/FUNC+8 (past the ftrace patch site), a tracepoint or fentry"
