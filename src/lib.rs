@@ -20,6 +20,8 @@ pub mod package;
 pub mod runtime;
 pub mod source;
 pub mod trust;
+#[doc(hidden)]
+pub mod usdt;
 
 #[doc(hidden)]
 pub mod args;

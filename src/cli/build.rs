@@ -31,6 +31,10 @@ pub struct BuildCmd {
     /// an extra flag for clang, e.g. --cflag -DDEBUG (repeatable)
     #[argh(option, arg_name = "FLAG")]
     cflag: Vec<String>,
+    /// export only this struct as an event type (repeatable; default: every struct of the
+    /// header, each record decoded as the one its size selects)
+    #[argh(option, arg_name = "NAME")]
+    export_type: Vec<String>,
     /// the BPF C source (X.bpf.c)
     #[argh(positional, arg_name = "SOURCE")]
     pub source: String,
@@ -60,6 +64,7 @@ impl BuildCmd {
                 None => Arch::host(),
             },
             cflags: self.cflag.clone(),
+            export_types: self.export_type.clone(),
         })
     }
 

@@ -739,7 +739,7 @@ fn failing_and_trapping_instances_are_marked_failed_and_the_daemon_stays_up() {
         "/v1/instances/bad",
         Some(&format!(
             "{{\"source\":\"{}\"}}",
-            fixtures().obj("badattach")
+            fixtures().obj("badattach_only")
         )),
     );
     assert_eq!(st, 422, "{b}");

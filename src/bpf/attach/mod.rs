@@ -12,6 +12,7 @@ mod socket;
 mod tc;
 mod tracepoint;
 mod uprobe;
+mod usdt;
 mod xdp;
 
 use std::os::fd::OwnedFd;
@@ -42,6 +43,9 @@ pub struct AttachOptions {
     pub targets: Vec<(String, String)>,
     /// A program that cannot attach here is an error even when others attached.
     pub strict: bool,
+    /// `--only`: attach these programs and no others (as a tool's user space turns the rest
+    /// off); empty: all.
+    pub only: Vec<String>,
 }
 
 pub const DEFAULT_FREQ: u64 = 49;
@@ -57,6 +61,7 @@ impl Default for AttachOptions {
             freq: DEFAULT_FREQ,
             targets: Vec::new(),
             strict: false,
+            only: Vec::new(),
         }
     }
 }
@@ -93,7 +98,7 @@ impl AttachOptions {
             Section::CgroupSkb { .. } | Section::Cgroup { .. } | Section::Sockops => {
                 o.cgroup = Some(target.into())
             }
-            Section::Uprobe { .. } => o.uprobe_target = Some(target.into()),
+            Section::Uprobe { .. } | Section::Usdt { .. } => o.uprobe_target = Some(target.into()),
             _ => {}
         }
         o
@@ -106,6 +111,8 @@ pub(super) struct Ctx<'a> {
     pub verify: Duration,
     pub kbtf: Option<&'a aya::Btf>,
     pub held: &'a mut Vec<OwnedFd>,
+    /// The object's USDT spec map, when it has one.
+    pub usdt: Option<&'a mut usdt::Specs>,
 }
 
 impl<'a> Ctx<'a> {
@@ -237,6 +244,8 @@ fn hint(sec: &Section, f: &Failure) -> &'static str {
 }
 
 /// Loads `prog` and attaches it as `sec` says.
+pub use usdt::Specs as UsdtSpecs;
+
 pub(super) fn attach(
     prog: &mut Program,
     sec: &Section,
@@ -250,6 +259,7 @@ pub(super) fn attach(
         Section::BtfTracing { target, .. } => btf_tracing::attach(prog, target, ctx),
         Section::Kprobe { func, offset, .. } => kprobe::attach(prog, func, *offset, ctx),
         Section::Uprobe { target, .. } => uprobe::attach(prog, target, opts, ctx),
+        Section::Usdt { target } => usdt::attach(prog, target, opts, ctx),
         Section::Xdp => xdp::attach(prog, p, opts, ctx),
         Section::Tc { egress } => tc::attach(prog, *egress, p, opts, ctx),
         Section::Socket => socket::attach(prog, opts, ctx),
