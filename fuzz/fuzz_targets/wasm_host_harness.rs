@@ -281,7 +281,7 @@ fuzz_target!(|data: &[u8]| {
             attach: AttachOptions::default(),
             event_type: None,
         },
-        wasmi::StoreLimitsBuilder::new().memory_size(MEM).build(),
+        edge_ecli::wasm::limits::GuestLimits::new(MEM),
     );
     let (mut store, instance, _) = edge_ecli::wasm::instantiate_compiled(module(), host, &[])
         .expect("the harness module links");
