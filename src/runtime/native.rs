@@ -94,6 +94,7 @@ pub(super) fn run(
         }
     }
     control.publish(views);
+    control.publish_programs(loaded.program_ids());
     let mut printer = Printer {
         records: wired
             .maps

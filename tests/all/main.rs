@@ -7,6 +7,7 @@ mod build;
 mod common;
 mod core_btf;
 mod daemon;
+mod daemon_safety;
 mod deploy;
 mod distribution;
 mod errors;
