@@ -10,7 +10,7 @@ use super::source_flags::{with_source_flags, SourceFlags};
 use crate::daemon::{self, DaemonOptions, TrustFiles};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Format;
-use crate::runtime::Options;
+use crate::runtime::{AttachOptions, Options};
 use crate::trust::DEFAULT_POLICY;
 
 with_source_flags! {
@@ -51,6 +51,10 @@ pub struct DaemonCmd {
     /// program run a few tens of ns)
     #[argh(switch)]
     bpf_stats: bool,
+    /// resolve absolute uprobe paths under DIR: the node's root as a container sees it (a
+    /// read-only bind mount of the node's /)
+    #[argh(option, arg_name = "DIR")]
+    host_root: Option<String>,
 }
 }
 
@@ -130,6 +134,10 @@ impl DaemonCmd {
             trust: trust_files(&src),
             options: Options {
                 format: Format::Json,
+                attach: AttachOptions {
+                    host_root: self.host_root.clone(),
+                    ..AttachOptions::default()
+                },
                 ..Options::default()
             },
             start_timeout,

@@ -133,6 +133,7 @@ impl RunCmd {
                 iface: self.iface.clone(),
                 cgroup: self.cgroup.clone(),
                 freq: self.freq.unwrap_or(crate::bpf::attach::DEFAULT_FREQ),
+                host_root: None,
             },
             wasm: WasmOptions {
                 env: self.env.clone(),

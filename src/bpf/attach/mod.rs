@@ -37,6 +37,9 @@ pub struct AttachOptions {
     pub cgroup: Option<String>,
     /// Sampling frequency of perf_event programs, per CPU.
     pub freq: u64,
+    /// Absolute uprobe paths are resolved under this directory: the node's root as a
+    /// container sees it (a read-only bind mount of the node's `/`).
+    pub host_root: Option<String>,
 }
 
 pub const DEFAULT_FREQ: u64 = 49;
@@ -50,6 +53,7 @@ impl Default for AttachOptions {
             iface: None,
             cgroup: None,
             freq: DEFAULT_FREQ,
+            host_root: None,
         }
     }
 }
