@@ -12,6 +12,7 @@ pub mod launch;
 pub mod metrics;
 pub mod peer;
 pub mod server;
+mod slot;
 pub mod spec;
 pub mod table;
 mod trust;

@@ -20,9 +20,10 @@ use std::time::{Duration, SystemTime};
 
 use super::events::EventLog;
 use super::launch::{self, Settings, Started};
+use super::slot::{Entry, Op, OpGuard, Slot};
 use super::spec::Spec;
 use crate::error::Error;
-use crate::runtime::{Instance, State, Stats, Stopper};
+use crate::runtime::{State, Stats};
 use crate::trust::Policy;
 
 /// Who asked for an instance: the API (kept in the state dir) or the desired-state file.
@@ -67,76 +68,6 @@ impl From<Error> for Failure {
 
 type Res<T> = std::result::Result<T, Failure>;
 
-/// What runs under a name (or failed to).
-struct Entry {
-    spec: Spec,
-    origin: Origin,
-    /// The digest of what runs (its OCI manifest's, else its bytes').
-    digest: String,
-    kind: &'static str,
-    instance: Option<Instance>,
-    log: Arc<EventLog>,
-    started: SystemTime,
-    /// Why the last start failed, when nothing runs.
-    failure: Option<Error>,
-    /// Counters of the versions that ran before this one (a reload keeps counting).
-    carried: Stats,
-}
-
-/// An operation in progress on a name.
-struct Op {
-    id: u64,
-    spec: Spec,
-    origin: Origin,
-    since: SystemTime,
-    log: Arc<EventLog>,
-    cancelled: bool,
-    /// The version it started, once spawned.
-    stopper: Option<Stopper>,
-}
-
-/// A name's state: what runs (or failed), an operation in progress, or both.
-enum Slot {
-    Idle(Entry),
-    /// An operation, over what ran when it began (if anything).
-    Busy(Op, Option<Entry>),
-}
-
-impl Slot {
-    fn entry(&self) -> Option<&Entry> {
-        match self {
-            Slot::Idle(e) | Slot::Busy(_, Some(e)) => Some(e),
-            Slot::Busy(_, None) => None,
-        }
-    }
-
-    fn entry_mut(&mut self) -> Option<&mut Entry> {
-        match self {
-            Slot::Idle(e) | Slot::Busy(_, Some(e)) => Some(e),
-            Slot::Busy(_, None) => None,
-        }
-    }
-
-    fn op(&self) -> Option<&Op> {
-        match self {
-            Slot::Busy(op, _) => Some(op),
-            Slot::Idle(_) => None,
-        }
-    }
-
-    fn op_mut(&mut self) -> Option<&mut Op> {
-        match self {
-            Slot::Busy(op, _) => Some(op),
-            Slot::Idle(_) => None,
-        }
-    }
-
-    /// The operation `id`, if it is this slot's and was not cancelled.
-    fn live_op(&mut self, id: u64) -> Option<&mut Op> {
-        self.op_mut().filter(|o| o.id == id && !o.cancelled)
-    }
-}
-
 /// A snapshot of one instance, for the API and metrics.
 #[derive(Debug, Clone)]
 pub struct Status {
@@ -167,8 +98,8 @@ pub struct Table {
     closing: AtomicBool,
     next_op: AtomicU64,
     /// Operations that have spawned a version not yet installed or released.
-    starting: Mutex<usize>,
-    started_cv: Condvar,
+    pub(super) starting: Mutex<usize>,
+    pub(super) started_cv: Condvar,
 }
 
 /// Instance names: what a path component, a metric label and a URL segment can all carry.
@@ -190,91 +121,6 @@ fn check_name(n: &str) -> Res<()> {
     }
 }
 
-/// An operation registered on a name; dropping it ends the operation (and forgets a name that
-/// it alone kept, with its pins).
-struct OpGuard<'a> {
-    table: &'a Table,
-    name: String,
-    id: u64,
-    log: Arc<EventLog>,
-    /// What ran when the operation began: its digest and spec, if it was running.
-    running: Option<(String, Spec)>,
-    spawned: bool,
-}
-
-impl OpGuard<'_> {
-    fn cancelled(&self) -> bool {
-        let mut slots = self.table.slots();
-        slots
-            .get_mut(&self.name)
-            .and_then(|s| s.live_op(self.id))
-            .is_none()
-    }
-
-    fn check(&self) -> Res<()> {
-        if self.cancelled() {
-            return Err(Failure::Conflict(format!(
-                "instance {} was stopped while it was starting",
-                self.name
-            )));
-        }
-        Ok(())
-    }
-
-    /// Counts the version as starting (the daemon's stop waits for it) and hands its stopper
-    /// to the operation, so a stop reaches it; stops it at once when a stop came first.
-    fn on_spawn(&mut self, s: Stopper) {
-        *self
-            .table
-            .starting
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) += 1;
-        self.spawned = true;
-        let mut slots = self.table.slots();
-        match slots.get_mut(&self.name).and_then(|sl| sl.live_op(self.id)) {
-            Some(op) => op.stopper = Some(s),
-            None => s.stop(),
-        }
-    }
-}
-
-impl Drop for OpGuard<'_> {
-    fn drop(&mut self) {
-        let forget = {
-            let mut slots = self.table.slots();
-            match slots.remove(&self.name) {
-                Some(Slot::Busy(op, Some(e))) if op.id == self.id => {
-                    slots.insert(self.name.clone(), Slot::Idle(e));
-                    false
-                }
-                Some(Slot::Busy(op, None)) if op.id == self.id => true,
-                // Another's (this one was stopped and the name used again): left as it is.
-                Some(other) => {
-                    slots.insert(self.name.clone(), other);
-                    false
-                }
-                // Stopped, with the whole table, while this operation ran.
-                None => true,
-            }
-        };
-        if self.spawned {
-            *self
-                .table
-                .starting
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) -= 1;
-            self.table.started_cv.notify_all();
-        }
-        if forget {
-            // Nothing runs under this name: its event log ends and nothing stays pinned.
-            self.log.close();
-            if let Some(d) = self.table.pin_dir(&self.name) {
-                let _ = std::fs::remove_dir_all(d);
-            }
-        }
-    }
-}
-
 impl Table {
     pub fn new(settings: Settings, policy: Policy) -> Table {
         Table {
@@ -288,7 +134,7 @@ impl Table {
         }
     }
 
-    fn slots(&self) -> MutexGuard<'_, BTreeMap<String, Slot>> {
+    pub(super) fn slots(&self) -> MutexGuard<'_, BTreeMap<String, Slot>> {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
