@@ -386,6 +386,7 @@ mod tests {
         b.add("pid_t", btf::KIND_TYPEDEF, 0, false, 1, &[]); // 8
         let btf = Btf::parse(&b.build()).unwrap();
         let g = |name: &str, type_id, size, short: Option<char>, default: Option<&str>| Global {
+            offset: 0,
             section: ".rodata".into(),
             name: name.into(),
             long: name.into(),
@@ -412,6 +413,7 @@ mod tests {
                 g("op", 7, 4, None, None),
                 g("on", 3, 1, None, Some("true")),
             ],
+            results: vec![],
             export_types: vec![],
             tunables: Tunables::default(),
         };

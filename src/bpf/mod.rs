@@ -6,6 +6,7 @@
 
 pub mod attach;
 mod buffer;
+pub mod externs;
 pub mod kernel_btf;
 pub mod section;
 pub mod stats;
@@ -25,6 +26,7 @@ pub use section::Section;
 use crate::btf::core::Needs;
 use crate::error::{Error, ErrorKind, Result};
 use crate::package::elf::Elf;
+use crate::package::meta::{check_map_sizes, MapSize};
 use crate::package::{Object, Prog};
 
 /// Formats an error with its whole source chain (aya puts the verifier log and errno there).
@@ -72,19 +74,22 @@ pub struct Loaded {
     pub attach_time: Duration,
 }
 
-/// Loads the object's maps and globals into the kernel (programs are loaded at attach).
-pub fn load(object: &Object, globals: &[(String, Vec<u8>)], btf_src: KernelBtf) -> Result<Loaded> {
-    load_pinned(object, globals, btf_src, None)
+/// How an object is loaded, besides its globals.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Where the kernel's BTF comes from.
+    pub btf: KernelBtf,
+    /// Where maps pinned by name (`__uint(pinning, LIBBPF_PIN_BY_NAME)`) live instead of
+    /// /sys/fs/bpf: a second load with the same directory shares them.
+    pub pin_dir: Option<std::path::PathBuf>,
+    /// Map sizes the user sets (`--map NAME.max_entries=N`).
+    pub map_sizes: Vec<MapSize>,
 }
 
-/// `load`, with maps pinned by name (`__uint(pinning, LIBBPF_PIN_BY_NAME)`) kept in
-/// `pin_dir` instead of /sys/fs/bpf: a second load with the same directory shares them.
-pub fn load_pinned(
-    object: &Object,
-    globals: &[(String, Vec<u8>)],
-    btf_src: KernelBtf,
-    pin_dir: Option<&std::path::Path>,
-) -> Result<Loaded> {
+/// Loads the object's maps and globals into the kernel (programs are loaded at attach).
+pub fn load(object: &Object, globals: &[(String, Vec<u8>)], opts: &LoadOptions) -> Result<Loaded> {
+    check_map_sizes(&object.meta.maps, &opts.map_sizes)?;
+    let btf_src = opts.btf.clone();
     // Every section is parsed once; kinds aya does not parse are renamed before it sees them.
     let mut sections = Vec::new();
     let mut renames = Vec::new();
@@ -95,10 +100,29 @@ pub fn load_pinned(
         }
         sections.push((p.name.clone(), sec));
     }
-    let elf = Elf::parse(&object.bytes)?;
+    // Externs (`__kconfig`, `__ksym`) get this kernel's values, as libbpf gives them.
+    let linked = {
+        let elf = Elf::parse(&object.bytes)?;
+        let found = crate::package::externs::find(&elf, &object.btf)
+            .map_err(|e| e.context(format!("object {}", object.meta.obj_name)))?;
+        if found.is_empty() {
+            None
+        } else {
+            let values = externs::resolve(&found, &btf_src)?;
+            Some(crate::package::externs::link(
+                &object.bytes,
+                &found,
+                &values,
+            )?)
+        }
+    };
+    let elf = Elf::parse(linked.as_deref().unwrap_or(&object.bytes))?;
     let ext = elf.section(".BTF.ext").map(|x| elf.section_data(x));
     let renamed = renamed_object(&elf, &renames)?;
-    let bytes: &[u8] = renamed.as_deref().unwrap_or(&object.bytes);
+    let bytes: &[u8] = renamed
+        .as_deref()
+        .or(linked.as_deref())
+        .unwrap_or(&object.bytes);
     // Only what CO-RE relocations and BTF attach points use of the kernel's BTF is parsed.
     // (Renaming changes section names only: the original .BTF.ext has the same relocations.)
     let mut needs = match ext {
@@ -114,8 +138,20 @@ pub fn load_pinned(
     }
     let mut kbtf = kernel_btf::kernel_btf(&btf_src, &needs)?;
     let mut loader = EbpfLoader::with_btf(kbtf.as_ref());
-    if let Some(d) = pin_dir {
+    if let Some(d) = &opts.pin_dir {
         loader.default_map_pin_directory(d);
+    }
+    // What the object leaves to user space, as libbpf-tools' mains size it.
+    for def in &object.meta.maps {
+        let (max, value) = def.sizes(&opts.map_sizes);
+        if let Some(n) = max {
+            log::debug!("map {}: max_entries {n}", def.name);
+            loader.map_max_entries(&def.name, n);
+        }
+        if let Some(n) = value {
+            log::debug!("map {}: value_size {n}", def.name);
+            loader.map_value_size(&def.name, n);
+        }
     }
     for (name, value) in globals {
         loader.override_global(name.as_str(), value.as_slice(), true);
@@ -211,28 +247,111 @@ fn map_fd(map: &Map) -> RawFd {
 }
 
 impl Loaded {
-    /// Loads and attaches every program of the package, in order. The first failure is
-    /// returned naming the program, its section, the reason and a hint.
-    pub fn attach_all(&mut self, progs: &[Prog], opts: &AttachOptions) -> Result<()> {
+    /// Loads and attaches the programs of the package as a tool's user space would:
+    /// programs that hook one place by different mechanisms are alternatives of which the
+    /// first the kernel accepts is attached (fentry before kprobe, tp_btf before raw_tp); a
+    /// program whose target or mechanism this kernel lacks is skipped when others attached
+    /// (an error with `--strict`). Returns the warnings to show; nothing attached is an error
+    /// naming why each program failed.
+    pub fn attach_all(&mut self, progs: &[Prog], opts: &AttachOptions) -> Result<Vec<String>> {
+        let mut secs = Vec::with_capacity(progs.len());
         for p in progs {
-            self.attach_one(p, opts)?;
+            let sec = self.section_of(&p.name)?;
+            secs.push(opts.section_for(&p.name, &sec)?);
         }
-        Ok(())
+        for (n, _) in &opts.targets {
+            let named = progs.iter().zip(&secs).any(|(p, s)| {
+                p.name == *n
+                    || s.target().as_deref() == Some(n.as_str())
+                    || self
+                        .section_of(&p.name)
+                        .ok()
+                        .and_then(|s| s.target())
+                        .as_deref()
+                        == Some(n.as_str())
+            });
+            if !named {
+                return Err(Error::new(
+                    ErrorKind::Usage,
+                    format!("--attach {n}=...: no program or section target named {n}"),
+                ));
+            }
+        }
+        let mut warnings = Vec::new();
+        let mut skipped: Vec<Error> = Vec::new();
+        let mut attached = 0;
+        for group in section::attach_plan(&secs) {
+            let mut errs = Vec::new();
+            for &i in &group {
+                match self.attach_section(&progs[i], &secs[i], opts) {
+                    Ok(()) => {
+                        attached += 1;
+                        break;
+                    }
+                    Err(e) => errs.push(e),
+                }
+            }
+            if errs.len() < group.len() {
+                if let (Some(e), Some(&i)) = (errs.first(), group.get(errs.len())) {
+                    log::info!("attached {} instead of its alternative: {e}", progs[i].name);
+                }
+                continue;
+            }
+            // None of the group attached: the kernel's refusal of a program itself (the
+            // verifier) is an error; a target or mechanism this kernel lacks is skipped.
+            let hard = errs
+                .iter()
+                .position(|e| !matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Denied));
+            if let Some(i) = hard {
+                return Err(errs.swap_remove(i));
+            }
+            let kind = errs.last().map_or(ErrorKind::Other, Error::kind);
+            let why: Vec<String> = errs.iter().map(Error::to_string).collect();
+            let e = Error::new(kind, why.join("; and "));
+            if opts.strict {
+                return Err(e);
+            }
+            skipped.push(e);
+        }
+        if attached == 0 && !skipped.is_empty() {
+            let why: Vec<String> = skipped.iter().map(Error::to_string).collect();
+            return Err(Error::new(
+                skipped[0].kind(),
+                format!("no program could attach on this kernel: {}", why.join("; ")),
+            ));
+        }
+        for e in skipped {
+            warnings.push(format!("skipped (use --strict to make this an error): {e}"));
+        }
+        Ok(warnings)
+    }
+
+    fn section_of(&self, prog: &str) -> Result<Section> {
+        self.sections
+            .iter()
+            .find(|(n, _)| n == prog)
+            .map(|(_, s)| s.clone())
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no program named {prog}")))
     }
 
     /// Loads and attaches one program, with `opts` giving what its section cannot name.
     pub fn attach_one(&mut self, p: &Prog, opts: &AttachOptions) -> Result<()> {
-        let sec = self
-            .sections
-            .iter()
-            .find(|(n, _)| *n == p.name)
-            .map(|(_, s)| s.clone())
-            .ok_or_else(|| {
-                Error::new(ErrorKind::NotFound, format!("no program named {}", p.name))
-            })?;
+        let sec = opts.section_for(&p.name, &self.section_of(&p.name)?)?;
+        self.attach_section(p, &sec, opts)
+    }
+
+    /// Loads and attaches program `p` as section `sec` says.
+    fn attach_section(&mut self, p: &Prog, sec: &Section, opts: &AttachOptions) -> Result<()> {
+        let original = self.section_of(&p.name)?;
         let btf_type = sec.btf_attach_type();
-        if let (Some(t), None) = (&btf_type, &self.kbtf) {
-            // Normally built by `load` already, with every attach type in it.
+        // Normally built by `load` already, with every attach type in it; a target given
+        // at run time needs its own.
+        let rebuild = match (&btf_type, &self.kbtf) {
+            (Some(_), None) => true,
+            (Some(t), Some(_)) => original.btf_attach_type().as_ref() != Some(t),
+            _ => false,
+        };
+        if let (true, Some(t)) = (rebuild, &btf_type) {
             let mut needs = Needs::Nothing;
             needs.add(t.clone());
             self.kbtf = kernel_btf::kernel_btf(&self.btf_src, &needs)?;
@@ -256,16 +375,22 @@ impl Loaded {
             kbtf: kbtf.as_ref(),
             held,
         };
-        let r = attach::attach(prog, &sec, p, opts, &mut ctx);
+        let r = attach::attach(prog, sec, p, opts, &mut ctx);
         *verify_time += ctx.verify;
         self.attach_time += t0.elapsed();
+        let shown = match sec.target() {
+            Some(t) if Some(&t) != original.target().as_ref() => {
+                format!("{}, attached to {t}", p.section)
+            }
+            _ => p.section.clone(),
+        };
         r.map_err(|e| {
             e.context(format!(
-                "attaching program {} (section \"{}\")",
-                p.name, p.section
+                "attaching program {} (section \"{shown}\")",
+                p.name
             ))
         })?;
-        log::debug!("attached {} ({})", p.name, p.section);
+        log::debug!("attached {} ({shown})", p.name);
         if btf_type.is_some() {
             self.btf_attaches_left = self.btf_attaches_left.saturating_sub(1);
             if self.btf_attaches_left == 0 {

@@ -76,6 +76,8 @@ pub fn render(o: &Object) -> String {
         }
         if d.is_event_map() {
             extra.push_str("  [events]");
+        } else if d.is_result() {
+            extra.push_str("  [results]");
         }
         let _ = writeln!(
             s,
@@ -86,6 +88,21 @@ pub fn render(o: &Object) -> String {
             kv(d.value_type),
             d.max_entries
         );
+    }
+    if !m.results.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nresults (writable globals, printed with the result maps):"
+        );
+        for g in &m.results {
+            let _ = writeln!(
+                s,
+                "  {:<24} {:<9} {}",
+                g.name,
+                g.section,
+                o.btf.type_name(g.type_id)
+            );
+        }
     }
     let _ = writeln!(s, "\nexport types:");
     for id in o.export_types() {

@@ -13,7 +13,7 @@ use crate::event::poll::wait_readable;
 use crate::event::{Format, Stdout};
 use crate::logger;
 use crate::package::Package;
-use crate::runtime::{Instance, Options, Outcome};
+use crate::runtime::{Instance, MapSize, Options, Outcome};
 use crate::wasm::WasmOptions;
 
 with_source_flags! {
@@ -51,6 +51,25 @@ pub struct RunCmd {
     /// sampling frequency of perf_event programs, per CPU (default 49)
     #[argh(option, arg_name = "HZ")]
     freq: Option<u64>,
+    /// attach program PROG (or every program whose section names PROG) to TARGET instead: a
+    /// kernel function, CATEGORY/NAME of a tracepoint, PATH:FUNC of a uprobe (repeatable)
+    #[argh(option, arg_name = "PROG=TARGET")]
+    attach: Vec<String>,
+    /// fail when a program cannot attach on this kernel (default: skip it with a warning
+    /// when others attached; of alternatives such as fentry/kprobe one attaches)
+    #[argh(switch)]
+    strict: bool,
+    /// size a map: NAME.max_entries=N or NAME.value_size=N (repeatable; maps the object leaves
+    /// open get libbpf-tools' defaults: 10240 entries, 127-frame stacks)
+    #[argh(option, arg_name = "NAME.KEY=N")]
+    map: Vec<String>,
+    /// print the tool's result maps every SECS seconds and clear them (default: once, at exit)
+    #[argh(option, arg_name = "SECS")]
+    interval: Option<String>,
+    /// label of histogram columns (default usecs; msecs or nsecs when a *_ms or *_ns flag of
+    /// the package is set)
+    #[argh(option, arg_name = "UNIT")]
+    hist_unit: Option<String>,
     /// for Wasm apps: environment variable K=V of the guest (repeatable; none by default)
     #[argh(option, arg_name = "K=V")]
     env: Vec<String>,
@@ -134,6 +153,17 @@ impl RunCmd {
                 cgroup: self.cgroup.clone(),
                 freq: self.freq.unwrap_or(crate::bpf::attach::DEFAULT_FREQ),
                 host_root: None,
+                targets: self
+                    .attach
+                    .iter()
+                    .map(|a| {
+                        a.split_once('=')
+                            .filter(|(p, t)| !p.is_empty() && !t.is_empty())
+                            .map(|(p, t)| (p.to_string(), t.to_string()))
+                            .ok_or_else(|| usage(format!("--attach {a}: expected PROG=TARGET")))
+                    })
+                    .collect::<Result<_>>()?,
+                strict: self.strict,
             },
             wasm: WasmOptions {
                 env: self.env.clone(),
@@ -141,6 +171,22 @@ impl RunCmd {
                 max_memory: (self.max_memory as usize) << 20,
             },
             pin_dir: None,
+            map_sizes: self
+                .map
+                .iter()
+                .map(|m| MapSize::parse(m))
+                .collect::<Result<_>>()?,
+            interval: match self.interval.as_deref() {
+                None => None,
+                Some(t) => Some(parse_timeout(t).ok().filter(|d| !d.is_zero()).ok_or_else(
+                    || {
+                        usage(format!(
+                            "--interval {t}: expected a positive number of seconds"
+                        ))
+                    },
+                )?),
+            },
+            hist_unit: self.hist_unit.clone(),
         })
     }
 

@@ -5,7 +5,9 @@
 
 pub mod elf;
 pub mod eunomia;
+pub mod externs;
 pub mod meta;
+pub mod usage;
 
 pub use meta::{MapDef, Meta, Object, Prog, Sample, SampleKind};
 

@@ -128,7 +128,7 @@ mod tests {
             ..WasmOptions::default()
         };
         let config = HostConfig {
-            btf: crate::bpf::KernelBtf::Sys,
+            load: Default::default(),
             attach: Default::default(),
             event_type: None,
         };
@@ -181,7 +181,7 @@ mod tests {
             vec![],
             &WasmOptions::default(),
             HostConfig {
-                btf: crate::bpf::KernelBtf::Sys,
+                load: Default::default(),
                 attach: Default::default(),
                 event_type: None,
             },

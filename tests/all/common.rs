@@ -118,7 +118,13 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
-const BPF_FIXTURES: [&str; 16] = [
+const BPF_FIXTURES: [&str; 22] = [
+    "flexargs",
+    "alternatives",
+    "externs",
+    "records",
+    "maphist",
+    "stacks",
     "sockfilter",
     "cgroupskb",
     "xdppkt",
@@ -209,6 +215,18 @@ pub fn fixtures() -> &'static Fixtures {
         );
         // The same object without BTF, for the error tests.
         bpf("sigsnoop", "nobtf", &[]);
+        // Only programs whose targets no kernel here has, for the nothing-attached error.
+        bpf(
+            "alternatives",
+            "alternatives_missing",
+            &[g.clone(), "-DEDGE_ONLY_MISSING".to_string()],
+        );
+        // A strong extern no kernel has, for the extern error test.
+        bpf(
+            "externs",
+            "externs_strong",
+            &[g.clone(), "-DEDGE_STRONG_MISSING".to_string()],
+        );
         Fixtures { dir }
     })
 }

@@ -5,6 +5,7 @@
 mod attach;
 mod build;
 mod common;
+mod compat;
 mod core_btf;
 mod daemon;
 mod daemon_safety;

@@ -6,9 +6,9 @@ pub mod ndjson;
 pub mod plain;
 mod value;
 
-pub use value::{write_object, write_value, Style};
+pub use value::{write_object, write_object_with, write_plain, write_value, Style};
 
-use super::layout::Layout;
+use super::layout::Layouts;
 use crate::text::{push_hex, push_json_str, push_short};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,39 +17,77 @@ pub enum Format {
     Json,
 }
 
-/// How the records of one event map are written.
-pub enum Records {
+/// Turns stack ids into symbolized frames for the writers (the object's stack trace map and
+/// the kernel's and processes' symbol tables).
+pub trait Frames: Send + Sync {
+    /// The frames of stack `id` (a kernel stack, or a user stack of process `pid`), innermost
+    /// first; an id the map does not hold gives one line saying so.
+    fn frames(&self, id: i64, user: bool, pid: u32) -> Vec<String>;
+}
+
+/// One layout's writer.
+enum Typed {
     Plain(plain::Columns),
     Json(ndjson::Objects),
+}
+
+/// How the records of one event map are written: by the layout each record's size selects
+/// among the candidates (`Layouts::pick`), or as hex when none is known.
+pub struct Records {
+    typed: Vec<Typed>,
+    layouts: Layouts,
     /// No layout is known: the bytes in hex, as `TIME MAP HEX` or `{"map":..,"data":"HEX"}`.
-    Raw {
-        prefix: String,
-        format: Format,
-    },
+    raw_prefix: String,
+    format: Format,
+    /// The last (length, layout) picked: records of one map mostly have one size.
+    last: std::cell::Cell<(usize, usize)>,
+    /// Plain output: which layouts' headers were written (the first one's up front).
+    headers: std::cell::Cell<u64>,
+    frames: Option<std::sync::Arc<dyn Frames>>,
 }
 
 impl Records {
-    pub fn new(layout: Option<Layout>, map: &str, format: Format) -> Records {
-        match (layout, format) {
-            (Some(l), Format::Plain) => Records::Plain(plain::Columns::new(l)),
-            (Some(l), Format::Json) => Records::Json(ndjson::Objects::new(l)),
-            (None, Format::Plain) => Records::Raw {
-                prefix: format!(" {map} "),
-                format,
-            },
-            (None, Format::Json) => {
-                let mut prefix = String::from("{\"map\":");
-                push_json_str(&mut prefix, map);
-                prefix.push_str(",\"data\":\"");
-                Records::Raw { prefix, format }
+    pub fn new(layouts: Layouts, map: &str, format: Format) -> Records {
+        let typed = layouts
+            .all
+            .iter()
+            .map(|l| match format {
+                Format::Plain => Typed::Plain(plain::Columns::new(l.clone())),
+                Format::Json => Typed::Json(ndjson::Objects::new(l.clone())),
+            })
+            .collect();
+        let raw_prefix = match format {
+            Format::Plain => format!(" {map} "),
+            Format::Json => {
+                let mut p = String::from("{\"map\":");
+                push_json_str(&mut p, map);
+                p.push_str(",\"data\":\"");
+                p
             }
+        };
+        let first = layouts.preferred();
+        Records {
+            typed,
+            layouts,
+            raw_prefix,
+            format,
+            last: std::cell::Cell::new((usize::MAX, 0)),
+            headers: std::cell::Cell::new(1 << first.min(63)),
+            frames: None,
         }
     }
 
-    /// The column header of typed plain output, without a newline.
+    /// Shows stack id fields as frames symbolized by `f`.
+    pub fn with_frames(mut self, f: std::sync::Arc<dyn Frames>) -> Records {
+        self.frames = Some(f);
+        self
+    }
+
+    /// The column header of typed plain output (of the preferred candidate), without a
+    /// newline.
     pub fn header(&self) -> Option<String> {
-        match self {
-            Records::Plain(c) => Some(c.header("TIME     ")),
+        match self.typed.get(self.layouts.preferred()) {
+            Some(Typed::Plain(c)) => Some(c.header("TIME     ")),
             _ => None,
         }
     }
@@ -57,21 +95,40 @@ impl Records {
     /// Appends one record as a line. `time` is the TIME column (plain output only).
     #[inline]
     pub fn write(&self, out: &mut String, time: &str, data: &[u8]) {
-        match self {
-            Records::Plain(c) => c.record(out, time, data),
-            Records::Json(o) => o.record(out, data),
-            Records::Raw { prefix, format } => {
-                if *format == Format::Plain {
-                    push_short(out, time);
-                }
-                out.push_str(prefix);
-                push_hex(out, data);
-                out.push_str(if *format == Format::Json {
-                    "\"}\n"
-                } else {
-                    "\n"
-                });
+        if self.typed.is_empty() {
+            if self.format == Format::Plain {
+                push_short(out, time);
             }
+            out.push_str(&self.raw_prefix);
+            push_hex(out, data);
+            out.push_str(if self.format == Format::Json {
+                "\"}\n"
+            } else {
+                "\n"
+            });
+            return;
+        }
+        let i = match self.last.get() {
+            (len, i) if len == data.len() => i,
+            _ => {
+                let i = self.layouts.pick(data.len());
+                self.last.set((data.len(), i));
+                i
+            }
+        };
+        let frames = self.frames.as_deref();
+        match &self.typed[i] {
+            Typed::Plain(c) => {
+                // A record of another struct than the ones shown so far: its header first.
+                let bit = 1u64 << i.min(63);
+                if self.headers.get() & bit == 0 {
+                    self.headers.set(self.headers.get() | bit);
+                    out.push_str(&c.header("TIME     "));
+                    out.push('\n');
+                }
+                c.record(out, time, data, frames)
+            }
+            Typed::Json(o) => o.record(out, data, frames),
         }
     }
 }
@@ -111,13 +168,14 @@ mod tests {
     use super::*;
     use crate::btf::{self, testutil::BtfBuilder, Btf};
     use crate::event::layout::testdata::{event_btf, record};
+    use crate::event::layout::Layout;
 
     #[test]
     fn formats_json_records() {
         let btf = event_btf();
         let f = ndjson::Objects::new(Layout::from_btf(&btf, 8).unwrap());
         let mut out = String::new();
-        f.record(&mut out, &record());
+        f.record(&mut out, &record(), None);
         assert_eq!(out, "{\"pid\":-5,\"comm\":\"bash\",\"ts\":1234567890123,\"ok\":true,\"k\":\"B\",\"v\":[1,-2]}\n");
     }
 
@@ -130,7 +188,7 @@ mod tests {
             "TIME     PID     COMM     TS         OK    K       V"
         );
         let mut out = String::new();
-        f.record(&mut out, "12:00:00", &record());
+        f.record(&mut out, "12:00:00", &record(), None);
         assert_eq!(
             out,
             "12:00:00 -5      bash     1234567890123 true  B       [1,-2]\n"
@@ -165,7 +223,7 @@ mod tests {
         let btf = Btf::parse(&b.build()).unwrap();
         let l = Layout::from_btf(&btf, 3).unwrap();
         let mut out = String::new();
-        ndjson::Objects::new(l).record(&mut out, &[0u8; 64]);
+        ndjson::Objects::new(l).record(&mut out, &[0u8; 64], None);
         assert_eq!(out, "{\"x\":[]}\n");
         let e = Layout::from_btf(&btf, prev).unwrap_err().to_string();
         assert!(
@@ -174,20 +232,39 @@ mod tests {
         );
     }
 
+    /// A record cut inside a member shows the part it holds (a variable-length tail, strings
+    /// split at NULs); members past its end are null.
     #[test]
-    fn short_records_do_not_panic() {
+    fn short_records_show_what_they_hold() {
         let btf = event_btf();
         let f = ndjson::Objects::new(Layout::from_btf(&btf, 8).unwrap());
         let mut out = String::new();
-        f.record(&mut out, &record()[..6]);
-        assert!(out.starts_with("{\"pid\":-5,\"comm\":null"), "{out}");
+        f.record(&mut out, &record()[..6], None);
+        assert_eq!(
+            out,
+            "{\"pid\":-5,\"comm\":\"ba\",\"ts\":null,\"ok\":null,\"k\":null,\"v\":null}\n"
+        );
+        let mut argv = record();
+        argv.truncate(4);
+        argv.extend(b"ls\0-l\0");
+        out.clear();
+        f.record(&mut out, &argv, None);
+        assert!(out.starts_with("{\"pid\":-5,\"comm\":\"ls -l\","), "{out}");
+        let p = plain::Columns::new(Layout::from_btf(&btf, 8).unwrap());
+        out.clear();
+        p.record(&mut out, "12:00:00", &argv, None);
+        assert!(out.starts_with("12:00:00 -5      ls -l    ?"), "{out}");
     }
 
     #[test]
     fn records_without_a_layout_are_hex_in_either_format() {
         let mut out = String::new();
-        Records::new(None, "rb", Format::Json).write(&mut out, "", &[1, 0xfe]);
-        Records::new(None, "rb", Format::Plain).write(&mut out, "12:00:00", &[1, 0xfe]);
+        Records::new(Layouts::default(), "rb", Format::Json).write(&mut out, "", &[1, 0xfe]);
+        Records::new(Layouts::default(), "rb", Format::Plain).write(
+            &mut out,
+            "12:00:00",
+            &[1, 0xfe],
+        );
         assert_eq!(
             out,
             "{\"map\":\"rb\",\"data\":\"01fe\"}\n12:00:00 rb 01fe\n"

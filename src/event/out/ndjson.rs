@@ -1,6 +1,7 @@
 //! NDJSON: one JSON object per record, member names as keys.
 
 use super::value::write_object_keyed;
+use super::Frames;
 use crate::event::layout::Layout;
 use crate::text::push_json_str;
 
@@ -34,17 +35,17 @@ impl Objects {
     }
 
     /// Appends one record as a JSON object, without a newline.
-    pub fn object(&self, out: &mut String, data: &[u8]) {
+    pub fn object(&self, out: &mut String, data: &[u8], frames: Option<&dyn Frames>) {
         if self.layout.fields.is_empty() {
             out.push_str("{}");
         } else {
-            write_object_keyed(out, &self.layout.fields, &self.keys, data);
+            write_object_keyed(out, &self.layout.fields, &self.keys, data, frames);
         }
     }
 
     /// Appends one record as a line.
-    pub fn record(&self, out: &mut String, data: &[u8]) {
-        self.object(out, data);
+    pub fn record(&self, out: &mut String, data: &[u8], frames: Option<&dyn Frames>) {
+        self.object(out, data, frames);
         out.push('\n');
     }
 }
