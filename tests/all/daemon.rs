@@ -848,17 +848,17 @@ fn failing_and_trapping_instances_are_marked_failed_and_the_daemon_stays_up() {
     }
     let dir = scratch("failed");
     let d = Daemon::start(&dir, &[]);
-    // Fails to load: a refused attach. The reply says why; nothing is kept.
+    // Fails to load: a section no loader knows. The reply says why; nothing is kept.
     let (st, b) = d.req(
         "PUT",
         "/v1/instances/bad",
         Some(&format!(
             "{{\"source\":\"{}\"}}",
-            fixtures().obj("badattach")
+            fixtures().obj("badsection")
         )),
     );
     assert_eq!(st, 422, "{b}");
-    assert!(b.contains("attaching program"), "{b}");
+    assert!(b.contains("unknown section name"), "{b}");
     // A guest that traps after it started waiting: failed, with the trap.
     let trap = wat::parse_str(
         r#"(module
@@ -886,7 +886,7 @@ fn failing_and_trapping_instances_are_marked_failed_and_the_daemon_stays_up() {
     let (_, b) = d.req("GET", "/v1/instances/trap", None);
     assert!(b.contains("unreachable"), "{b}");
     assert_eq!(d.req("GET", "/healthz", None).0, 200);
-    assert_no_leaks(&["bad_attach"]);
+    assert_no_leaks(&["odd_prog"]);
 }
 
 #[test]

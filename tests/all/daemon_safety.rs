@@ -452,12 +452,14 @@ fn pins_bodies_failed_starts_and_a_missing_config_are_checked() {
     assert_eq!(st, 400, "{b}");
     assert!(b.contains("unknown field \\\"arg\\\""), "{b}");
     // A start that fails leaves no pin directory behind.
-    let (st, b) = d.req(
-        "PUT",
-        "/v1/instances/bad",
-        Some(&body(&fixtures().obj("badattach"))),
+    let trap = wasm(
+        &dir,
+        "trap.wasm",
+        r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#,
     );
+    let (st, b) = d.req("PUT", "/v1/instances/bad", Some(&body(&trap)));
     assert_eq!(st, 422, "{b}");
+    assert!(b.contains("trapped"), "{b}");
     assert!(!d.pin_root().join("bad").exists());
 }
 
