@@ -9,6 +9,7 @@ mod buffer;
 pub mod externs;
 pub mod kernel_btf;
 pub mod section;
+pub mod stats;
 pub mod sys;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -491,6 +492,14 @@ impl Loaded {
     }
 
     /// The fd of map `name`, while the object holds it.
+    /// The kernel ids of the programs loaded so far, by program name.
+    pub fn program_ids(&self) -> Vec<(String, u32)> {
+        self.ebpf
+            .programs()
+            .filter_map(|(n, p)| p.info().ok().map(|i| (n.to_string(), i.id())))
+            .collect()
+    }
+
     pub fn map_fd(&self, name: &str) -> Option<RawFd> {
         self.ebpf.map(name).map(map_fd)
     }

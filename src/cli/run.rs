@@ -155,6 +155,7 @@ impl RunCmd {
                 iface: self.iface.clone(),
                 cgroup: self.cgroup.clone(),
                 freq: self.freq.unwrap_or(crate::bpf::attach::DEFAULT_FREQ),
+                host_root: None,
                 targets: self
                     .attach
                     .iter()

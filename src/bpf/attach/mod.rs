@@ -38,6 +38,9 @@ pub struct AttachOptions {
     pub cgroup: Option<String>,
     /// Sampling frequency of perf_event programs, per CPU.
     pub freq: u64,
+    /// Absolute uprobe paths are resolved under this directory: the node's root as a
+    /// container sees it (a read-only bind mount of the node's `/`).
+    pub host_root: Option<String>,
     /// `--attach NAME=TARGET`: the target of program NAME (or of every program whose section
     /// names NAME), for sections whose target the tool's user space filled in.
     pub targets: Vec<(String, String)>,
@@ -59,6 +62,7 @@ impl Default for AttachOptions {
             iface: None,
             cgroup: None,
             freq: DEFAULT_FREQ,
+            host_root: None,
             targets: Vec::new(),
             strict: false,
             only: Vec::new(),
