@@ -432,8 +432,7 @@ char LICENSE[] SEC("license") = "GPL";
         "struct ident { int id; char name[16]; };\nstruct event { long a; bool missing; };\n";
     let f = build_source("modern", source, Some(header), &["--export-type", "event"]);
     assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
-    let pkg = scratch("modern").join("package.json");
-    let info = run(&["info", &pkg.to_string_lossy()]);
+    let info = run(&["info", &scratch_path("modern", "package.json")]);
     assert!(info.stdout.contains("struct event"), "{}", info.stdout);
     assert!(!info.stdout.contains("struct ident"), "{}", info.stdout);
 }
