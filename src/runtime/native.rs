@@ -148,6 +148,8 @@ pub(super) fn run(
         unflushed_since: None,
     };
     printer.header();
+    // The header shows as soon as everything is attached, not with the first event.
+    printer.flush();
     if printer.records.is_empty() && printer.samples.is_empty() {
         let note = match (&printer.results, opts.interval) {
             (None, _) => "attached; this package exports no events (Ctrl-C to stop)".to_string(),
