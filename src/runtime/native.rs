@@ -75,7 +75,7 @@ pub(super) fn run(
     let samples = sample::wire(&object, |def| sample_map(&loaded, def))?;
     let mut views = Vec::new();
     for def in &object.meta.maps {
-        let Some(kind) = sample::MapView::kind_of(def) else {
+        let Some(kind) = sample::MapView::kind_for(&object, def) else {
             continue;
         };
         let fd = loaded.map_fd(&def.name);
