@@ -283,6 +283,7 @@ fn info_and_pack_explain_wasm_modules() {
 /// Without privileges the load fails with a hint, and `info` still works (it loads nothing).
 #[test]
 fn unprivileged_user_gets_a_hint() {
+    // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0
         || std::process::Command::new("setpriv")
             .arg("--help")
