@@ -3,8 +3,8 @@
 
 use wasmi::{Caller, Error as Trap, Linker};
 
-use super::{errno_of, filestat, iovecs, put32, put64, Fd, M};
-use super::{EBADF, EFAULT, EINTR, EINVAL, ENOSYS, ESUCCESS};
+use super::{errno_of, filestat, iovecs, put32, put64, written, Fd, M};
+use super::{EBADF, EFAULT, EINTR, EINVAL, ENOSYS, ESPIPE, ESUCCESS};
 use super::{FILETYPE_CHARACTER_DEVICE, FILETYPE_DIRECTORY, FILETYPE_REGULAR_FILE};
 use crate::event::Stream;
 use crate::wasm::host::Host;
@@ -46,7 +46,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Erro
             let Some(Some(Fd::File(_))) = h.wasi.fds.get(fd as usize) else {
                 // stdio is not seekable (libc asks when it sets up buffering).
                 return if h.wasi.raw(fd).is_some() {
-                    70 /* ESPIPE */
+                    ESPIPE
                 } else {
                     EBADF
                 };
@@ -63,11 +63,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Erro
             if r < 0 {
                 return errno_of(&std::io::Error::last_os_error());
             }
-            if put64(m, newoff, r as u64) {
-                ESUCCESS
-            } else {
-                EFAULT
-            }
+            written(put64(m, newoff, r as u64))
         },
     )?;
     linker.func_wrap(
@@ -85,11 +81,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Erro
             st[0] = ft;
             st[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
             st[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
-            if mem::write(m, out, &st) {
-                ESUCCESS
-            } else {
-                EFAULT
-            }
+            written(mem::write(m, out, &st))
         },
     )?;
     linker.func_wrap(
@@ -107,11 +99,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Erro
             };
             let mut st = [0u8; 8];
             st[4..8].copy_from_slice(&(name.len() as u32).to_le_bytes());
-            if mem::write(m, out, &st) {
-                ESUCCESS
-            } else {
-                EFAULT
-            }
+            written(mem::write(m, out, &st))
         },
     )?;
     linker.func_wrap(
@@ -126,11 +114,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Erro
             if (len as usize) < n.len() {
                 return EINVAL;
             }
-            if mem::write(m, path, n) {
-                ESUCCESS
-            } else {
-                EFAULT
-            }
+            written(mem::write(m, path, n))
         },
     )?;
     linker.func_wrap(
@@ -201,11 +185,7 @@ fn fd_read(c: &mut Caller<'_, Host>, fd: i32, iovs: i32, n: i32, nread: i32) -> 
             break;
         }
     }
-    Ok(if put32(m, nread, total as u32) {
-        ESUCCESS
-    } else {
-        EFAULT
-    })
+    Ok(written(put32(m, nread, total as u32)))
 }
 
 /// fd_write: stdout and stderr go to the instance's sink, files to the file.
@@ -256,9 +236,5 @@ fn fd_write(c: &mut Caller<'_, Host>, fd: i32, iovs: i32, n: i32, nwritten: i32)
             }
         }
     }
-    if put32(m, nwritten, total as u32) {
-        ESUCCESS
-    } else {
-        EFAULT
-    }
+    written(put32(m, nwritten, total as u32))
 }
