@@ -3,25 +3,28 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 
 use crate::codec::json::{self, Value};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::client::{Client, ClientOptions, Response};
 use crate::text::push_json_str;
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 /// Drive a running edge-ecli daemon.
 #[argh(subcommand, name = "ctl")]
 pub struct CtlCmd {
     /// the daemon's socket (default /run/edge-ecli.sock)
     #[argh(option, arg_name = "PATH")]
     socket: Option<String>,
+    /// output: table (the default) or json (the daemon's JSON answer, one line)
+    #[argh(option, short = 'o', arg_name = "FORMAT")]
+    output: Option<String>,
     #[argh(subcommand)]
     op: Op,
 }
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand)]
 enum Op {
     List(List),
@@ -34,14 +37,14 @@ enum Op {
     Logs(Logs),
 }
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 /// List the instances: name, state, events, lost, digest, source.
 #[argh(subcommand, name = "list")]
 struct List {}
 
 macro_rules! named {
     ($t:ident, $name:literal, $doc:literal) => {
-        #[derive(FromArgs)]
+        #[derive(FromArgs, ArgsInfo)]
         #[doc = $doc]
         #[argh(subcommand, name = $name)]
         struct $t {
@@ -65,7 +68,7 @@ named!(
 );
 named!(ResumeName, "resume", "Resume a paused instance.");
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 /// Start a new instance NAME running PROG with the package's ARGS.
 #[argh(subcommand, name = "start")]
 struct Start {
@@ -77,7 +80,7 @@ struct Start {
     rest: Vec<String>,
 }
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 /// Reload NAME with PROG and ARGS: the new version is attached before the old one stops; if it
 /// fails, the old one keeps running.
 #[argh(subcommand, name = "reload")]
@@ -90,13 +93,16 @@ struct Reload {
     rest: Vec<String>,
 }
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 /// Print an instance's events (NDJSON); -f keeps following.
 #[argh(subcommand, name = "logs")]
 struct Logs {
     /// keep printing new events until Ctrl-C
     #[argh(switch, short = 'f')]
     follow: bool,
+    /// only the last N lines kept (then new ones, with -f)
+    #[argh(option, arg_name = "N")]
+    tail: Option<u64>,
     /// the instance
     #[argh(positional, arg_name = "NAME")]
     name: String,
@@ -149,6 +155,33 @@ fn field<'a>(v: &'a Value<'a>, k: &str) -> String {
     }
 }
 
+/// `3m ago`: how long before now a Unix time was, as people say it.
+pub fn ago(unix_secs: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let d = now.saturating_sub(unix_secs);
+    let (n, unit) = match d {
+        0..=59 => (d, "s"),
+        60..=3599 => (d / 60, "m"),
+        3600..=86399 => (d / 3600, "h"),
+        _ => (d / 86400, "d"),
+    };
+    format!("{n}{unit} ago")
+}
+
+/// `3m ago (2025-01-02T03:04:05Z)` for a status's `started_at`.
+fn started(v: &Value) -> String {
+    match v.get("started_at").and_then(Value::as_u64) {
+        Some(0) | None => "-".into(),
+        Some(t) => {
+            let at = std::time::UNIX_EPOCH + Duration::from_secs(t);
+            let stamp = crate::event::out::rfc3339_utc(at);
+            format!("{} ({}Z)", ago(t), &stamp[..19])
+        }
+    }
+}
+
 fn print_status(v: &Value) {
     for k in [
         "name",
@@ -158,14 +191,16 @@ fn print_status(v: &Value) {
         "digest",
         "kind",
         "origin",
-        "started_at",
+        "started",
         "events",
         "lost",
         "paused_drops",
         "client_drops",
         "cpu_seconds",
     ] {
-        if v.get(k).is_some() {
+        if k == "started" {
+            println!("{k:<13} {}", started(v));
+        } else if v.get(k).is_some() {
             println!("{k:<13} {}", field(v, k));
         }
     }
@@ -182,6 +217,20 @@ fn print_status(v: &Value) {
 
 impl CtlCmd {
     pub fn main(self) -> Result<i32> {
+        let json = match self.output.as_deref() {
+            None | Some("table") => false,
+            Some("json") => true,
+            Some(o) => return Err(Error::usage(format!("-o {o}: expected table or json"))),
+        };
+        // With -o json, the daemon's answer as it came (one JSON value per line).
+        let show = |text: &str, table: &dyn Fn(&Value)| -> Result<()> {
+            if json {
+                println!("{}", text.trim_end());
+            } else {
+                table(&json::parse(text)?);
+            }
+            Ok(())
+        };
         let socket = std::path::PathBuf::from(
             self.socket
                 .clone()
@@ -225,29 +274,34 @@ impl CtlCmd {
         match self.op {
             Op::List(_) => {
                 let text = answer(req("GET", "/v1/instances".into(), None)?)?;
-                let v = json::parse(&text)?;
-                println!(
-                    "{:<20} {:<9} {:>10} {:>8} {:<19} SOURCE",
-                    "NAME", "STATE", "EVENTS", "LOST", "DIGEST"
-                );
-                for i in v.get("instances").and_then(Value::as_array).unwrap_or(&[]) {
-                    let d = field(i, "digest");
+                show(&text, &|v| {
                     println!(
-                        "{:<20} {:<9} {:>10} {:>8} {:<19} {}",
-                        field(i, "name"),
-                        field(i, "state"),
-                        field(i, "events"),
-                        field(i, "lost"),
-                        d.get(..19).unwrap_or(&d),
-                        field(i, "source")
+                        "{:<20} {:<9} {:<9} {:>10} {:>8} {:<19} SOURCE",
+                        "NAME", "STATE", "STARTED", "EVENTS", "LOST", "DIGEST"
                     );
-                }
+                    for i in v.get("instances").and_then(Value::as_array).unwrap_or(&[]) {
+                        let d = field(i, "digest");
+                        let age = match i.get("started_at").and_then(Value::as_u64) {
+                            Some(0) | None => "-".to_string(),
+                            Some(t) => ago(t),
+                        };
+                        println!(
+                            "{:<20} {:<9} {:<9} {:>10} {:>8} {:<19} {}",
+                            field(i, "name"),
+                            field(i, "state"),
+                            age,
+                            field(i, "events"),
+                            field(i, "lost"),
+                            d.get(..19).unwrap_or(&d),
+                            field(i, "source")
+                        );
+                    }
+                })?;
             }
-            Op::Status(n) => print_status(&json::parse(&answer(req(
-                "GET",
-                path(&n.name, ""),
-                None,
-            )?)?)?),
+            Op::Status(n) => {
+                let text = answer(req("GET", path(&n.name, ""), None)?)?;
+                show(&text, &print_status)?;
+            }
             Op::Start(s) => {
                 let (prog, args) = need_prog(&s.rest)?;
                 let mut body = body_of(&prog, &args);
@@ -257,38 +311,41 @@ impl CtlCmd {
                     n.push(',');
                     n
                 });
-                print_status(&json::parse(&answer(req(
-                    "POST",
-                    "/v1/instances".into(),
-                    Some(body),
-                )?)?)?);
+                let text = answer(req("POST", "/v1/instances".into(), Some(body))?)?;
+                show(&text, &print_status)?;
             }
             Op::Reload(r) => {
                 let (prog, args) = need_prog(&r.rest)?;
                 answer(req("GET", path(&r.name, ""), None)?)?;
                 let text = answer(req("PUT", path(&r.name, ""), Some(body_of(&prog, &args)))?)?;
-                let v = json::parse(&text)?;
-                println!("{}: {}", r.name, field(&v, "applied"));
+                show(&text, &|v| println!("{}: {}", r.name, field(v, "applied")))?;
             }
             Op::Stop(n) => {
-                answer(req("DELETE", path(&n.name, ""), None)?)?;
-                println!("{}: stopped", n.name);
+                let text = answer(req("DELETE", path(&n.name, ""), None)?)?;
+                show(&text, &|_| println!("{}: stopped", n.name))?;
             }
             Op::Pause(n) => {
-                answer(req("POST", path(&n.name, "/pause"), None)?)?;
-                println!("{}: paused", n.name);
+                let text = answer(req("POST", path(&n.name, "/pause"), None)?)?;
+                show(&text, &|_| println!("{}: paused", n.name))?;
             }
             Op::Resume(n) => {
-                answer(req("POST", path(&n.name, "/resume"), None)?)?;
-                println!("{}: running", n.name);
+                let text = answer(req("POST", path(&n.name, "/resume"), None)?)?;
+                show(&text, &|_| println!("{}: running", n.name))?;
             }
             Op::Logs(l) => {
-                let tail = if l.follow {
-                    "/events?follow=1"
+                let mut query = Vec::new();
+                if l.follow {
+                    query.push("follow=1".to_string());
+                }
+                if let Some(n) = l.tail {
+                    query.push(format!("tail={n}"));
+                }
+                let q = if query.is_empty() {
+                    String::new()
                 } else {
-                    "/events"
+                    format!("?{}", query.join("&"))
                 };
-                let r = req("GET", path(&l.name, tail), None)?;
+                let r = req("GET", path(&l.name, &format!("/events{q}")), None)?;
                 if r.status() != 200 {
                     answer(r)?;
                     return Ok(1);

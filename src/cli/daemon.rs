@@ -1,16 +1,17 @@
 //! `edge-ecli daemon`: the long-running manager of named instances (`crate::daemon`).
 
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 
 use super::signals::SignalFd;
 use super::source_flags::with_source_flags;
 use crate::daemon::{self, DaemonOptions};
 use crate::error::Result;
-use crate::event::Format;
+use crate::event::{Format, OutputOptions};
 use crate::runtime::Options;
+use crate::source::FetchOptions;
 
 with_source_flags! {
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 /// Run many packages at once, driven over HTTP on a Unix socket (and optionally TCP): start,
 /// reload (make-before-break), pause, stop, stream events, export metrics. Packages come from
 /// anything `run` takes, checked by the same trust policy.
@@ -34,6 +35,9 @@ pub struct DaemonCmd {
     /// where the daemon keeps what the API started (default /var/lib/edge-ecli)
     #[argh(option, arg_name = "DIR")]
     state_dir: Option<String>,
+    /// event lines get a "timestamp" field: when the record was read, RFC 3339 in UTC
+    #[argh(switch)]
+    timestamp: bool,
 }
 }
 
@@ -56,10 +60,18 @@ impl DaemonCmd {
                 .clone()
                 .unwrap_or_else(|| daemon::DEFAULT_STATE_DIR.into())
                 .into(),
-            fetch: src.fetch_options()?,
+            // A daemon's fetches draw no progress, whatever its stderr is.
+            fetch: FetchOptions {
+                meter: Default::default(),
+                ..src.fetch_options()?
+            },
             policy: src.policy()?,
             options: Options {
                 format: Format::Json,
+                output: OutputOptions {
+                    timestamp: self.timestamp,
+                    ..OutputOptions::default()
+                },
                 ..Options::default()
             },
         };

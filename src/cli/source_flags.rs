@@ -43,6 +43,9 @@ macro_rules! with_source_flags {
             /// give up on a server that sends nothing for SECS seconds (default 30)
             #[argh(option, arg_name = "SECS")]
             pub fetch_timeout: Option<String>,
+            /// no progress on the terminal while fetching
+            #[argh(switch, short = 'q')]
+            pub quiet: bool,
         }
 
         impl $name {
@@ -55,6 +58,7 @@ macro_rules! with_source_flags {
                     insecure_registry: &self.insecure_registry,
                     cache_dir: self.cache_dir.as_deref(),
                     fetch_timeout: self.fetch_timeout.as_deref(),
+                    quiet: self.quiet,
                 }
             }
         }
@@ -71,6 +75,7 @@ pub struct SourceFlags<'a> {
     pub insecure_registry: &'a [String],
     pub cache_dir: Option<&'a str>,
     pub fetch_timeout: Option<&'a str>,
+    pub quiet: bool,
 }
 
 impl SourceFlags<'_> {
@@ -105,6 +110,7 @@ impl SourceFlags<'_> {
             http,
             insecure: self.insecure_registry.to_vec(),
             cache_dir: self.cache_dir.map(str::to_string),
+            meter: super::progress::meter("fetching", self.quiet),
         })
     }
 

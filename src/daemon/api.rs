@@ -3,7 +3,7 @@
 //! GET /healthz · GET /metrics · GET /v1/instances · POST /v1/instances {name, source, args?,
 //! digest?} · GET|PUT|DELETE /v1/instances/{name} (PUT {source, args?, digest?}: create, or
 //! reload when the digest or arguments changed) · POST /v1/instances/{name}/pause|resume ·
-//! GET /v1/instances/{name}/events[?follow=1] (NDJSON).
+//! GET /v1/instances/{name}/events[?follow=1][&tail=N] (NDJSON).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -176,13 +176,18 @@ fn one(status: u16, s: &Status) -> Response {
     Response::json(status, o)
 }
 
-fn events(table: &Arc<Table>, name: &str, follow: bool) -> Response {
+/// The event lines of `name`: the last `tail` kept (all without it), then, when following,
+/// new ones as they come.
+fn events(table: &Arc<Table>, name: &str, follow: bool, tail: Option<u64>) -> Response {
     let log = match table.log(name) {
         Ok(l) => l,
         Err(e) => return failed(&e),
     };
     Response::Stream(Box::new(move |w| {
-        let mut at = log.start();
+        let mut at = match tail {
+            Some(n) => log.start().max(log.end().saturating_sub(n)),
+            None => log.start(),
+        };
         loop {
             let b = log.read(
                 at,
@@ -314,7 +319,17 @@ pub fn handle(
         }
         ("GET", ["v1", "instances", name, "events"]) => {
             let follow = matches!(req.query("follow"), Some("1" | "true" | ""));
-            events(table, name, follow)
+            let tail = match req.query("tail").map(str::parse::<u64>) {
+                None => None,
+                Some(Ok(n)) => Some(n),
+                Some(Err(_)) => {
+                    return Response::json(
+                        400,
+                        "{\"error\":\"tail: expected a number of lines\"}\n".into(),
+                    )
+                }
+            };
+            events(table, name, follow, tail)
         }
         (_, ["healthz"] | ["metrics"] | ["v1", "instances", ..]) => {
             Response::error(405, &format!("{m} is not allowed on {}", req.path))

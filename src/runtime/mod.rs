@@ -35,6 +35,8 @@ use crate::package::Package;
 pub struct Options {
     /// Plain columns or NDJSON (JSON packages and raw objects; Wasm guests print themselves).
     pub format: Format,
+    /// Which fields, and whether NDJSON lines carry a timestamp.
+    pub output: crate::event::OutputOptions,
     /// Stop by itself after this long.
     pub timeout: Option<Duration>,
     /// Where the kernel's BTF comes from.
@@ -47,18 +49,22 @@ pub struct Options {
     pub wasm: WasmOptions,
     /// Where maps pinned by name live (default /sys/fs/bpf, as libbpf).
     pub pin_dir: Option<std::path::PathBuf>,
+    /// How the user ran the package, for its help and the hints of a bad argument.
+    pub invocation: crate::args::Invocation,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             format: Format::Plain,
+            output: Default::default(),
             timeout: None,
             btf: KernelBtf::Sys,
             event_type: None,
             attach: AttachOptions::default(),
             wasm: WasmOptions::default(),
             pin_dir: None,
+            invocation: Default::default(),
         }
     }
 }

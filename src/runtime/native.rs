@@ -9,7 +9,7 @@ use super::{Options, Outcome};
 use crate::bpf::sys::{KernelMap, MapOps};
 use crate::bpf::{self, Loaded};
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::out::{local_hms, Clock, Records};
+use crate::event::out::{rfc3339_utc, Clock, Records};
 use crate::event::pipeline::{self, Pipeline};
 use crate::event::sample::{self, SampleMap};
 use crate::event::{Control, Format, Sink, Stream};
@@ -35,7 +35,7 @@ pub(super) fn run(
     control: Arc<Control>,
 ) -> Result<Outcome> {
     let t0 = Instant::now();
-    let parsed = args::parse(&object.meta, &object.btf, &object.meta.obj_name, &args)?;
+    let parsed = args::parse(&object.meta, &object.btf, &opts.invocation, &args)?;
     if let Some(h) = parsed.help {
         return Ok(Outcome::Help(h));
     }
@@ -98,10 +98,11 @@ pub(super) fn run(
         records: wired
             .maps
             .into_iter()
-            .map(|(name, layout)| Records::new(layout, &name, opts.format))
-            .collect(),
+            .map(|(name, layout)| Records::new(layout, &name, opts.format, &opts.output))
+            .collect::<Result<_>>()?,
         samples,
         format: opts.format,
+        timestamp: opts.output.timestamp,
         out: String::with_capacity(BATCH + 4096),
         sink,
         clock: Clock::default(),
@@ -151,6 +152,8 @@ struct Printer {
     records: Vec<Records>,
     samples: Vec<SampleMap>,
     format: Format,
+    /// NDJSON lines carry the time they were read.
+    timestamp: bool,
     out: String,
     sink: Box<dyn Sink>,
     clock: Clock,
@@ -161,6 +164,15 @@ struct Printer {
 }
 
 impl Printer {
+    /// The time of the records read now: TIME of plain columns, or NDJSON's timestamp.
+    fn time(&mut self) -> String {
+        match self.format {
+            Format::Json if self.timestamp => rfc3339_utc(std::time::SystemTime::now()),
+            Format::Json => String::new(),
+            Format::Plain => self.clock.hms().to_string(),
+        }
+    }
+
     fn header(&mut self) {
         if self.format == Format::Plain {
             if let Some(h) = self.records.iter().find_map(Records::header) {
@@ -199,10 +211,7 @@ impl Printer {
             if let Some(due) = flush_due {
                 wait = wait.min(due.saturating_duration_since(now));
             }
-            let time = match self.format {
-                Format::Json => String::new(),
-                Format::Plain => self.clock.hms().to_string(),
-            };
+            let time = self.time();
             let Printer { records, out, .. } = self;
             let polled = pipeline.poll(wait, |m, data| {
                 records[m].write(out, &time, data);
@@ -238,10 +247,7 @@ impl Printer {
 
     /// Drains what is already buffered so a stop loses nothing that reached us.
     fn finish(&mut self, mut pipeline: Pipeline) -> Result<()> {
-        let time = match self.format {
-            Format::Json => String::new(),
-            Format::Plain => local_hms(),
-        };
+        let time = self.time();
         loop {
             let Printer { records, out, .. } = self;
             let polled = pipeline.drain_all(|m, data| {

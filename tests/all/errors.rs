@@ -5,10 +5,19 @@
 use crate::common::*;
 
 fn expect_error(args: &[&str], want: &[&str]) {
+    expect_exit(1, args, want)
+}
+
+/// A bad command line (of edge-ecli or of the package): exit 2, one line.
+fn expect_usage(args: &[&str], want: &[&str]) {
+    expect_exit(2, args, want)
+}
+
+fn expect_exit(code: i32, args: &[&str], want: &[&str]) {
     let f = run(args);
     assert_eq!(
         f.status.code(),
-        Some(1),
+        Some(code),
         "{args:?} exit {:?}\nstderr: {}",
         f.status,
         f.stderr
@@ -155,11 +164,11 @@ fn missing_kernel_btf_file() {
 #[test]
 fn flag_value_out_of_range() {
     let p = example("sigsnoop.bpf.o");
-    expect_error(
+    expect_usage(
         &["run", &p, "--target_signal", "99999999999"],
         &["--target_signal", "does not fit int"],
     );
-    expect_error(
+    expect_usage(
         &["run", &p, "--filtered_pid", "abc"],
         &["--filtered_pid", "not an integer"],
     );
@@ -171,7 +180,7 @@ fn string_too_long_for_char_array() {
         return;
     }
     let p = fixtures().obj("opensnoop");
-    expect_error(
+    expect_usage(
         &["run", &p, "--target_comm", "a-command-name-longer-than-16"],
         &["--target_comm", "too long for char[16]", "at most 15"],
     );
@@ -180,7 +189,7 @@ fn string_too_long_for_char_array() {
 #[test]
 fn unknown_flag() {
     let p = example("package.json");
-    expect_error(
+    expect_usage(
         &["run", &p, "--no-such-flag"],
         &["unknown argument \"--no-such-flag\"", "--help"],
     );
@@ -207,7 +216,8 @@ fn package_help_lists_its_flags() {
     let f = run(&[&p, "-h"]);
     assert!(f.status.success(), "{}", f.stderr);
     assert!(
-        f.stdout.starts_with("Usage: sigsnoop [OPTIONS]"),
+        f.stdout
+            .starts_with(&format!("Usage: edge-ecli run {p} [OPTIONS]")),
         "{}",
         f.stdout
     );
@@ -276,8 +286,13 @@ fn pack_round_trips_metadata() {
 #[test]
 fn info_and_pack_explain_wasm_modules() {
     let p = tmp("app.wasm", b"\0asm\x01\0\0\0");
-    expect_error(&["info", &p], &[&p, "Wasm app", "edge-ecli run"]);
-    expect_error(&["pack", &p], &[&p, "pack takes a BPF object"]);
+    let f = run(&["info", &p]);
+    assert!(f.status.success(), "{}", f.stderr);
+    assert!(f.stdout.contains("Wasm module"), "{}", f.stdout);
+    assert!(f.stdout.contains("entry: none"), "{}", f.stdout);
+    expect_usage(&["pack", &p], &[&p, "pack takes a BPF object"]);
+    let bad = tmp("bad.wasm", b"\0asm\x01\0\0\0\x0b\x05");
+    expect_error(&["info", &bad], &[&bad, "invalid Wasm module"]);
 }
 
 /// Without privileges the load fails with a hint, and `info` still works (it loads nothing).
@@ -361,7 +376,12 @@ fn mutated_objects_and_packages_never_panic() {
             if let Ok(o) = edge_ecli::package::load(m.clone(), "fuzz") {
                 let _ = edge_ecli::cli::render_info(&o);
                 let _ = edge_ecli::package::eunomia::pack(&o);
-                let _ = edge_ecli::args::parse(&o.meta, &o.btf, "fuzz", &["--help".to_string()]);
+                let _ = edge_ecli::args::parse(
+                    &o.meta,
+                    &o.btf,
+                    &Default::default(),
+                    &["--help".to_string()],
+                );
             }
         });
         assert!(r.is_ok(), "round {round}: a mutated input panicked");
@@ -371,19 +391,19 @@ fn mutated_objects_and_packages_never_panic() {
 #[test]
 fn bad_values_of_edge_ecli_options() {
     let p = example("sigsnoop.bpf.o");
-    expect_error(
+    expect_usage(
         &["run", "--timeout", "soon", &p],
         &["--timeout soon", "seconds"],
     );
-    expect_error(
+    expect_usage(
         &["run", "--max-memory", "0", &p],
         &["--max-memory 0", "MiB"],
     );
-    expect_error(
+    expect_usage(
         &["run", "--env", "NOEQUALS", &p],
         &["--env NOEQUALS", "K=V"],
     );
-    expect_error(
+    expect_usage(
         &["run", "--event-type", "no_such_struct", &p],
         &["--event-type no_such_struct", "no struct"],
     );
@@ -393,14 +413,15 @@ fn bad_values_of_edge_ecli_options() {
 /// standard input).
 #[test]
 fn a_package_argument_dash_is_not_rewritten() {
-    expect_error(
+    expect_usage(
         &["run", &example("package.json"), "--filtered_pid", "-"],
         &["--filtered_pid", "\"-\" is not an integer"],
     );
 }
 
 /// Files a user names are read with a limit: a key, a policy or a CA file that is huge (or a
-/// device that never ends) is one clear error, not all of memory.
+/// device that never ends) is one clear error, not all of memory. A flag whose file cannot
+/// be used is a bad command line (exit 2).
 #[test]
 fn files_named_on_the_command_line_are_read_with_a_limit() {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("limits");
@@ -409,15 +430,15 @@ fn files_named_on_the_command_line_are_read_with_a_limit() {
     std::fs::write(&big, vec![b'R'; 2 << 20]).unwrap();
     let big = big.to_string_lossy().into_owned();
     let p = example("sigsnoop.bpf.o");
-    expect_error(
+    expect_usage(
         &["info", "--verify-key", &big, &p],
         &["--verify-key", "big.pub", "larger than 65536 bytes"],
     );
-    expect_error(
+    expect_usage(
         &["info", "--verify-key", "/dev/zero", &p],
         &["--verify-key /dev/zero", "larger than 65536 bytes"],
     );
-    expect_error(
+    expect_usage(
         &["info", "--policy", "/dev/zero", &p],
         &["policy /dev/zero", "larger than 1048576 bytes"],
     );

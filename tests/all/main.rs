@@ -4,6 +4,7 @@
 
 mod attach;
 mod build;
+mod cli;
 mod common;
 mod core_btf;
 mod daemon;

@@ -4,6 +4,15 @@ use super::value::write_object_keyed;
 use crate::event::layout::Layout;
 use crate::text::push_json_str;
 
+/// Appends `"timestamp":"TIME",` (nothing if `time` is empty): the first key of a line.
+pub fn push_timestamp(out: &mut String, time: &str) {
+    if !time.is_empty() {
+        out.push_str("\"timestamp\":");
+        push_json_str(out, time);
+        out.push(',');
+    }
+}
+
 /// Formats records of one layout as JSON objects; each key is written once, up front.
 pub struct Objects {
     pub layout: Layout,
@@ -45,6 +54,26 @@ impl Objects {
     /// Appends one record as a line.
     pub fn record(&self, out: &mut String, data: &[u8]) {
         self.object(out, data);
+        out.push('\n');
+    }
+
+    /// Appends one record as a line, with a leading `"timestamp"` unless `time` is empty.
+    #[inline]
+    pub fn record_at(&self, out: &mut String, time: &str, data: &[u8]) {
+        if time.is_empty() {
+            return self.record(out, data);
+        }
+        out.push('{');
+        push_timestamp(out, time);
+        if self.layout.fields.is_empty() {
+            out.pop(); // the comma
+            out.push('}');
+        } else {
+            // The object without its opening brace follows the timestamp.
+            let start = out.len();
+            self.object(out, data);
+            out.remove(start);
+        }
         out.push('\n');
     }
 }
