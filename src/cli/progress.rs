@@ -1,6 +1,7 @@
 //! Progress on the terminal: bytes and rate of a transfer, the step a build is at. One line on
 //! stderr, redrawn at most ten times a second; nothing at all when stderr is not a terminal
-//! (a pipe, a file, a CI log) or with `--quiet`. A transfer that ends quickly draws nothing.
+//! (a pipe, a file, a CI log) or with `--quiet`. A small transfer that ends quickly draws
+//! nothing.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -8,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use crate::progress::{Meter, Progress};
 
-/// A transfer draws nothing until it has taken this long.
+/// A transfer draws nothing until it has taken this long, unless it is this big.
 const QUIET_FOR: Duration = Duration::from_millis(300);
+const BIG: u64 = 4 << 20;
 const REDRAW: Duration = Duration::from_millis(100);
 
 struct Current {
@@ -83,7 +85,7 @@ impl Progress for Terminal {
         let Some(c) = cur.as_mut() else { return };
         c.done = done;
         let due = match c.last_draw {
-            None => now.duration_since(c.start) >= QUIET_FOR,
+            None => now.duration_since(c.start) >= QUIET_FOR || total.is_some_and(|t| t >= BIG),
             Some(t) => now.duration_since(t) >= REDRAW,
         };
         if !due {

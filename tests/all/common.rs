@@ -576,6 +576,7 @@ pub fn guests() -> &'static Guests {
             ],
         );
         cc("tests/guests/wasi_probe.c", "wasi_probe.wasm", &[]);
+        cc("tests/guests/print_sleep.c", "print_sleep.wasm", &[]);
         let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("guests");
         run_ok(
             Command::new(env!("CARGO"))

@@ -20,7 +20,7 @@ fn tools() -> String {
 }
 
 /// Skips (or fails under CI) unless the service binaries are installed.
-fn services(test: &str) -> bool {
+pub(crate) fn services(test: &str) -> bool {
     let missing = [
         "docker-registry",
         "skopeo",
@@ -49,7 +49,7 @@ fn services(test: &str) -> bool {
 }
 
 /// A scratch directory for one test, emptied first.
-fn scratch(test: &str) -> PathBuf {
+pub(crate) fn scratch(test: &str) -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("dist")
         .join(test);
@@ -58,11 +58,11 @@ fn scratch(test: &str) -> PathBuf {
     d
 }
 
-fn s(p: &Path) -> String {
+pub(crate) fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -71,10 +71,10 @@ fn free_port() -> u16 {
 }
 
 /// A background service, killed when dropped.
-struct Service(Child);
+pub(crate) struct Service(Child);
 
 impl Service {
-    fn start(cmd: &mut Command, addr: &str) -> Service {
+    pub(crate) fn start(cmd: &mut Command, addr: &str) -> Service {
         let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -99,14 +99,14 @@ impl Drop for Service {
     }
 }
 
-enum Auth<'a> {
+pub(crate) enum Auth<'a> {
     None,
     Htpasswd(&'a Path),
     Token { realm: String, cert: &'a Path },
 }
 
 /// docker-registry on 127.0.0.1 (or `host`), storing under `dir`.
-fn registry(dir: &Path, host: &str, auth: Auth) -> (Service, String) {
+pub(crate) fn registry(dir: &Path, host: &str, auth: Auth) -> (Service, String) {
     let port = free_port();
     let addr = format!("{host}:{port}");
     let auth = match auth {
@@ -146,7 +146,7 @@ fn py(args: &[&str]) {
     );
 }
 
-fn ok(f: &Finished, what: &str) {
+pub(crate) fn ok(f: &Finished, what: &str) {
     assert!(
         f.status.success(),
         "{what}: exit {:?}\nstdout: {}\nstderr: {}",
@@ -157,7 +157,7 @@ fn ok(f: &Finished, what: &str) {
 }
 
 /// One line on stderr, exit 1, with every `want` in it.
-fn refused(f: &Finished, want: &[&str]) {
+pub(crate) fn refused(f: &Finished, want: &[&str]) {
     assert_eq!(
         f.status.code(),
         Some(1),

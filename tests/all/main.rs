@@ -13,6 +13,8 @@ mod distribution;
 mod errors;
 mod examples;
 mod kernel;
+mod login;
+mod output;
 mod runtime;
 mod soak;
 mod wasm;
