@@ -324,6 +324,7 @@ mod tests {
         b.add("pid_t", btf::KIND_TYPEDEF, 0, false, 1, &[]); // 8
         let btf = Btf::parse(&b.build()).unwrap();
         let g = |name: &str, type_id, size, short: Option<char>, default: Option<&str>| Global {
+            offset: 0,
             section: ".rodata".into(),
             name: name.into(),
             long: name.into(),
@@ -350,6 +351,7 @@ mod tests {
                 g("op", 7, 4, None, None),
                 g("on", 3, 1, None, Some("true")),
             ],
+            results: vec![],
             export_types: vec![],
             tunables: Tunables::default(),
         };
@@ -487,6 +489,7 @@ mod tests {
         let g = |name: &str, ty: u32, size: u64| Global {
             section: ".rodata".into(),
             name: name.into(),
+            offset: 0,
             long: name.into(),
             type_id: ty,
             size,

@@ -8,8 +8,9 @@ use crate::btf::core::{self, Needs};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Where the kernel's BTF comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum KernelBtf {
+    #[default]
     Sys,
     File(String),
 }

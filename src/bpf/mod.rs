@@ -24,6 +24,7 @@ pub use section::Section;
 use crate::btf::core::Needs;
 use crate::error::{Error, ErrorKind, Result};
 use crate::package::elf::Elf;
+use crate::package::meta::{check_map_sizes, MapSize};
 use crate::package::{Object, Prog};
 
 /// Formats an error with its whole source chain (aya puts the verifier log and errno there).
@@ -71,19 +72,22 @@ pub struct Loaded {
     pub attach_time: Duration,
 }
 
-/// Loads the object's maps and globals into the kernel (programs are loaded at attach).
-pub fn load(object: &Object, globals: &[(String, Vec<u8>)], btf_src: KernelBtf) -> Result<Loaded> {
-    load_pinned(object, globals, btf_src, None)
+/// How an object is loaded, besides its globals.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Where the kernel's BTF comes from.
+    pub btf: KernelBtf,
+    /// Where maps pinned by name (`__uint(pinning, LIBBPF_PIN_BY_NAME)`) live instead of
+    /// /sys/fs/bpf: a second load with the same directory shares them.
+    pub pin_dir: Option<std::path::PathBuf>,
+    /// Map sizes the user sets (`--map NAME.max_entries=N`).
+    pub map_sizes: Vec<MapSize>,
 }
 
-/// `load`, with maps pinned by name (`__uint(pinning, LIBBPF_PIN_BY_NAME)`) kept in
-/// `pin_dir` instead of /sys/fs/bpf: a second load with the same directory shares them.
-pub fn load_pinned(
-    object: &Object,
-    globals: &[(String, Vec<u8>)],
-    btf_src: KernelBtf,
-    pin_dir: Option<&std::path::Path>,
-) -> Result<Loaded> {
+/// Loads the object's maps and globals into the kernel (programs are loaded at attach).
+pub fn load(object: &Object, globals: &[(String, Vec<u8>)], opts: &LoadOptions) -> Result<Loaded> {
+    check_map_sizes(&object.meta.maps, &opts.map_sizes)?;
+    let btf_src = opts.btf.clone();
     // Every section is parsed once; kinds aya does not parse are renamed before it sees them.
     let mut sections = Vec::new();
     let mut renames = Vec::new();
@@ -113,8 +117,20 @@ pub fn load_pinned(
     }
     let mut kbtf = kernel_btf::kernel_btf(&btf_src, &needs)?;
     let mut loader = EbpfLoader::with_btf(kbtf.as_ref());
-    if let Some(d) = pin_dir {
+    if let Some(d) = &opts.pin_dir {
         loader.default_map_pin_directory(d);
+    }
+    // What the object leaves to user space, as libbpf-tools' mains size it.
+    for def in &object.meta.maps {
+        let (max, value) = def.sizes(&opts.map_sizes);
+        if let Some(n) = max {
+            log::debug!("map {}: max_entries {n}", def.name);
+            loader.map_max_entries(&def.name, n);
+        }
+        if let Some(n) = value {
+            log::debug!("map {}: value_size {n}", def.name);
+            loader.map_value_size(&def.name, n);
+        }
     }
     for (name, value) in globals {
         loader.override_global(name.as_str(), value.as_slice(), true);

@@ -196,6 +196,8 @@ fn render_object(o: &Object, with_flags: bool) -> String {
         }
         if d.is_event_map() {
             extra.push_str("  [events]");
+        } else if d.is_result() {
+            extra.push_str("  [results]");
         }
         let _ = writeln!(
             s,
@@ -206,6 +208,21 @@ fn render_object(o: &Object, with_flags: bool) -> String {
             kv(d.value_type),
             d.max_entries
         );
+    }
+    if !m.results.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nresults (writable globals, printed with the result maps):"
+        );
+        for g in &m.results {
+            let _ = writeln!(
+                s,
+                "  {:<24} {:<9} {}",
+                g.name,
+                g.section,
+                o.btf.type_name(g.type_id)
+            );
+        }
     }
     let _ = writeln!(s, "\nexport types:");
     for id in o.export_types() {

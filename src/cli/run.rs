@@ -15,7 +15,7 @@ use crate::event::OutputOptions;
 use crate::event::{Format, Stdout};
 use crate::logger;
 use crate::package::Package;
-use crate::runtime::{Instance, Options, Outcome};
+use crate::runtime::{Instance, MapSize, Options, Outcome};
 use crate::wasm::WasmOptions;
 
 with_source_flags! {
@@ -60,6 +60,17 @@ pub struct RunCmd {
     /// sampling frequency of perf_event programs, per CPU (default 49)
     #[argh(option, arg_name = "HZ")]
     freq: Option<u64>,
+    /// size a map: NAME.max_entries=N or NAME.value_size=N (repeatable; maps the object leaves
+    /// open get libbpf-tools' defaults: 10240 entries, 127-frame stacks)
+    #[argh(option, arg_name = "NAME.KEY=N")]
+    map: Vec<String>,
+    /// print the tool's result maps every SECS seconds and clear them (default: once, at exit)
+    #[argh(option, arg_name = "SECS")]
+    interval: Option<String>,
+    /// label of histogram columns (default usecs; msecs or nsecs when a *_ms or *_ns flag of
+    /// the package is set)
+    #[argh(option, arg_name = "UNIT")]
+    hist_unit: Option<String>,
     /// for Wasm apps: environment variable K=V of the guest (repeatable; none by default)
     #[argh(option, arg_name = "K=V")]
     env: Vec<String>,
@@ -210,6 +221,22 @@ impl RunCmd {
             },
             pin_dir: None,
             invocation: Default::default(),
+            map_sizes: self
+                .map
+                .iter()
+                .map(|m| MapSize::parse(m))
+                .collect::<Result<_>>()?,
+            interval: match self.interval.as_deref() {
+                None => None,
+                Some(t) => Some(parse_timeout(t).ok().filter(|d| !d.is_zero()).ok_or_else(
+                    || {
+                        usage(format!(
+                            "--interval {t}: expected a positive number of seconds"
+                        ))
+                    },
+                )?),
+            },
+            hist_unit: self.hist_unit.clone(),
         })
     }
 

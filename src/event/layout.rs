@@ -37,6 +37,23 @@ pub enum Kind {
     },
 }
 
+/// How a field is shown besides its kind: what libbpf-tools' C user space did by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Render {
+    #[default]
+    Value,
+    /// An IPv4 or IPv6 address (`saddr`, `daddr_v6`...): the family comes from a field of the
+    /// record named like `af`/`family` (AF_INET 2, AF_INET6 10) at (offset, size), else from
+    /// the field's own size (4 or 16 bytes).
+    Ip { family: Option<(usize, usize)> },
+    /// The id of a stack in the object's stack trace map (`kern_stack_id`, `user_stack_id`):
+    /// shown as symbolized frames; user stacks of the process whose pid is at (offset, size).
+    Stack {
+        user: bool,
+        pid: Option<(usize, usize)>,
+    },
+}
+
 #[derive(Debug, Clone)]
 pub struct Field {
     pub name: String,
@@ -47,6 +64,7 @@ pub struct Field {
     pub bit_shift: u32,
     pub bit_size: u32,
     pub kind: Kind,
+    pub render: Render,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +72,8 @@ pub struct Layout {
     pub name: String,
     pub size: usize,
     pub fields: Vec<Field>,
+    /// Not a struct: one field, named after its type, that is the whole value.
+    pub scalar: bool,
 }
 
 const MAX_NEST: usize = 8;
@@ -112,7 +132,9 @@ fn kind_of(btf: &Btf, id: u32, depth: usize, budget: &mut usize) -> Result<Kind>
 
 fn fields_of(btf: &Btf, id: u32, depth: usize, budget: &mut usize) -> Result<Vec<Field>> {
     let TypeData::Members(members) = &btf.get(id)?.data else {
-        return Err(Error::invalid(format!("BTF type {id} is not a struct")));
+        return Err(Error::invalid(format!(
+            "BTF type {id} is not a struct or union"
+        )));
     };
     *budget = budget.checked_sub(members.len()).ok_or_else(|| {
         Error::invalid(format!(
@@ -121,6 +143,22 @@ fn fields_of(btf: &Btf, id: u32, depth: usize, budget: &mut usize) -> Result<Vec
     })?;
     let mut out = Vec::with_capacity(members.len());
     for (i, m) in members.iter().enumerate() {
+        // An unnamed struct or union inside a record: its members are the record's own (as C
+        // reads them), each at its offset; a union's members all show, side by side.
+        if m.name.is_empty() && m.bit_size == 0 {
+            let rid = btf.resolve(m.type_id)?;
+            let t = btf.get(rid)?;
+            if matches!(t.kind, btf::KIND_STRUCT | btf::KIND_UNION) {
+                if depth > MAX_NEST {
+                    return Err(Error::invalid("event type nests too deeply"));
+                }
+                for mut f in fields_of(btf, rid, depth + 1, budget)? {
+                    f.offset += (m.bit_offset / 8) as usize;
+                    out.push(f);
+                }
+                continue;
+            }
+        }
         let kind = kind_of(btf, m.type_id, depth, budget)?;
         if m.bit_size > 64 {
             return Err(Error::invalid(format!(
@@ -150,6 +188,7 @@ fn fields_of(btf: &Btf, id: u32, depth: usize, budget: &mut usize) -> Result<Vec
             bit_shift,
             bit_size: m.bit_size as u32,
             kind,
+            render: Render::Value,
         });
     }
     Ok(out)
@@ -159,24 +198,159 @@ impl Layout {
     pub fn from_btf(btf: &Btf, id: u32) -> Result<Layout> {
         let rid = btf.resolve(id)?;
         let t = btf.get(rid)?;
+        let mut scalar = false;
         let fields = match kind_of(btf, rid, 0, &mut MAX_FIELDS.clone())? {
             Kind::Struct(f) => f,
             // A non-struct value (e.g. a u32 key): one field named after its type as written.
-            k => vec![Field {
-                name: btf.plain_type_name(id),
-                offset: 0,
-                size: kind_size(&k),
-                bit_shift: 0,
-                bit_size: 0,
-                kind: k,
-            }],
+            k => {
+                scalar = true;
+                vec![Field {
+                    name: btf.plain_type_name(id),
+                    offset: 0,
+                    size: kind_size(&k),
+                    bit_shift: 0,
+                    bit_size: 0,
+                    kind: k,
+                    render: Render::Value,
+                }]
+            }
         };
-        Ok(Layout {
+        let mut l = Layout {
             name: t.name.clone(),
             size: btf.size_of(rid)? as usize,
             fields,
-        })
+            scalar,
+        };
+        l.mark_addresses();
+        Ok(l)
     }
+
+    /// The bytes a record of this layout has before a variable-length tail: the offset of
+    /// its last member when that is an array (execsnoop submits `offsetof(args) +
+    /// args_size`), else its whole size.
+    pub fn fixed_size(&self) -> usize {
+        match self.fields.last() {
+            Some(f) if matches!(f.kind, Kind::Char { .. } | Kind::Array { .. }) => f.offset,
+            _ => self.size,
+        }
+    }
+
+    /// An int field named like an address family, at (offset, size).
+    fn family_field(&self) -> Option<(usize, usize)> {
+        const NAMES: [&str; 6] = [
+            "af",
+            "family",
+            "sa_family",
+            "ss_family",
+            "skc_family",
+            "ip_family",
+        ];
+        self.fields
+            .iter()
+            .find(|f| NAMES.contains(&f.name.as_str()) && matches!(f.kind, Kind::Int { .. }))
+            .map(|f| (f.offset, f.size))
+    }
+
+    /// Fields named like addresses (`saddr`, `daddr_v6`, `addr`...) that hold 4 or 16 bytes
+    /// are shown as IP addresses.
+    fn mark_addresses(&mut self) {
+        let family = self.family_field();
+        for f in &mut self.fields {
+            let n = f.name.to_ascii_lowercase();
+            let named = n.ends_with("addr")
+                || n.contains("addr_")
+                || n.ends_with("addr4")
+                || n.ends_with("addr6");
+            let fits = matches!(f.size, 4 | 16)
+                && f.bit_size == 0
+                && match &f.kind {
+                    Kind::Int { .. } | Kind::Char { .. } => true,
+                    Kind::Array { elem, .. } => matches!(**elem, Kind::Int { .. }),
+                    _ => false,
+                };
+            if named && fits {
+                f.render = Render::Ip { family };
+            }
+        }
+    }
+
+    /// Marks stack id fields (an int named like `kern_stack_id`, `user_stack_id`, `stackid`)
+    /// of an object that has a stack trace map. User stacks belong to the process in a `tgid`
+    /// or `pid` field.
+    pub fn mark_stacks(&mut self) {
+        let pid = ["tgid", "pid"].iter().find_map(|want| {
+            self.fields
+                .iter()
+                .find(|f| f.name == *want && matches!(f.kind, Kind::Int { size: 4 | 8, .. }))
+                .map(|f| (f.offset, f.size))
+        });
+        for f in &mut self.fields {
+            let n = f.name.to_ascii_lowercase();
+            if n.contains("stack")
+                && matches!(f.kind, Kind::Int { size: 4 | 8, .. })
+                && f.bit_size == 0
+            {
+                let user = n.contains("user") || n.starts_with('u');
+                f.render = Render::Stack { user, pid };
+            }
+        }
+    }
+}
+
+/// The layouts a map's records may have, and which one a record of a given length has.
+#[derive(Debug, Clone, Default)]
+pub struct Layouts {
+    pub all: Vec<Layout>,
+}
+
+impl Layouts {
+    pub fn one(l: Layout) -> Layouts {
+        Layouts { all: vec![l] }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+
+    /// The layout of a record of `len` bytes: one of exactly that size (a perf record is
+    /// padded by up to 7 bytes), else one with a variable-length tail the record ends in,
+    /// else the one named `event`, else the first; a struct named `event` wins ties.
+    pub fn pick(&self, len: usize) -> usize {
+        if self.all.len() <= 1 {
+            return 0;
+        }
+        let best = |ok: &dyn Fn(&Layout) -> bool| -> Option<usize> {
+            let mut found = None;
+            for (i, l) in self.all.iter().enumerate() {
+                if ok(l) {
+                    if l.name == "event" {
+                        return Some(i);
+                    }
+                    found = found.or(Some(i));
+                }
+            }
+            found
+        };
+        best(&|l| len == l.size)
+            .or_else(|| best(&|l| len > l.size && len - l.size < 8))
+            .or_else(|| best(&|l| l.fixed_size() <= len && len < l.size))
+            .or_else(|| best(&|_| true).filter(|&i| self.all[i].name == "event"))
+            .unwrap_or(0)
+    }
+}
+
+/// One named value of BTF type `id` at `offset` (a global in its data section).
+pub fn field_of(btf: &Btf, id: u32, name: &str, offset: usize) -> Result<Field> {
+    let kind = kind_of(btf, id, 0, &mut MAX_FIELDS.clone())?;
+    Ok(Field {
+        name: name.to_string(),
+        offset,
+        size: kind_size(&kind),
+        bit_shift: 0,
+        bit_size: 0,
+        kind,
+        render: Render::Value,
+    })
 }
 
 pub(crate) fn kind_size(k: &Kind) -> usize {
@@ -196,29 +370,42 @@ pub(crate) fn kind_size(k: &Kind) -> usize {
     }
 }
 
-/// The layout of the records of event map `def`: the package's own choice for it (export
-/// config), else `--event-type`, else the object's first export type. None means raw bytes,
-/// and the note says so and how to fix it.
+/// The layouts of the records of event map `def`: the package's own choice for it (export
+/// config), else `--event-type`, else every export type of the object, each record decoded by
+/// the one its size selects (`Layouts::pick`). None means raw bytes, and the note says so and
+/// how to fix it.
 pub fn choose(
     object: &Object,
     def: &MapDef,
     event_type: Option<u32>,
-) -> Result<(Option<Layout>, Option<String>)> {
-    let exported = object.export_types();
-    let id = def
-        .export_type
-        .or(event_type)
-        .or_else(|| exported.first().copied());
-    match id {
-        Some(id) => Ok((Some(Layout::from_btf(&object.btf, id)?), None)),
-        None => Ok((
-            None,
+) -> Result<(Layouts, Option<String>)> {
+    let ids = match def.export_type.or(event_type) {
+        Some(id) => vec![id],
+        None => object.export_types(),
+    };
+    if ids.is_empty() {
+        return Ok((
+            Layouts::default(),
             Some(format!(
                 "map {}: no event type known, printing raw bytes in hex; name the struct with --event-type NAME",
                 def.name
             )),
-        )),
+        ));
     }
+    let has_stacks = object
+        .meta
+        .maps
+        .iter()
+        .any(|m| m.map_type == crate::package::meta::map_type::STACK_TRACE);
+    let mut all = Vec::with_capacity(ids.len());
+    for id in ids {
+        let mut l = Layout::from_btf(&object.btf, id)?;
+        if has_stacks {
+            l.mark_stacks();
+        }
+        all.push(l);
+    }
+    Ok((Layouts { all }, None))
 }
 
 /// A BTF with one `struct event` (id 8) of every kind a record can hold, and a record of it.

@@ -8,8 +8,10 @@ pub mod layout;
 pub mod out;
 pub mod pipeline;
 pub mod poll;
+pub mod results;
 pub mod sample;
 pub mod sink;
+pub mod symbols;
 
 pub use control::{Control, Counters};
 pub use layout::Layout;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::control::Control;
-use super::layout::{self, Layout};
+use super::layout::{self, Layouts};
 use super::poll::Epoll;
 use crate::bpf::{EventBuffers, Loaded};
 use crate::error::Result;
@@ -278,8 +278,8 @@ impl Pipeline {
 /// The event maps of an object, wired into a pipeline, each with the layout of its records.
 pub struct Wired {
     pub pipeline: Pipeline,
-    /// Per map of the pipeline: its name and layout (None: raw bytes).
-    pub maps: Vec<(String, Option<Layout>)>,
+    /// Per map of the pipeline: its name and candidate layouts (none: raw bytes).
+    pub maps: Vec<(String, Layouts)>,
     /// What the user should know about the wiring (several maps, raw records).
     pub notes: Vec<String>,
 }

@@ -74,6 +74,7 @@ impl SampleMap {
             name: def.name.clone(),
             size: key.size + value.size,
             fields: kv_fields,
+            scalar: false,
         });
         Ok(SampleMap {
             name: def.name.clone(),
@@ -154,7 +155,7 @@ impl SampleMap {
                     kv.clear();
                     kv.extend_from_slice(k);
                     kv.extend_from_slice(&value);
-                    self.kv.record(out, time, &kv);
+                    self.kv.record(out, time, &kv, None);
                 }
                 SampleKind::Log2Hist | SampleKind::LinearHist => self.histogram(out, k, &value),
             }
@@ -365,6 +366,8 @@ mod tests {
             key_type: 1,
             value_type: 3,
             max_entries: 8,
+            key_size: 0,
+            value_size: 0,
             sample: Some(Sample {
                 interval_ms: 1000,
                 kind,
@@ -372,6 +375,7 @@ mod tests {
                 clear_map: true,
             }),
             export_type: None,
+            uses: Default::default(),
         };
         let object = Object {
             bytes: vec![],
@@ -382,6 +386,7 @@ mod tests {
                 progs: vec![],
                 maps: vec![def.clone()],
                 globals: vec![],
+                results: vec![],
                 export_types: vec![],
                 tunables: Tunables::default(),
             },

@@ -6,10 +6,13 @@ use crate::error::{Error, Result};
 pub const EM_BPF: u16 = 247;
 const SHT_SYMTAB: u32 = 2;
 const SHT_STRTAB: u32 = 3;
+pub const SHT_REL: u32 = 9;
 pub const SHT_NOBITS: u32 = 8;
 pub const SHF_EXECINSTR: u64 = 4;
 pub const STT_OBJECT: u8 = 1;
 pub const STT_FUNC: u8 = 2;
+pub const STT_SECTION: u8 = 3;
+pub const SHN_UNDEF: u16 = 0;
 
 #[derive(Debug, Clone)]
 pub struct Section {
@@ -20,6 +23,16 @@ pub struct Section {
     pub offset: u64,
     pub size: u64,
     pub link: u32,
+    /// For relocation sections, the section they apply to.
+    pub info: u32,
+}
+
+/// One `Elf64_Rel` entry: the byte offset it patches in its section, and the symbol it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rel {
+    pub offset: u64,
+    pub symbol: u32,
+    pub kind: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +122,7 @@ impl<'a> Elf<'a> {
                 offset: rd64(data, o + 24)?,
                 size: rd64(data, o + 32)?,
                 link: rd32(data, o + 40)?,
+                info: rd32(data, o + 44)?,
             };
             if s.kind != SHT_NOBITS
                 && s.offset
@@ -162,6 +176,25 @@ impl<'a> Elf<'a> {
 
     pub fn section(&self, name: &str) -> Option<&Section> {
         self.sections.iter().find(|s| s.name == name)
+    }
+
+    /// The relocations that apply to section `index` (its `.rel` sections' entries).
+    pub fn relocations(&self, index: usize) -> Vec<Rel> {
+        let mut out = Vec::new();
+        for s in &self.sections {
+            if s.kind != SHT_REL || s.info as usize != index {
+                continue;
+            }
+            for e in self.section_data(s).chunks_exact(16) {
+                let info = u64::from_le_bytes(e[8..16].try_into().unwrap_or_default());
+                out.push(Rel {
+                    offset: u64::from_le_bytes(e[..8].try_into().unwrap_or_default()),
+                    symbol: (info >> 32) as u32,
+                    kind: info as u32,
+                });
+            }
+        }
+        out
     }
 
     pub fn section_data(&self, s: &Section) -> &'a [u8] {

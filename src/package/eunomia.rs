@@ -58,6 +58,7 @@ pub fn load(bytes: &[u8]) -> Result<Object> {
         .to_string();
     let mut object = Object::parse(obj, &obj_name).context("\"bpf_object\"")?;
     overlay(&mut object, meta, skel)?;
+    object.meta.tunables.package_json = true;
     Ok(object)
 }
 
@@ -94,6 +95,11 @@ fn overlay_globals(m: &mut Meta, skel: &Value) {
             let Some(name) = var.get("name").and_then(Value::as_str) else {
                 continue;
             };
+            // ecc lists writable (.bss) globals too: ecli makes flags of them, and so do we.
+            if let Some(i) = m.results.iter().position(|g| g.name == name) {
+                let g = m.results.remove(i);
+                m.globals.push(g);
+            }
             let Some(g) = m.globals.iter_mut().find(|g| g.name == name) else {
                 continue;
             };

@@ -3,6 +3,7 @@
 //! spellings, defaults, sample maps, tunables): offsets and sizes always come from BTF.
 
 use super::elf::{self, Elf};
+use super::usage::{self, MapUse};
 use crate::btf::{self, Btf, TypeData};
 use crate::error::{Error, Result};
 
@@ -13,6 +14,7 @@ pub mod map_type {
     pub const PERF_EVENT_ARRAY: u32 = 4;
     pub const PERCPU_HASH: u32 = 5;
     pub const PERCPU_ARRAY: u32 = 6;
+    pub const STACK_TRACE: u32 = 7;
     pub const LRU_HASH: u32 = 9;
     pub const LRU_PERCPU_HASH: u32 = 10;
     pub const PERCPU_CGROUP_STORAGE: u32 = 21;
@@ -111,9 +113,62 @@ pub struct MapDef {
     pub key_type: u32,
     pub value_type: u32,
     pub max_entries: u32,
+    /// `__uint(key_size, N)` / `__uint(value_size, N)`, for maps without BTF key/value types.
+    pub key_size: u32,
+    pub value_size: u32,
     pub sample: Option<Sample>,
     /// Event struct chosen for this map by package JSON (`export_config`).
     pub export_type: Option<u32>,
+    /// What the programs do with it (read from their instructions).
+    pub uses: MapUse,
+}
+
+/// What libbpf-tools' user space gives maps their definitions leave open: entries of hash and
+/// stack maps, frames of a stack trace (`perf_max_stack_depth`). One perf buffer per CPU is
+/// aya's own default.
+pub const DEFAULT_MAX_ENTRIES: u32 = 10240;
+pub const DEFAULT_STACK_DEPTH: u32 = 127;
+
+/// A size the user sets for a map (`--map NAME.max_entries=N`, `--map NAME.value_size=N`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapSize {
+    pub map: String,
+    pub max_entries: Option<u32>,
+    pub value_size: Option<u32>,
+}
+
+impl MapSize {
+    /// Parses `NAME.max_entries=N` or `NAME.value_size=N`.
+    pub fn parse(text: &str) -> Result<MapSize> {
+        let bad = || {
+            Error::new(
+                crate::error::ErrorKind::Usage,
+                format!("--map {text}: expected NAME.max_entries=N or NAME.value_size=N"),
+            )
+        };
+        let (lhs, n) = text.split_once('=').ok_or_else(bad)?;
+        let (map, what) = lhs.rsplit_once('.').ok_or_else(bad)?;
+        let n: u32 = n.trim().parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+            Error::new(
+                crate::error::ErrorKind::Usage,
+                format!("--map {text}: {n:?} is not a positive integer"),
+            )
+        })?;
+        if map.is_empty() {
+            return Err(bad());
+        }
+        let mut s = MapSize {
+            map: map.to_string(),
+            max_entries: None,
+            value_size: None,
+        };
+        match what {
+            "max_entries" => s.max_entries = Some(n),
+            "value_size" => s.value_size = Some(n),
+            _ => return Err(bad()),
+        }
+        Ok(s)
+    }
 }
 
 impl MapDef {
@@ -123,12 +178,69 @@ impl MapDef {
             map_type::RINGBUF | map_type::PERF_EVENT_ARRAY
         )
     }
+
+    /// Does it hold the tool's results, to be printed at exit or every interval? A hash or
+    /// array map (per-CPU or not) whose values the programs write in place and never hand to
+    /// an output helper: counters, histograms. Maps they delete from or only read are
+    /// scratch (start times, arguments kept from entry to exit).
+    pub fn is_result(&self) -> bool {
+        let kind = matches!(
+            self.map_type,
+            map_type::HASH
+                | map_type::ARRAY
+                | map_type::PERCPU_HASH
+                | map_type::PERCPU_ARRAY
+                | map_type::LRU_HASH
+                | map_type::LRU_PERCPU_HASH
+        );
+        kind && self.uses.written && !self.uses.output && !self.uses.deleted
+    }
+
+    /// The (max_entries, value_size) this map gets where its definition leaves them to user
+    /// space (0), or the user sets them: None keeps what the object says.
+    pub fn sizes(&self, user: &[MapSize]) -> (Option<u32>, Option<u32>) {
+        let mine = user.iter().filter(|u| u.map == self.name);
+        let max = mine.clone().find_map(|u| u.max_entries);
+        let value = mine.clone().find_map(|u| u.value_size);
+        let sized_by_cpus = self.map_type == map_type::PERF_EVENT_ARRAY;
+        let max = max.or((self.max_entries == 0
+            && !sized_by_cpus
+            && self.map_type != map_type::RINGBUF)
+            .then_some(DEFAULT_MAX_ENTRIES));
+        let value = value.or((self.map_type == map_type::STACK_TRACE
+            && self.value_size == 0
+            && self.value_type == 0)
+            .then_some(DEFAULT_STACK_DEPTH * 8));
+        (max, value)
+    }
+}
+
+/// Checks that every `--map` names a map of the object.
+pub fn check_map_sizes(maps: &[MapDef], user: &[MapSize]) -> Result<()> {
+    for u in user {
+        if !maps.iter().any(|m| m.name == u.map) {
+            let names: Vec<&str> = maps.iter().map(|m| m.name.as_str()).collect();
+            return Err(Error::new(
+                crate::error::ErrorKind::Usage,
+                format!(
+                    "--map {}: the object has no map named {} (its maps: {})",
+                    u.map,
+                    u.map,
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
 pub struct Global {
     pub section: String,
     pub name: String,
+    /// Offset in its section (the ELF symbol's value: an object's DATASEC offsets are 0
+    /// until a loader fixes them up).
+    pub offset: u64,
     pub type_id: u32,
     pub size: u64,
     pub long: String,
@@ -144,6 +256,9 @@ pub struct Tunables {
     pub poll_timeout_ms: u64,
     pub debug_verbose: bool,
     pub print_header: bool,
+    /// The metadata came from a package.json (eunomia's conventions apply: ecli shows only
+    /// event and sample maps), not from a raw object.
+    pub package_json: bool,
 }
 
 impl Default for Tunables {
@@ -154,6 +269,7 @@ impl Default for Tunables {
             poll_timeout_ms: 100,
             debug_verbose: false,
             print_header: false,
+            package_json: false,
         }
     }
 }
@@ -164,7 +280,11 @@ pub struct Meta {
     pub doc: Doc,
     pub progs: Vec<Prog>,
     pub maps: Vec<MapDef>,
+    /// `.rodata` globals (and those a package.json lists): the package's flags.
     pub globals: Vec<Global>,
+    /// Writable globals (`.bss`, `.data`) that are not flags: the tool's state and results,
+    /// printed with the result maps.
+    pub results: Vec<Global>,
     /// Struct type ids exported as events (eunomia's dummy pointers or package JSON).
     pub export_types: Vec<u32>,
     pub tunables: Tunables,
@@ -244,7 +364,9 @@ fn derive_meta(elf: &Elf, btf: &Btf, obj_name: &str) -> Result<Meta> {
 
     let mut maps = Vec::new();
     let mut globals = Vec::new();
+    let mut results = Vec::new();
     let mut export_types = Vec::new();
+    let uses = usage::map_uses(elf);
     for (_, t) in btf.iter() {
         let TypeData::DataSec(vars) = &t.data else {
             continue;
@@ -256,26 +378,30 @@ fn derive_meta(elf: &Elf, btf: &Btf, obj_name: &str) -> Result<Meta> {
             }
             let name = var.name.clone();
             if t.name == ".maps" {
-                maps.push(map_def(btf, &name, var.size_or_type)?);
+                let mut def = map_def(btf, &name, var.size_or_type)?;
+                def.uses = uses.get(&name).copied().unwrap_or_default();
+                maps.push(def);
             } else if let Some(rest) = name.strip_prefix(DUMMY_PREFIX) {
                 // `const volatile struct NAME *__eunomia_dummy_NAME_ptr`: NAME is an event type.
                 let sname = rest.strip_suffix("_ptr").unwrap_or(rest);
                 if let Some(id) = btf.find(btf::KIND_STRUCT, sname) {
                     export_types.push(id);
                 }
-            } else if (t.name == ".rodata" || t.name == ".bss")
+            } else if (t.name == ".rodata" || t.name == ".bss" || t.name.starts_with(".data"))
                 && matches!(var.data, TypeData::Var { linkage } if linkage != 0)
             {
                 // Static variables (linkage 0) are private to the object, as in libbpf skeletons.
-                let size = elf
+                let sym = elf
                     .symbols
                     .iter()
-                    .find(|s| s.name == name && s.kind == elf::STT_OBJECT)
+                    .find(|s| s.name == name && s.kind == elf::STT_OBJECT);
+                let size = sym
                     .map(|s| s.size)
                     .filter(|&s| s > 0)
                     .map_or_else(|| btf.size_of(var.size_or_type), Ok)?;
-                globals.push(Global {
+                let g = Global {
                     section: t.name.clone(),
+                    offset: sym.map_or(v.offset as u64, |s| s.value),
                     long: name.clone(),
                     name,
                     type_id: var.size_or_type,
@@ -283,7 +409,13 @@ fn derive_meta(elf: &Elf, btf: &Btf, obj_name: &str) -> Result<Meta> {
                     short: None,
                     help: None,
                     default: None,
-                });
+                };
+                // `const volatile` globals configure a tool; writable ones are its state.
+                if t.name == ".rodata" {
+                    globals.push(g);
+                } else {
+                    results.push(g);
+                }
             }
         }
     }
@@ -293,6 +425,7 @@ fn derive_meta(elf: &Elf, btf: &Btf, obj_name: &str) -> Result<Meta> {
         progs,
         maps,
         globals,
+        results,
         export_types,
         tunables: Tunables::default(),
     })
@@ -312,8 +445,11 @@ fn map_def(btf: &Btf, name: &str, type_id: u32) -> Result<MapDef> {
         key_type: 0,
         value_type: 0,
         max_entries: 0,
+        key_size: 0,
+        value_size: 0,
         sample: None,
         export_type: None,
+        uses: MapUse::default(),
     };
     for m in members {
         // __uint(x, N) is `int (*x)[N]`; __type(x, T) is `T *x`.
@@ -331,6 +467,8 @@ fn map_def(btf: &Btf, name: &str, type_id: u32) -> Result<MapDef> {
         match m.name.as_str() {
             "type" => def.map_type = uint()?,
             "max_entries" => def.max_entries = uint()?,
+            "key_size" => def.key_size = uint()?,
+            "value_size" => def.value_size = uint()?,
             "key" => def.key_type = pointee,
             "value" => def.value_type = pointee,
             _ => {}

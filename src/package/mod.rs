@@ -6,6 +6,7 @@
 pub mod elf;
 pub mod eunomia;
 pub mod meta;
+pub mod usage;
 
 pub use meta::{MapDef, Meta, Object, Prog, Sample, SampleKind};
 

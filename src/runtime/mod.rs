@@ -23,6 +23,7 @@ use std::time::{Duration, SystemTime};
 
 pub use crate::bpf::{AttachOptions, KernelBtf};
 pub use crate::event::{Format, Sink};
+pub use crate::package::meta::MapSize;
 pub use crate::wasm::WasmOptions;
 
 use crate::error::{Error, Result};
@@ -51,6 +52,23 @@ pub struct Options {
     pub pin_dir: Option<std::path::PathBuf>,
     /// How the user ran the package, for its help and the hints of a bad argument.
     pub invocation: crate::args::Invocation,
+    /// Map sizes the user sets (`--map NAME.max_entries=N`).
+    pub map_sizes: Vec<MapSize>,
+    /// Print the result maps every this long (and clear them), not only at exit.
+    pub interval: Option<Duration>,
+    /// Label of histogram columns (default from the package's `*_ms`/`*_ns` flags, else usecs).
+    pub hist_unit: Option<String>,
+}
+
+impl Options {
+    /// What the loader takes of these options.
+    pub fn load_options(&self) -> crate::bpf::LoadOptions {
+        crate::bpf::LoadOptions {
+            btf: self.btf.clone(),
+            pin_dir: self.pin_dir.clone(),
+            map_sizes: self.map_sizes.clone(),
+        }
+    }
 }
 
 impl Default for Options {
@@ -65,6 +83,9 @@ impl Default for Options {
             wasm: WasmOptions::default(),
             pin_dir: None,
             invocation: Default::default(),
+            map_sizes: Vec::new(),
+            interval: None,
+            hist_unit: None,
         }
     }
 }
@@ -324,7 +345,7 @@ fn run(
         Package::Object(object) => native::run(object, args, &opts, sink, control),
         Package::Wasm { module, name } => {
             let config = crate::wasm::HostConfig {
-                btf: opts.btf.clone(),
+                load: opts.load_options(),
                 attach: opts.attach.clone(),
                 event_type: opts.event_type.clone(),
             };

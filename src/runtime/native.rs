@@ -9,9 +9,11 @@ use super::{Options, Outcome};
 use crate::bpf::sys::{KernelMap, MapOps};
 use crate::bpf::{self, Loaded};
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::out::{rfc3339_utc, Clock, Records};
+use crate::event::out::{rfc3339_utc, Clock, Frames, Records};
 use crate::event::pipeline::{self, Pipeline};
+use crate::event::results::Results;
 use crate::event::sample::{self, SampleMap};
+use crate::event::symbols::Symbolizer;
 use crate::event::{Control, Format, Sink, Stream};
 use crate::package::meta::map_type;
 use crate::package::{MapDef, Object};
@@ -53,12 +55,7 @@ pub(super) fn run(
         None => None,
     };
     let t_parse = t0.elapsed();
-    let mut loaded = bpf::load_pinned(
-        &object,
-        &parsed.globals,
-        opts.btf.clone(),
-        opts.pin_dir.as_deref(),
-    )?;
+    let mut loaded = bpf::load(&object, &parsed.globals, &opts.load_options())?;
     let t_load = t0.elapsed();
     // The event buffers exist before any program runs: a perf event array drops what a
     // program emits on a CPU whose buffer is not open yet.
@@ -94,13 +91,54 @@ pub(super) fn run(
         }
     }
     control.publish(views);
+    let frames = symbolizer(&object, &loaded)?;
+    // A raw object's result maps print at exit; a package.json's only when it has no events
+    // or sample maps to show (ecli shows nothing else, and its users expect what it shows).
+    let m = &object.meta;
+    let show_results = !m.tunables.package_json
+        || opts.interval.is_some()
+        || (m
+            .maps
+            .iter()
+            .all(|d| !d.is_event_map() && d.sample.is_none()));
+    let results = if show_results {
+        let unit = opts
+            .hist_unit
+            .clone()
+            .unwrap_or_else(|| hist_unit(&parsed.globals));
+        Some(Results::new(
+            &object,
+            |name| {
+                let fd = loaded
+                    .map_fd(name)
+                    .ok_or_else(|| Error::msg(format!("map {name} was not created")))?;
+                KernelMap::dup(fd)
+                    .map(|m| Box::new(m) as Box<dyn MapOps>)
+                    .map_err(|e| Error::msg(format!("map {name}: {e}")))
+            },
+            frames.clone(),
+            unit,
+        )?)
+        .filter(|r| !r.is_empty())
+    } else {
+        None
+    };
     let mut printer = Printer {
         records: wired
             .maps
             .into_iter()
-            .map(|(name, layout)| Records::new(layout, &name, opts.format, &opts.output))
+            .map(|(name, layout)| {
+                let r = Records::new(layout, &name, opts.format, &opts.output)?;
+                Ok(match &frames {
+                    Some(f) => r.with_frames(f.clone()),
+                    None => r,
+                })
+            })
             .collect::<Result<_>>()?,
         samples,
+        results,
+        interval: opts.interval,
+        next_results: opts.interval.map(|i| Instant::now() + i),
         format: opts.format,
         timestamp: opts.output.timestamp,
         out: String::with_capacity(BATCH + 4096),
@@ -111,14 +149,55 @@ pub(super) fn run(
     };
     printer.header();
     if printer.records.is_empty() && printer.samples.is_empty() {
-        printer
-            .sink
-            .note("attached; this package exports no events (Ctrl-C to stop)");
+        let note = match (&printer.results, opts.interval) {
+            (None, _) => "attached; this package exports no events (Ctrl-C to stop)".to_string(),
+            (Some(_), None) => "attached; its results print at exit (Ctrl-C to stop)".to_string(),
+            (Some(_), Some(i)) => format!(
+                "attached; its results print every {} s (Ctrl-C to stop)",
+                i.as_secs_f64()
+            ),
+        };
+        printer.sink.note(&note);
     }
     control.set_ready();
     printer.run(wired.pipeline)?;
     drop(loaded);
     Ok(Outcome::Done)
+}
+
+/// Symbolized stacks, when the object has a stack trace map (the first, if several).
+fn symbolizer(object: &Object, loaded: &Loaded) -> Result<Option<Arc<dyn Frames>>> {
+    let Some(def) = object
+        .meta
+        .maps
+        .iter()
+        .find(|d| d.map_type == map_type::STACK_TRACE)
+    else {
+        return Ok(None);
+    };
+    let Some(fd) = loaded.map_fd(&def.name) else {
+        return Ok(None);
+    };
+    let m = KernelMap::dup(fd).map_err(|e| Error::msg(format!("map {}: {e}", def.name)))?;
+    let s =
+        Symbolizer::new(Box::new(m)).map_err(|e| Error::msg(format!("map {}: {e}", def.name)))?;
+    Ok(Some(Arc::new(s)))
+}
+
+/// libbpf-tools' convention: a `*_ms` flag switches histograms to msecs, `*_ns` to nsecs.
+fn hist_unit(globals: &[(String, Vec<u8>)]) -> String {
+    let set = |suffix: &str| {
+        globals
+            .iter()
+            .any(|(n, v)| n.ends_with(suffix) && v.iter().any(|&b| b != 0))
+    };
+    if set("_ms") {
+        "msecs".into()
+    } else if set("_ns") {
+        "nsecs".into()
+    } else {
+        "usecs".into()
+    }
 }
 
 /// Map access for a sample map, which must be a hash or array map.
@@ -151,6 +230,10 @@ fn sample_map(loaded: &Loaded, def: &MapDef) -> Result<Box<dyn MapOps>> {
 struct Printer {
     records: Vec<Records>,
     samples: Vec<SampleMap>,
+    /// Result maps and globals: printed at exit, and every `interval` when there is one.
+    results: Option<Results>,
+    interval: Option<Duration>,
+    next_results: Option<Instant>,
     format: Format,
     /// NDJSON lines carry the time they were read.
     timestamp: bool,
@@ -204,6 +287,9 @@ impl Printer {
             for s in &self.samples {
                 wait = wait.min(s.next_due().saturating_duration_since(now));
             }
+            if let Some(due) = self.next_results {
+                wait = wait.min(due.saturating_duration_since(now));
+            }
             // Output waits in memory while events keep coming; it is written once the buffers
             // are idle (a poll finds nothing), a batch is full or its first line is FLUSH_AFTER
             // old, so a flood costs one write per batch, not one per wakeup.
@@ -234,6 +320,19 @@ impl Printer {
                 for s in &mut self.samples {
                     s.print_if_due(&mut self.out, self.format, &time);
                 }
+                if let (Some(due), Some(r), Some(i)) =
+                    (self.next_results, self.results.as_mut(), self.interval)
+                {
+                    if Instant::now() >= due {
+                        self.next_results = Some(due + i);
+                        if self.format == Format::Plain {
+                            self.out.push_str(&time);
+                            self.out.push('\n');
+                        }
+                        r.print(&mut self.out, self.format, true);
+                        self.flush();
+                    }
+                }
             }
             if self.out.len() > BATCH {
                 self.flush();
@@ -262,6 +361,10 @@ impl Printer {
             if polled.broke.is_none() || self.failed.is_some() {
                 break;
             }
+        }
+        if let (Some(r), None) = (self.results.as_mut(), &self.failed) {
+            r.print(&mut self.out, self.format, false);
+            self.flush();
         }
         if self.failed.is_some() {
             let unread = pipeline.discard_unread();

@@ -125,7 +125,7 @@ fn start(h: &mut Host, id: i32) -> Result<()> {
         .programs
         .get_mut(id as usize)
         .ok_or_else(|| Error::invalid(format!("run_bpf: no program with id {id}")))?;
-    let mut loaded = bpf::load(&p.object, &p.globals, h.config.btf.clone())?;
+    let mut loaded = bpf::load(&p.object, &p.globals, &h.config.load)?;
     let et = match &event_type {
         Some(n) => Some(p.object.find_struct(n).ok_or_else(|| {
             Error::invalid(format!(

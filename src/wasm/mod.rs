@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use wasmi::{CompilationMode, Config, Engine, Linker, Module, Store, StoreLimitsBuilder};
 
-use crate::bpf::{AttachOptions, KernelBtf};
+use crate::bpf::AttachOptions;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Control, Sink};
 use host::{call_guest, Host, Interrupted};
@@ -46,7 +46,8 @@ impl Default for WasmOptions {
 /// What the host functions need of the instance's options.
 #[derive(Debug, Clone)]
 pub struct HostConfig {
-    pub btf: KernelBtf,
+    /// Kernel BTF, pin directory and map sizes of the objects the guest loads.
+    pub load: crate::bpf::LoadOptions,
     pub attach: AttachOptions,
     /// `--event-type`, for env-ABI packages.
     pub event_type: Option<String>,

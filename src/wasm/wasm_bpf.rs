@@ -53,11 +53,15 @@ impl BpfState {
         &mut self,
         bytes: Vec<u8>,
         name: &str,
-        btf: &bpf::KernelBtf,
+        opts: &bpf::LoadOptions,
         control: &Arc<Control>,
     ) -> crate::error::Result<u64> {
         let object = Object::parse(bytes, name)?;
-        let mut loaded = bpf::load(&object, &[], btf.clone())?;
+        // A guest may load several objects: each takes the `--map` sizes of its own maps.
+        let mut opts = opts.clone();
+        opts.map_sizes
+            .retain(|s| object.meta.maps.iter().any(|m| m.name == s.map));
+        let mut loaded = bpf::load(&object, &[], &opts)?;
         let mut maps: HashMap<RawFd, (String, Box<dyn MapOps>)> = HashMap::new();
         for (n, fd) in loaded.map_fds() {
             if let Ok(m) = KernelMap::new(fd) {
@@ -128,9 +132,9 @@ fn load_object(c: &mut Caller<'_, Host>, buf: i32, len: i32) -> i64 {
         ));
         return 0;
     };
-    let btf = h.config.btf.clone();
+    let opts = h.config.load.clone();
     let control = h.control.clone();
-    match h.bpf.load(bytes, "wasm-object", &btf, &control) {
+    match h.bpf.load(bytes, "wasm-object", &opts, &control) {
         Ok(id) => id as i64,
         Err(e) => {
             // The loader's message reaches the user; the guest sees 0 as libbpf would NULL.

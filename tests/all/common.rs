@@ -118,7 +118,10 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
-const BPF_FIXTURES: [&str; 16] = [
+const BPF_FIXTURES: [&str; 19] = [
+    "flexargs",
+    "maphist",
+    "stacks",
     "sockfilter",
     "cgroupskb",
     "xdppkt",

@@ -6,6 +6,7 @@ mod attach;
 mod build;
 mod cli;
 mod common;
+mod compat;
 mod core_btf;
 mod daemon;
 mod deploy;

@@ -7,7 +7,6 @@
 //! `EDGE_SOAK_SECS` sets the length (default 10, what CI runs); `tests/soak.sh SECS` runs a
 //! long one and prints its figures.
 
-use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -126,23 +125,31 @@ fn mark_every_cpu() -> u64 {
     n
 }
 
-/// Reads the child's stdout in a thread, counting lines; `mode` 0 reads, 1 stalls, 2 closes.
+/// Reads the child's stdout in a thread, counting event lines (not the results a raw object
+/// prints at exit, `{"global":...}` and `{"map":...}`); `mode` 0 reads, 1 stalls, 2 closes.
 fn spawn_reader(child: &mut Child) -> (Arc<AtomicU8>, Arc<AtomicU64>, std::thread::JoinHandle<()>) {
     let mode = Arc::new(AtomicU8::new(0));
     let lines = Arc::new(AtomicU64::new(0));
-    let mut out = child.stdout.take().unwrap();
+    let mut out = std::io::BufReader::with_capacity(1 << 16, child.stdout.take().unwrap());
     let (m, n) = (mode.clone(), lines.clone());
     let reader = std::thread::spawn(move || {
-        let mut buf = vec![0u8; 1 << 16];
+        use std::io::BufRead;
+        let mut line = Vec::with_capacity(256);
         loop {
             match m.load(Ordering::Relaxed) {
-                0 => match out.read(&mut buf) {
-                    Ok(0) | Err(_) => return,
-                    Ok(k) => {
-                        let nl = buf[..k].iter().filter(|&&b| b == b'\n').count() as u64;
-                        n.fetch_add(nl, Ordering::Relaxed);
+                0 => {
+                    line.clear();
+                    match out.read_until(b'\n', &mut line) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {
+                            let result =
+                                line.starts_with(b"{\"global\":") || line.starts_with(b"{\"map\":");
+                            if line.ends_with(b"\n") && !result {
+                                n.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
                     }
-                },
+                }
                 1 => std::thread::sleep(Duration::from_millis(10)),
                 _ => return, // dropping `out` closes the pipe
             }

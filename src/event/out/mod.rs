@@ -6,9 +6,9 @@ pub mod ndjson;
 pub mod plain;
 mod value;
 
-pub use value::{write_object, write_value, Style};
+pub use value::{write_object, write_object_with, write_plain, write_value, Style};
 
-use super::layout::Layout;
+use super::layout::{Layout, Layouts};
 use crate::error::{Error, Result};
 use crate::text::{push_hex, push_json_str, push_short};
 
@@ -27,72 +27,122 @@ pub struct OutputOptions {
     pub timestamp: bool,
 }
 
-/// The layout with only `names`, in that order; an unknown name is an error listing the
-/// fields there are.
-fn select(mut layout: Layout, names: &[String], map: &str) -> Result<Layout> {
-    let mut picked = Vec::with_capacity(names.len());
+/// The layouts shown with only `names`, in that order: each candidate keeps the names it has;
+/// a name none of them has is an error listing the fields there are.
+fn select(all: &[Layout], names: &[String], map: &str) -> Result<Vec<Layout>> {
     for n in names {
-        let Some(i) = layout.fields.iter().position(|f| &f.name == n) else {
-            let have: Vec<&str> = layout.fields.iter().map(|f| f.name.as_str()).collect();
+        if !all.iter().any(|l| l.fields.iter().any(|f| &f.name == n)) {
+            let mut have: Vec<&str> = Vec::new();
+            for f in all.iter().flat_map(|l| &l.fields) {
+                if !have.contains(&f.name.as_str()) {
+                    have.push(&f.name);
+                }
+            }
+            let types: Vec<&str> = all.iter().map(|l| l.name.as_str()).collect();
             return Err(Error::usage(format!(
                 "-o ...={n}: the events of {map} ({}) have no field {n}; they have {}",
-                layout.name,
+                types.join(", "),
                 have.join(", ")
             )));
-        };
-        picked.push(layout.fields[i].clone());
+        }
     }
-    layout.fields = picked;
-    Ok(layout)
+    Ok(all
+        .iter()
+        .map(|l| {
+            let mut l = l.clone();
+            l.fields = names
+                .iter()
+                .filter_map(|n| l.fields.iter().find(|f| &f.name == n).cloned())
+                .collect();
+            l
+        })
+        .collect())
 }
 
-/// How the records of one event map are written.
-pub enum Records {
+/// Turns stack ids into symbolized frames for the writers (the object's stack trace map and
+/// the kernel's and processes' symbol tables).
+pub trait Frames: Send + Sync {
+    /// The frames of stack `id` (a kernel stack, or a user stack of process `pid`), innermost
+    /// first; an id the map does not hold gives one line saying so.
+    fn frames(&self, id: i64, user: bool, pid: u32) -> Vec<String>;
+}
+
+/// One layout's writer.
+enum Typed {
     Plain(plain::Columns),
     Json(ndjson::Objects),
+}
+
+/// How the records of one event map are written: by the layout each record's size selects
+/// among the candidates (`Layouts::pick`), or as hex when none is known.
+pub struct Records {
+    typed: Vec<Typed>,
+    layouts: Layouts,
     /// No layout is known: the bytes in hex, as `TIME MAP HEX` or `{"map":..,"data":"HEX"}`.
-    Raw {
-        prefix: String,
-        format: Format,
-    },
+    raw_prefix: String,
+    format: Format,
+    /// The last (length, layout) picked: records of one map mostly have one size.
+    last: std::cell::Cell<(usize, usize)>,
+    /// Plain output: which layouts' headers were written (the first one's up front).
+    headers: std::cell::Cell<u64>,
+    frames: Option<std::sync::Arc<dyn Frames>>,
 }
 
 impl Records {
+    /// The writer of one map's records; `opts.fields` picks what is shown (the record's
+    /// layout is still chosen among all of its candidates).
     pub fn new(
-        layout: Option<Layout>,
+        layouts: Layouts,
         map: &str,
         format: Format,
         opts: &OutputOptions,
     ) -> Result<Records> {
-        let layout = match (layout, &opts.fields) {
-            (Some(l), Some(names)) => Some(select(l, names, map)?),
-            (None, Some(_)) => {
+        let shown = match &opts.fields {
+            Some(_) if layouts.is_empty() => {
                 return Err(Error::usage(format!(
                     "-o ...=FIELDS: the records of {map} have no known type (they print as hex); name it with --event-type NAME"
                 )))
             }
-            (l, None) => l,
+            Some(names) => select(&layouts.all, names, map)?,
+            None => layouts.all.clone(),
         };
-        Ok(match (layout, format) {
-            (Some(l), Format::Plain) => Records::Plain(plain::Columns::new(l)),
-            (Some(l), Format::Json) => Records::Json(ndjson::Objects::new(l)),
-            (None, Format::Plain) => Records::Raw {
-                prefix: format!(" {map} "),
-                format,
-            },
-            (None, Format::Json) => {
-                let mut prefix = String::from("\"map\":");
-                push_json_str(&mut prefix, map);
-                prefix.push_str(",\"data\":\"");
-                Records::Raw { prefix, format }
+        let typed = shown
+            .into_iter()
+            .map(|l| match format {
+                Format::Plain => Typed::Plain(plain::Columns::new(l)),
+                Format::Json => Typed::Json(ndjson::Objects::new(l)),
+            })
+            .collect();
+        let raw_prefix = match format {
+            Format::Plain => format!(" {map} "),
+            Format::Json => {
+                let mut p = String::from("\"map\":");
+                push_json_str(&mut p, map);
+                p.push_str(",\"data\":\"");
+                p
             }
+        };
+        Ok(Records {
+            typed,
+            layouts,
+            raw_prefix,
+            format,
+            last: std::cell::Cell::new((usize::MAX, 0)),
+            headers: std::cell::Cell::new(1),
+            frames: None,
         })
     }
 
-    /// The column header of typed plain output, without a newline.
+    /// Shows stack id fields as frames symbolized by `f`.
+    pub fn with_frames(mut self, f: std::sync::Arc<dyn Frames>) -> Records {
+        self.frames = Some(f);
+        self
+    }
+
+    /// The column header of typed plain output (of the first candidate), without a newline.
     pub fn header(&self) -> Option<String> {
-        match self {
-            Records::Plain(c) => Some(c.header("TIME     ")),
+        match self.typed.first() {
+            Some(Typed::Plain(c)) => Some(c.header("TIME     ")),
             _ => None,
         }
     }
@@ -101,24 +151,43 @@ impl Records {
     /// `"timestamp"` of NDJSON unless empty.
     #[inline]
     pub fn write(&self, out: &mut String, time: &str, data: &[u8]) {
-        match self {
-            Records::Plain(c) => c.record(out, time, data),
-            Records::Json(o) => o.record_at(out, time, data),
-            Records::Raw { prefix, format } => {
-                if *format == Format::Plain {
-                    push_short(out, time);
-                } else {
-                    out.push('{');
-                    ndjson::push_timestamp(out, time);
-                }
-                out.push_str(prefix);
-                push_hex(out, data);
-                out.push_str(if *format == Format::Json {
-                    "\"}\n"
-                } else {
-                    "\n"
-                });
+        if self.typed.is_empty() {
+            if self.format == Format::Plain {
+                push_short(out, time);
+            } else {
+                out.push('{');
+                ndjson::push_timestamp(out, time);
             }
+            out.push_str(&self.raw_prefix);
+            push_hex(out, data);
+            out.push_str(if self.format == Format::Json {
+                "\"}\n"
+            } else {
+                "\n"
+            });
+            return;
+        }
+        let i = match self.last.get() {
+            (len, i) if len == data.len() => i,
+            _ => {
+                let i = self.layouts.pick(data.len());
+                self.last.set((data.len(), i));
+                i
+            }
+        };
+        let frames = self.frames.as_deref();
+        match &self.typed[i] {
+            Typed::Plain(c) => {
+                // A record of another struct than the ones shown so far: its header first.
+                let bit = 1u64 << i.min(63);
+                if self.headers.get() & bit == 0 {
+                    self.headers.set(self.headers.get() | bit);
+                    out.push_str(&c.header("TIME     "));
+                    out.push('\n');
+                }
+                c.record(out, time, data, frames)
+            }
+            Typed::Json(o) => o.record_at(out, time, data, frames),
         }
     }
 }
@@ -182,13 +251,14 @@ mod tests {
     use super::*;
     use crate::btf::{self, testutil::BtfBuilder, Btf};
     use crate::event::layout::testdata::{event_btf, record};
+    use crate::event::layout::Layout;
 
     #[test]
     fn formats_json_records() {
         let btf = event_btf();
         let f = ndjson::Objects::new(Layout::from_btf(&btf, 8).unwrap());
         let mut out = String::new();
-        f.record(&mut out, &record());
+        f.record(&mut out, &record(), None);
         assert_eq!(out, "{\"pid\":-5,\"comm\":\"bash\",\"ts\":1234567890123,\"ok\":true,\"k\":\"B\",\"v\":[1,-2]}\n");
     }
 
@@ -201,7 +271,7 @@ mod tests {
             "TIME     PID     COMM     TS         OK    K       V"
         );
         let mut out = String::new();
-        f.record(&mut out, "12:00:00", &record());
+        f.record(&mut out, "12:00:00", &record(), None);
         assert_eq!(
             out,
             "12:00:00 -5      bash     1234567890123 true  B       [1,-2]\n"
@@ -236,7 +306,7 @@ mod tests {
         let btf = Btf::parse(&b.build()).unwrap();
         let l = Layout::from_btf(&btf, 3).unwrap();
         let mut out = String::new();
-        ndjson::Objects::new(l).record(&mut out, &[0u8; 64]);
+        ndjson::Objects::new(l).record(&mut out, &[0u8; 64], None);
         assert_eq!(out, "{\"x\":[]}\n");
         let e = Layout::from_btf(&btf, prev).unwrap_err().to_string();
         assert!(
@@ -245,22 +315,37 @@ mod tests {
         );
     }
 
+    /// A record cut inside a member shows the part it holds (a variable-length tail, strings
+    /// split at NULs); members past its end are null.
     #[test]
-    fn short_records_do_not_panic() {
+    fn short_records_show_what_they_hold() {
         let btf = event_btf();
         let f = ndjson::Objects::new(Layout::from_btf(&btf, 8).unwrap());
         let mut out = String::new();
-        f.record(&mut out, &record()[..6]);
-        assert!(out.starts_with("{\"pid\":-5,\"comm\":null"), "{out}");
+        f.record(&mut out, &record()[..6], None);
+        assert_eq!(
+            out,
+            "{\"pid\":-5,\"comm\":\"ba\",\"ts\":null,\"ok\":null,\"k\":null,\"v\":null}\n"
+        );
+        let mut argv = record();
+        argv.truncate(4);
+        argv.extend(b"ls\0-l\0");
+        out.clear();
+        f.record(&mut out, &argv, None);
+        assert!(out.starts_with("{\"pid\":-5,\"comm\":\"ls -l\","), "{out}");
+        let p = plain::Columns::new(Layout::from_btf(&btf, 8).unwrap());
+        out.clear();
+        p.record(&mut out, "12:00:00", &argv, None);
+        assert!(out.starts_with("12:00:00 -5      ls -l    ?"), "{out}");
     }
 
     #[test]
     fn records_without_a_layout_are_hex_in_either_format() {
         let mut out = String::new();
         let o = OutputOptions::default();
-        let json = Records::new(None, "rb", Format::Json, &o).unwrap();
+        let json = Records::new(Layouts::default(), "rb", Format::Json, &o).unwrap();
         json.write(&mut out, "", &[1, 0xfe]);
-        let plain = Records::new(None, "rb", Format::Plain, &o).unwrap();
+        let plain = Records::new(Layouts::default(), "rb", Format::Plain, &o).unwrap();
         plain.write(&mut out, "12:00:00", &[1, 0xfe]);
         json.write(&mut out, "T", &[1]);
         assert_eq!(
@@ -272,25 +357,25 @@ mod tests {
     #[test]
     fn fields_are_picked_in_order_and_timestamps_lead() {
         let btf = event_btf();
-        let layout = || Some(Layout::from_btf(&btf, 8).unwrap());
+        let layouts = || Layouts::one(Layout::from_btf(&btf, 8).unwrap());
         let o = OutputOptions {
             fields: Some(vec!["comm".into(), "pid".into()]),
             timestamp: true,
         };
         let mut out = String::new();
-        let r = Records::new(layout(), "rb", Format::Json, &o).unwrap();
+        let r = Records::new(layouts(), "rb", Format::Json, &o).unwrap();
         r.write(&mut out, "2025-01-02T03:04:05.000000Z", &record());
         assert_eq!(
             out,
             "{\"timestamp\":\"2025-01-02T03:04:05.000000Z\",\"comm\":\"bash\",\"pid\":-5}\n"
         );
-        let r = Records::new(layout(), "rb", Format::Plain, &o).unwrap();
+        let r = Records::new(layouts(), "rb", Format::Plain, &o).unwrap();
         assert_eq!(r.header().unwrap(), "TIME     COMM     PID");
         let bad = OutputOptions {
             fields: Some(vec!["nope".into()]),
             timestamp: false,
         };
-        let e = Records::new(layout(), "rb", Format::Plain, &bad)
+        let e = Records::new(layouts(), "rb", Format::Plain, &bad)
             .err()
             .unwrap()
             .to_string();
@@ -298,7 +383,7 @@ mod tests {
             e.contains("no field nope") && e.contains("pid, comm"),
             "{e}"
         );
-        assert!(Records::new(None, "rb", Format::Plain, &o).is_err());
+        assert!(Records::new(Layouts::default(), "rb", Format::Plain, &o).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! NDJSON: one JSON object per record, member names as keys.
 
 use super::value::write_object_keyed;
+use super::Frames;
 use crate::event::layout::Layout;
 use crate::text::push_json_str;
 
@@ -43,25 +44,31 @@ impl Objects {
     }
 
     /// Appends one record as a JSON object, without a newline.
-    pub fn object(&self, out: &mut String, data: &[u8]) {
+    pub fn object(&self, out: &mut String, data: &[u8], frames: Option<&dyn Frames>) {
         if self.layout.fields.is_empty() {
             out.push_str("{}");
         } else {
-            write_object_keyed(out, &self.layout.fields, &self.keys, data);
+            write_object_keyed(out, &self.layout.fields, &self.keys, data, frames);
         }
     }
 
     /// Appends one record as a line.
-    pub fn record(&self, out: &mut String, data: &[u8]) {
-        self.object(out, data);
+    pub fn record(&self, out: &mut String, data: &[u8], frames: Option<&dyn Frames>) {
+        self.object(out, data, frames);
         out.push('\n');
     }
 
     /// Appends one record as a line, with a leading `"timestamp"` unless `time` is empty.
     #[inline]
-    pub fn record_at(&self, out: &mut String, time: &str, data: &[u8]) {
+    pub fn record_at(
+        &self,
+        out: &mut String,
+        time: &str,
+        data: &[u8],
+        frames: Option<&dyn Frames>,
+    ) {
         if time.is_empty() {
-            return self.record(out, data);
+            return self.record(out, data, frames);
         }
         out.push('{');
         push_timestamp(out, time);
@@ -71,7 +78,7 @@ impl Objects {
         } else {
             // The object without its opening brace follows the timestamp.
             let start = out.len();
-            self.object(out, data);
+            self.object(out, data, frames);
             out.remove(start);
         }
         out.push('\n');

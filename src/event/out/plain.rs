@@ -3,8 +3,9 @@
 
 use std::fmt::Write;
 
-use super::value::{write_field, Style};
-use crate::event::layout::{Kind, Layout};
+use super::value::{int_at, stack_id, write_field, Style};
+use super::Frames;
+use crate::event::layout::{Kind, Layout, Render};
 use crate::text::push_short;
 
 /// Formats records of one layout as columns into a reused String.
@@ -48,11 +49,15 @@ impl Columns {
     }
 
     /// Appends one record (with a trailing newline). `time` is the HH:MM:SS column text.
-    pub fn record(&self, out: &mut String, time: &str, data: &[u8]) {
+    /// Stack id fields are followed by their frames, one per line, when `frames` is given.
+    pub fn record(&self, out: &mut String, time: &str, data: &[u8], frames: Option<&dyn Frames>) {
         push_short(out, time);
         out.push(' ');
         self.columns(out, data);
         out.push('\n');
+        if let Some(fr) = frames {
+            write_stacks(out, &self.layout, data, fr, "    ");
+        }
     }
 
     /// Appends the columns of one record, without time or newline.
@@ -60,7 +65,7 @@ impl Columns {
         let last = self.layout.fields.len().saturating_sub(1);
         for (i, f) in self.layout.fields.iter().enumerate() {
             let start = out.len();
-            write_field(out, f, data, Style::Plain);
+            write_field(out, f, data, Style::Plain, None);
             let written = out.len() - start;
             if i < last {
                 for _ in written..self.widths[i] {
@@ -68,6 +73,29 @@ impl Columns {
                 }
                 out.push(' ');
             }
+        }
+    }
+}
+
+/// The frames of every stack id field of a record, under a `name:` line each, indented.
+pub fn write_stacks(out: &mut String, layout: &Layout, data: &[u8], fr: &dyn Frames, indent: &str) {
+    for f in &layout.fields {
+        let Render::Stack { user, pid } = f.render else {
+            continue;
+        };
+        let Some(id) = stack_id(f, data) else {
+            continue;
+        };
+        let pid = pid.and_then(|x| int_at(data, x)).unwrap_or(0) as u32;
+        let frames = fr.frames(id, user, pid);
+        out.push_str(indent);
+        out.push_str(&f.name);
+        out.push_str(":\n");
+        for frame in frames {
+            out.push_str(indent);
+            out.push_str("    ");
+            out.push_str(&frame);
+            out.push('\n');
         }
     }
 }

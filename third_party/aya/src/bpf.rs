@@ -122,6 +122,8 @@ pub struct EbpfLoader<'a> {
     // Max entries overrides the max_entries field of the map that matches the provided name
     // before the map is created.
     max_entries: HashMap<&'a str, u32>,
+    // edge-ecli patch: value sizes the object leaves open (stack trace maps), by map name
+    value_sizes: HashMap<&'a str, u32>,
     // Map pin path overrides the pin path of the map that matches the provided name before
     // it is created.
     map_pin_path_by_name: HashMap<&'a str, Cow<'a, Path>>,
@@ -164,6 +166,7 @@ impl<'a> EbpfLoader<'a> {
             default_map_pin_directory: None,
             globals: HashMap::new(),
             max_entries: HashMap::new(),
+            value_sizes: HashMap::new(),
             map_pin_path_by_name: HashMap::new(),
             extensions: HashSet::new(),
             verifier_log_level: VerifierLogLevel::default(),
@@ -182,6 +185,7 @@ impl<'a> EbpfLoader<'a> {
             default_map_pin_directory: None,
             globals: HashMap::new(),
             max_entries: HashMap::new(),
+            value_sizes: HashMap::new(),
             map_pin_path_by_name: HashMap::new(),
             extensions: HashSet::new(),
             verifier_log_level: VerifierLogLevel::default(),
@@ -327,6 +331,14 @@ impl<'a> EbpfLoader<'a> {
         self
     }
 
+    /// edge-ecli patch: sets the value size of the map named `name`, for maps whose
+    /// definition leaves it to user space (libbpf's `bpf_map__set_value_size`), such as
+    /// stack trace maps sized by the number of frames.
+    pub fn map_value_size(&mut self, name: &'a str, size: u32) -> &mut Self {
+        self.value_sizes.insert(name, size);
+        self
+    }
+
     /// Set the `max_entries` for specified map.
     #[deprecated(since = "0.13.2", note = "please use `map_max_entries` instead")]
     pub fn set_max_entries(&mut self, name: &'a str, size: u32) -> &mut Self {
@@ -440,6 +452,7 @@ impl<'a> EbpfLoader<'a> {
             default_map_pin_directory,
             globals,
             max_entries,
+            value_sizes,
             extensions,
             verifier_log_level,
             allow_unsupported_maps,
@@ -566,6 +579,9 @@ impl<'a> EbpfLoader<'a> {
             }
             if let Some(value_size) = value_size_override(map_type) {
                 map_obj.set_value_size(value_size)
+            }
+            if let Some(value_size) = value_sizes.get(name.as_str()) {
+                map_obj.set_value_size(*value_size)
             }
 
             let btf_fd = btf_fd.as_deref().map(|fd| fd.as_fd());

@@ -1,0 +1,243 @@
+//! Real libbpf tools, unchanged (issue 17): what a tool's C user space and libbpf used to do,
+//! which the loader does now. One fixture per mechanism (tests/fixtures/, in the style of
+//! libbpf-tools), loaded, attached and triggered on this kernel; values checked.
+
+use crate::common::*;
+
+/// `openat(2)` itself (musl's `File::open` is `open(2)` on x86_64, which these probes do not see).
+fn openat(path: &str, flags: i32) {
+    let c = std::ffi::CString::new(path).unwrap();
+    unsafe {
+        let fd = libc::syscall(libc::SYS_openat, libc::AT_FDCWD, c.as_ptr(), flags, 0o600);
+        if fd >= 0 {
+            libc::close(fd as i32);
+        }
+    }
+}
+
+/// Item 1: CO-RE reads of tracepoint arguments through a flexible array (`args[]` of the
+/// kernel's `struct syscall_trace_enter`), an array inside a struct and a typedef chain.
+#[test]
+fn core_reads_tracepoint_args_through_flexible_arrays() {
+    if !kernel_ready("core_reads_tracepoint_args_through_flexible_arrays") {
+        return;
+    }
+    let _g = serial();
+    let me = std::process::id().to_string();
+    let s = Session::start(&["-j", &fixtures().obj("flexargs"), "--target_tgid", &me]);
+    let path = format!("/tmp/edge-flexargs-{me}");
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    openat(&path, flags);
+    let out = s.wait_for(|o| o.contains(&path));
+    let f = s.stop_with(libc::SIGINT);
+    assert!(f.status.success(), "{}", f.stderr);
+    let row = json_lines(&out)
+        .into_iter()
+        .find(|l| l.contains(&path))
+        .unwrap_or_else(|| panic!("no event for {path}; stdout:\n{out}\nstderr:\n{}", f.stderr));
+    for key in ["flags_flex", "flags_array", "flags_typedef"] {
+        assert_eq!(
+            field(&row, key),
+            Some(flags.to_string().as_str()),
+            "{key}: {row}"
+        );
+    }
+    assert_eq!(field(&row, "fname_flex"), Some(path.as_str()), "{row}");
+    assert_eq!(field(&row, "fname_array"), Some(path.as_str()), "{row}");
+    assert_no_leaks(&["fa_openat", "fa_rb"]);
+}
+
+/// A trigger that waits for a line on stdin before `args` run, so its pid is known (and given
+/// to the fixture's filter) before its first event.
+fn gated_trigger(args: &[&str]) -> (std::process::Child, String) {
+    let c = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "read go; exec {} {}",
+            fixtures().trigger(),
+            args.join(" ")
+        ))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = c.id().to_string();
+    (c, pid)
+}
+
+fn release(child: &mut std::process::Child) {
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// The histogram libbpf-tools' print_log2_hist prints for five writes of 0, 1, 2, 4 and 1000
+/// bytes.
+const WRITE_HIST: &str = "     usecs               : count    distribution
+         0 -> 1          : 2        |****************************************|
+         2 -> 3          : 1        |********************                    |
+         4 -> 7          : 1        |********************                    |
+         8 -> 15         : 0        |                                        |
+        16 -> 31         : 0        |                                        |
+        32 -> 63         : 0        |                                        |
+        64 -> 127        : 0        |                                        |
+       128 -> 255        : 0        |                                        |
+       256 -> 511        : 0        |                                        |
+       512 -> 1023       : 1        |********************                    |
+";
+
+/// Items 4 and 10: results in maps (hash histogram, per-syscall counters in a map whose
+/// max_entries the object leaves open, a per-CPU counter, .bss counters and histogram) print
+/// at exit; scratch maps do not; the open map gets libbpf-tools' 10240 entries.
+#[test]
+fn results_in_maps_print_at_exit() {
+    if !kernel_ready("results_in_maps_print_at_exit") {
+        return;
+    }
+    let _g = serial();
+    let (mut t, pid) = gated_trigger(&["write", "0", "1", "2", "4", "1000"]);
+    let s = Session::start(&[&fixtures().obj("maphist"), "--target_tgid", &pid]);
+    let shown = std::process::Command::new("bpftool")
+        .args(["map", "show", "name", "syscalls"])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("max_entries 10240"), "bpftool: {shown}");
+    release(&mut t);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let f = s.stop_with(libc::SIGINT);
+    assert!(f.status.success(), "{}", f.stderr);
+    let out = f.stdout;
+    assert!(
+        out.contains(&format!("@hists:\n    comm = edge-trigger\n{WRITE_HIST}\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("@write_hist:\n{WRITE_HIST}\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains("@write_bytes[0]: 3\n@write_bytes[1]: 1004\n"),
+        "{out}"
+    );
+    assert!(out.contains("@pcpu_writes: 5\n"), "{out}");
+    assert!(
+        out.contains(&format!("@syscalls[{}]: 5\n", libc::SYS_write)),
+        "{out}"
+    );
+    assert!(!out.contains("@start"), "scratch map printed: {out}");
+    assert_no_leaks(&["mh_enter", "mh_write", "mh_exit", "syscalls", "hists"]);
+}
+
+/// Item 10: `--interval` prints the results every interval and clears them, as libbpf-tools
+/// do; NDJSON carries map, key and value.
+#[test]
+fn results_print_every_interval_and_clear() {
+    if !kernel_ready("results_print_every_interval_and_clear") {
+        return;
+    }
+    let _g = serial();
+    let (mut t, pid) = gated_trigger(&["write", "0", "1", "2", "4", "1000"]);
+    let s = Session::start(&[
+        "-j",
+        "--interval",
+        "0.5",
+        &fixtures().obj("maphist"),
+        "--target_tgid",
+        &pid,
+    ]);
+    release(&mut t);
+    s.wait_for(|o| o.contains("\"pcpu_writes\""));
+    // Two more intervals pass: what was printed was cleared and is not printed again.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let f = s.stop_with(libc::SIGINT);
+    assert!(f.status.success(), "{}", f.stderr);
+    let all = f.stdout;
+    assert_eq!(
+        all.matches("{\"global\":\"write_bytes\",\"value\":[3,1004,0,0]}")
+            .count(),
+        1,
+        "printed once, then cleared: {all}"
+    );
+    assert_eq!(
+        all.matches("{\"map\":\"pcpu_writes\",\"key\":0,\"value\":5}")
+            .count(),
+        1,
+        "{all}"
+    );
+    let hist = json_lines(&all)
+        .into_iter()
+        .find(|l| l.starts_with("{\"map\":\"hists\""))
+        .unwrap_or_else(|| panic!("{all}"));
+    assert!(
+        hist.starts_with("{\"map\":\"hists\",\"key\":0,\"value\":{\"slots\":[2,1,1,0,0,0,0,0,0,1,"),
+        "{hist}"
+    );
+}
+
+/// Items 4 and 5: a stack trace map and a perf event array whose sizes the object leaves open
+/// are sized (127 frames, 10240 entries, a buffer per CPU); stack ids in events and in a map's
+/// keys print as symbolized frames: the trigger's own function, libc, the kernel's syscall
+/// entry.
+#[test]
+fn stack_ids_print_as_symbolized_frames() {
+    if !kernel_ready("stack_ids_print_as_symbolized_frames") {
+        return;
+    }
+    let _g = serial();
+    for json in [false, true] {
+        let mut args = vec![];
+        if json {
+            args.push("-j");
+        }
+        let obj = fixtures().obj("stacks");
+        args.push(&obj);
+        let s = Session::start(&args);
+        let shown = std::process::Command::new("bpftool")
+            .args(["map", "show", "name", "st_stackmap"])
+            .output()
+            .unwrap();
+        let shown = String::from_utf8_lossy(&shown.stdout);
+        assert!(
+            shown.contains("value 1016") && shown.contains("max_entries 10240"),
+            "bpftool: {shown}"
+        );
+        let mut t = std::process::Command::new(fixtures().trigger())
+            .args(["uprobe-linger", "3", "1500"])
+            .spawn()
+            .unwrap();
+        let out = s.wait_for(|o| o.contains("clock_nanosleep") && o.contains("do_syscall_64"));
+        let f = s.stop_with(libc::SIGINT);
+        t.wait().unwrap();
+        assert!(f.status.success(), "{}", f.stderr);
+        let all = f.stdout;
+        let user = "edge_uprobe_target+0 (edge-trigger)";
+        let libc_frame = line_with(&all, "clock_nanosleep+", "(libc.so.6)");
+        assert!(libc_frame, "no libc frame: {all}");
+        assert!(all.contains(user), "{all}");
+        assert!(out.contains("do_syscall_64+"), "{out}");
+        if json {
+            let ev = json_lines(&all)
+                .into_iter()
+                .find(|l| l.contains(user) && !l.starts_with("{\"map\""))
+                .unwrap_or_else(|| panic!("{all}"));
+            assert!(
+                ev.contains(&format!("\"user_stack_id\":[\"{user}\"]")),
+                "{ev}"
+            );
+            assert!(all.contains("{\"map\":\"st_counts\",\"key\":{"), "{all}");
+        } else {
+            assert!(
+                all.contains(&format!("    user_stack_id:\n        {user}\n")),
+                "{all}"
+            );
+            assert!(all.contains("@st_counts["), "{all}");
+        }
+    }
+    assert_no_leaks(&["st_probe", "st_sleep", "st_stackmap", "st_counts"]);
+}
+
+/// Does `text` have a line with `a` followed later on the same line by `b`?
+fn line_with(text: &str, a: &str, b: &str) -> bool {
+    text.lines()
+        .any(|l| l.find(a).is_some_and(|i| l[i..].contains(b)))
+}
