@@ -64,6 +64,7 @@ fn tools_ready(test: &str) -> bool {
     skip_unless(test, missing, "build tests need clang and bpftool")
 }
 
+#[cfg_attr(edge_skip_toolchain, ignore = "needs clang-19, bpftool")]
 #[test]
 fn build_writes_package_object_and_skeleton_with_the_annotations() {
     if !tools_ready("build_writes_package_object_and_skeleton_with_the_annotations") {
@@ -163,6 +164,7 @@ fn build_writes_package_object_and_skeleton_with_the_annotations() {
     }
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn built_package_prints_typed_columns_and_a_histogram() {
     if !tools_ready("built_package_prints_typed_columns_and_a_histogram")
@@ -200,6 +202,7 @@ fn built_package_prints_typed_columns_and_a_histogram() {
     assert_no_leaks(&["handle_write", "sizes"]);
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn wasm_guest_written_against_the_generated_skeleton() {
     if !tools_ready("wasm_guest_written_against_the_generated_skeleton")
@@ -276,6 +279,7 @@ fn build_source(name: &str, source: &str, header: Option<&str>, extra: &[&str]) 
 
 const TINY: &str = "#include \"vmlinux.h\"\n#include <bpf/bpf_helpers.h>\nchar LICENSE[] SEC(\"license\") = \"GPL\";\n";
 
+#[cfg_attr(edge_skip_toolchain, ignore = "needs clang-19, bpftool")]
 #[test]
 fn build_bad_inputs_each_get_one_clear_error() {
     if !tools_ready("build_bad_inputs_each_get_one_clear_error") {

@@ -285,6 +285,7 @@ fn shell(prog: &str, script: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+#[cfg_attr(edge_skip_cli, ignore = "needs zsh, fish, groff etc.")]
 #[test]
 fn completion_completes_in_bash_zsh_and_fish() {
     // bash: the completion function, called as readline would.
@@ -330,6 +331,7 @@ fn completion_completes_in_bash_zsh_and_fish() {
     assert!(out.lines().any(|l| l.starts_with("--tail\t")), "{out}");
 }
 
+#[cfg_attr(edge_skip_cli, ignore = "needs zsh, fish, groff etc.")]
 #[test]
 fn the_man_page_renders_every_flag_of_every_command() {
     let f = run(&["man"]);
@@ -389,6 +391,7 @@ fn the_man_page_renders_every_flag_of_every_command() {
     assert!(text.contains("EXIT STATUS"), "{text}");
 }
 
+#[cfg_attr(edge_skip_cli, ignore = "needs zsh, fish, groff etc.")]
 #[test]
 fn the_systemd_unit_verifies_and_runs_flags_that_exist() {
     let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/systemd/edge-ecli.service");

@@ -17,6 +17,7 @@ fn openat(path: &str, flags: i32) {
 
 /// Item 1: CO-RE reads of tracepoint arguments through a flexible array (`args[]` of the
 /// kernel's `struct syscall_trace_enter`), an array inside a struct and a typedef chain.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn core_reads_tracepoint_args_through_flexible_arrays() {
     if !kernel_ready("core_reads_tracepoint_args_through_flexible_arrays") {
@@ -88,6 +89,7 @@ const WRITE_HIST: &str = "     usecs               : count    distribution
 /// Items 4 and 10: results in maps (hash histogram, per-syscall counters in a map whose
 /// max_entries the object leaves open, a per-CPU counter, .bss counters and histogram) print
 /// at exit; scratch maps do not; the open map gets libbpf-tools' 10240 entries.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn results_in_maps_print_at_exit() {
     if !kernel_ready("results_in_maps_print_at_exit") {
@@ -130,6 +132,7 @@ fn results_in_maps_print_at_exit() {
 
 /// Item 10: `--interval` prints the results every interval and clears them, as libbpf-tools
 /// do; NDJSON carries map, key and value.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn results_print_every_interval_and_clear() {
     if !kernel_ready("results_print_every_interval_and_clear") {
@@ -178,6 +181,7 @@ fn results_print_every_interval_and_clear() {
 /// are sized (127 frames, 10240 entries, a buffer per CPU); stack ids in events and in a map's
 /// keys print as symbolized frames: the trigger's own function, libc, the kernel's syscall
 /// entry.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn stack_ids_print_as_symbolized_frames() {
     if !kernel_ready("stack_ids_print_as_symbolized_frames") {

@@ -181,6 +181,7 @@ fn ready(test: &str) -> bool {
     kernel_ready(test)
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn daemon_runs_streams_reports_and_stops_instances() {
     let _g = serial();
@@ -263,6 +264,7 @@ fn seqs(text: &str) -> std::collections::BTreeSet<u32> {
         .collect()
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn reload_is_make_before_break_and_loses_no_event() {
     let _g = serial();
@@ -322,6 +324,7 @@ fn reload_is_make_before_break_and_loses_no_event() {
     );
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn pause_holds_events_and_guests_and_counts_what_it_drops() {
     let _g = serial();
@@ -398,6 +401,7 @@ fn pause_holds_events_and_guests_and_counts_what_it_drops() {
     });
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn a_stalled_client_misses_lines_counted_and_never_holds_the_consumer() {
     let _g = serial();
@@ -457,6 +461,7 @@ fn a_stalled_client_misses_lines_counted_and_never_holds_the_consumer() {
     );
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn the_desired_state_file_is_reconciled_when_it_changes() {
     let _g = serial();
@@ -521,6 +526,7 @@ fn the_desired_state_file_is_reconciled_when_it_changes() {
     );
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn metrics_pass_promtool_with_counters_gauges_and_histograms() {
     let _g = serial();
@@ -597,6 +603,7 @@ fn metrics_pass_promtool_with_counters_gauges_and_histograms() {
     }
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn the_socket_and_tcp_refuse_whom_they_should() {
     if !ready("the_socket_and_tcp_refuse_whom_they_should") {
@@ -725,6 +732,7 @@ fn the_socket_and_tcp_refuse_whom_they_should() {
     assert_eq!(st, 200, "the daemon serves again");
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn failing_and_trapping_instances_are_marked_failed_and_the_daemon_stays_up() {
     let _g = serial();
@@ -774,6 +782,7 @@ fn failing_and_trapping_instances_are_marked_failed_and_the_daemon_stays_up() {
     assert_no_leaks(&["bad_attach"]);
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn sigterm_stops_everything_and_a_killed_daemon_is_cleaned_up_on_restart() {
     let _g = serial();

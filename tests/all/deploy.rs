@@ -18,6 +18,7 @@ fn have(cmd: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+#[cfg_attr(edge_skip_k8s, ignore = "needs kubernetes-validate")]
 #[test]
 fn the_kubernetes_manifests_validate_offline() {
     let missing =
@@ -65,6 +66,7 @@ fn the_kubernetes_manifests_validate_offline() {
     }
 }
 
+#[cfg_attr(edge_skip_registry_root, ignore = "needs root, BTF, registry")]
 #[test]
 fn the_image_builds_offline_and_runs_a_package_from_its_own_files() {
     let _g = serial();

@@ -235,6 +235,7 @@ fn cache_files(cache: &Path) -> (usize, usize, usize) {
     )
 }
 
+#[cfg_attr(edge_skip_registry_root, ignore = "needs root, BTF, registry")]
 #[test]
 fn push_pull_and_run_every_kind_from_a_registry() {
     let _g = serial();
@@ -298,6 +299,7 @@ fn push_pull_and_run_every_kind_from_a_registry() {
     );
 }
 
+#[cfg_attr(edge_skip_registry_root, ignore = "needs root, BTF, registry")]
 #[test]
 fn the_cache_runs_a_reference_offline_and_by_digest() {
     let _g = serial();
@@ -356,6 +358,7 @@ fn docker_config(dir: &Path, registry: &str, user: &str, pass: &str) -> String {
     s(dir)
 }
 
+#[cfg_attr(edge_skip_registry, ignore = "needs docker-registry etc.")]
 #[test]
 fn basic_auth_with_docker_credentials() {
     if !services("basic_auth_with_docker_credentials") {
@@ -393,6 +396,7 @@ fn basic_auth_with_docker_credentials() {
     refused(&f, &[&r, "401", "were refused"]);
 }
 
+#[cfg_attr(edge_skip_registry, ignore = "needs docker-registry etc.")]
 #[test]
 fn bearer_tokens_from_a_realm_with_podman_credentials() {
     if !services("bearer_tokens_from_a_realm_with_podman_credentials") {
@@ -468,6 +472,7 @@ fn bearer_tokens_from_a_realm_with_podman_credentials() {
     );
 }
 
+#[cfg_attr(edge_skip_registry_root, ignore = "needs root, BTF, registry")]
 #[test]
 fn skopeo_reads_what_we_push_and_we_run_what_it_pushes() {
     let _g = serial();
@@ -522,6 +527,7 @@ fn skopeo_reads_what_we_push_and_we_run_what_it_pushes() {
     }
 }
 
+#[cfg_attr(edge_skip_registry, ignore = "needs docker-registry etc.")]
 #[test]
 fn inspektor_gadget_images_run_their_ebpf_layer_and_refuse_their_wasm() {
     if !services("inspektor_gadget_images_run_their_ebpf_layer_and_refuse_their_wasm") {
@@ -547,6 +553,7 @@ fn inspektor_gadget_images_run_their_ebpf_layer_and_refuse_their_wasm() {
     );
 }
 
+#[cfg_attr(edge_skip_registry_root, ignore = "needs root, BTF, registry")]
 #[test]
 fn cosign_signatures_verify_offline_and_travel_with_a_layout() {
     let _g = serial();
@@ -654,6 +661,7 @@ fn cosign_signatures_verify_offline_and_travel_with_a_layout() {
     sigsnoop_event(&["--verify-key", &apub], &format!("oci:{lay}:v1"), &[]);
 }
 
+#[cfg_attr(edge_skip_registry, ignore = "needs docker-registry etc.")]
 #[test]
 fn minisign_signatures_of_files_and_urls() {
     if !services("minisign_signatures_of_files_and_urls") {
@@ -742,6 +750,7 @@ fn minisign_signatures_of_files_and_urls() {
     );
 }
 
+#[cfg_attr(edge_skip_registry, ignore = "needs docker-registry etc.")]
 #[test]
 fn policy_files_and_digest_allow_lists() {
     if !services("policy_files_and_digest_allow_lists") {
@@ -797,6 +806,7 @@ fn policy_files_and_digest_allow_lists() {
     );
 }
 
+#[cfg_attr(edge_skip_registry_root, ignore = "needs root, BTF, registry")]
 #[test]
 fn https_urls_trust_the_system_roots_and_a_ca_file() {
     let _g = serial();
@@ -832,6 +842,7 @@ fn https_urls_trust_the_system_roots_and_a_ca_file() {
     );
 }
 
+#[cfg_attr(edge_skip_registry_root, ignore = "needs root, BTF, registry")]
 #[test]
 fn plain_http_only_to_loopback_or_named_insecure_registries() {
     if !services("plain_http_only_to_loopback_or_named_insecure_registries")
@@ -890,6 +901,7 @@ fn plain_http_only_to_loopback_or_named_insecure_registries() {
     );
 }
 
+#[cfg_attr(edge_skip_registry, ignore = "needs docker-registry etc.")]
 #[test]
 fn hostile_servers_get_one_line_errors_and_leave_nothing_in_the_cache() {
     if !services("hostile_servers_get_one_line_errors_and_leave_nothing_in_the_cache") {

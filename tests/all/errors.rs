@@ -123,6 +123,7 @@ fn object_without_btf() {
     expect_error(&["info", &p], &["no BTF"]);
 }
 
+#[cfg_attr(edge_skip_toolchain, ignore = "needs clang-19, bpftool")]
 #[test]
 fn unknown_section() {
     if !toolchain_available("unknown_section") {
@@ -174,6 +175,7 @@ fn flag_value_out_of_range() {
     );
 }
 
+#[cfg_attr(edge_skip_toolchain, ignore = "needs clang-19, bpftool")]
 #[test]
 fn string_too_long_for_char_array() {
     if !toolchain_available("string_too_long_for_char_array") {
@@ -232,6 +234,7 @@ fn package_help_lists_its_flags() {
     }
 }
 
+#[cfg_attr(edge_skip_toolchain, ignore = "needs clang-19, bpftool")]
 #[test]
 fn info_without_loading() {
     if !toolchain_available("info_without_loading") {
@@ -296,6 +299,7 @@ fn info_and_pack_explain_wasm_modules() {
 }
 
 /// Without privileges the load fails with a hint, and `info` still works (it loads nothing).
+#[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn unprivileged_user_gets_a_hint() {
     if unsafe { libc::geteuid() } != 0

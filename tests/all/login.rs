@@ -58,6 +58,7 @@ fn podman(args: &[&str], env: &[(&str, String)], stdin: &str) -> std::process::O
     child.wait_with_output().unwrap()
 }
 
+#[cfg_attr(edge_skip_registry, ignore = "needs docker-registry etc.")]
 #[test]
 fn login_and_logout_write_what_podman_writes_and_read_what_it_wrote() {
     if !services("login_and_logout_write_what_podman_writes_and_read_what_it_wrote") {
@@ -198,6 +199,7 @@ fn at_a_terminal(args: &[&str]) -> (bool, String) {
     )
 }
 
+#[cfg_attr(edge_skip_registry, ignore = "needs docker-registry etc.")]
 #[test]
 fn progress_shows_on_a_terminal_only_and_not_with_quiet() {
     if !services("progress_shows_on_a_terminal_only_and_not_with_quiet") {
@@ -244,6 +246,7 @@ fn progress_shows_on_a_terminal_only_and_not_with_quiet() {
     assert!(!shown.contains("fetching"), "{shown}");
 }
 
+#[cfg_attr(edge_skip_toolchain, ignore = "needs clang-19, bpftool")]
 #[test]
 fn build_shows_its_steps_on_a_terminal() {
     if !toolchain_available("build_shows_its_steps_on_a_terminal") {

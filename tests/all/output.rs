@@ -20,6 +20,7 @@ fn scratch(test: &str) -> PathBuf {
 /// The guest prints two lines and sleeps for ever; `--timeout` stops it (by force, since it
 /// sleeps again after its EINTR). Before the guest's stdout was a character device, wasi-libc
 /// buffered it fully and the lines died with the guest.
+#[cfg_attr(edge_skip_toolchain, ignore = "needs clang-19, bpftool")]
 #[test]
 fn a_wasm_guests_lines_reach_a_file_and_a_pipe_before_a_forced_stop() {
     if !toolchain_available("a_wasm_guests_lines_reach_a_file_and_a_pipe_before_a_forced_stop") {
@@ -66,6 +67,7 @@ fn recent_rfc3339(t: &str) {
     assert!(now.abs_diff(then) < 60, "{t} is not now");
 }
 
+#[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn picked_columns_and_timestamped_ndjson() {
     if !kernel_available("picked_columns_and_timestamped_ndjson") {
@@ -168,6 +170,7 @@ impl Drop for Daemon {
     }
 }
 
+#[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn the_daemons_events_carry_timestamps_and_ctl_speaks_json_tails_and_ages() {
     if !kernel_available("the_daemons_events_carry_timestamps_and_ctl_speaks_json_tails_and_ages") {
