@@ -17,7 +17,7 @@ apt_install clang-19 llvm-19 lld-19 bpftool libbpf-dev musl-tools gcc wasi-libc 
     util-linux coreutils \
     docker-registry skopeo minisign apache2-utils python3-cryptography openssl \
     podman prometheus \
-    zsh fish groff-base man-db systemd bsdutils
+    zsh fish groff-base man-db systemd bsdutils curl
 
 # QEMU: this kind of machine ships qemu-utils from bookworm-backports, which breaks bookworm's
 # qemu-system packages; take them from backports too.

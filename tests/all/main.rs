@@ -24,6 +24,7 @@ mod examples;
 mod kernel;
 mod login;
 mod output;
+mod readme;
 mod runtime;
 mod soak;
 mod wasm;
