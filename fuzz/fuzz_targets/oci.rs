@@ -60,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
         }
         2 => {
             let _ = tar::entries(rest, "fuzz");
-            if let Ok(t) = tar::gunzip(rest, 1 << 20, "fuzz") {
+            if let Ok(t) = edge_ecli::codec::gzip::gunzip(rest, 1 << 20, "fuzz") {
                 let _ = tar::entries(&t, "fuzz");
             }
         }

@@ -277,7 +277,10 @@ fuzz_target!(|data: &[u8]| {
         control,
         Box::new(Discard),
         HostConfig {
-            btf: if KERNEL { kernel_btf() } else { KernelBtf::Sys },
+            load: edge_ecli::bpf::LoadOptions {
+                btf: if KERNEL { kernel_btf() } else { KernelBtf::Sys },
+                ..Default::default()
+            },
             attach: AttachOptions::default(),
             event_type: None,
         },

@@ -69,6 +69,22 @@ fn read_btf(path: &str, mappable: bool) -> std::io::Result<BtfBytes> {
     Ok(BtfBytes::Read(v))
 }
 
+/// The ids of named types in the kernel's BTF (typed ksyms, kfuncs), found by a scan of the
+/// raw BTF: no parse.
+pub fn kernel_ids(src: &KernelBtf, wanted: &[(&str, u8)]) -> Result<Vec<Option<u32>>> {
+    let path = match src {
+        KernelBtf::Sys => SYS_BTF,
+        KernelBtf::File(p) => p.as_str(),
+    };
+    let data = read_btf(path, matches!(src, KernelBtf::Sys)).map_err(|e| {
+        Error::msg(format!(
+            "reading kernel BTF {path} (for the object's __ksym externs): {e}"
+        ))
+    })?;
+    crate::btf::edit::ids_by_name(&data, wanted)
+        .map_err(|e| Error::invalid(format!("kernel BTF {path}: {e}")))
+}
+
 /// The kernel BTF aya needs for `needs`: none, the part `core_btf` cuts out, or all of it.
 pub fn kernel_btf(src: &KernelBtf, needs: &Needs) -> Result<Option<aya::Btf>> {
     let path = match src {

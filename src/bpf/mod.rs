@@ -6,6 +6,7 @@
 
 pub mod attach;
 mod buffer;
+pub mod externs;
 pub mod kernel_btf;
 pub mod section;
 pub mod sys;
@@ -98,10 +99,29 @@ pub fn load(object: &Object, globals: &[(String, Vec<u8>)], opts: &LoadOptions) 
         }
         sections.push((p.name.clone(), sec));
     }
-    let elf = Elf::parse(&object.bytes)?;
+    // Externs (`__kconfig`, `__ksym`) get this kernel's values, as libbpf gives them.
+    let linked = {
+        let elf = Elf::parse(&object.bytes)?;
+        let found = crate::package::externs::find(&elf, &object.btf)
+            .map_err(|e| e.context(format!("object {}", object.meta.obj_name)))?;
+        if found.is_empty() {
+            None
+        } else {
+            let values = externs::resolve(&found, &btf_src)?;
+            Some(crate::package::externs::link(
+                &object.bytes,
+                &found,
+                &values,
+            )?)
+        }
+    };
+    let elf = Elf::parse(linked.as_deref().unwrap_or(&object.bytes))?;
     let ext = elf.section(".BTF.ext").map(|x| elf.section_data(x));
     let renamed = renamed_object(&elf, &renames)?;
-    let bytes: &[u8] = renamed.as_deref().unwrap_or(&object.bytes);
+    let bytes: &[u8] = renamed
+        .as_deref()
+        .or(linked.as_deref())
+        .unwrap_or(&object.bytes);
     // Only what CO-RE relocations and BTF attach points use of the kernel's BTF is parsed.
     // (Renaming changes section names only: the original .BTF.ext has the same relocations.)
     let mut needs = match ext {

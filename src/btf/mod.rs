@@ -4,6 +4,7 @@
 //! aya-obj 0.3 parses BTF too, but keeps its type table private, so layouts are read here.
 
 pub mod core;
+pub mod edit;
 pub mod ext;
 
 use crate::error::{Error, Result};

@@ -1,8 +1,9 @@
-//! General codecs every layer uses (JSON, base64, PEM, content digests): pure, bounded, and
+//! General codecs every layer uses (JSON, base64, PEM, gzip, content digests): pure, bounded, and
 //! knowing nothing of packages, registries or trust.
 
 pub mod base64;
 pub mod digest;
+pub mod gzip;
 pub mod json;
 pub mod pem;
 

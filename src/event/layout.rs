@@ -312,6 +312,11 @@ impl Layouts {
         self.all.is_empty()
     }
 
+    /// The candidate shown first (its header up front): the one named `event`, else the first.
+    pub fn preferred(&self) -> usize {
+        self.all.iter().position(|l| l.name == "event").unwrap_or(0)
+    }
+
     /// The layout of a record of `len` bytes: one of exactly that size (a perf record is
     /// padded by up to 7 bytes), else one with a variable-length tail the record ends in,
     /// else the one named `event`, else the first; a struct named `event` wins ties.

@@ -6,7 +6,10 @@ use crate::error::{Error, Result};
 pub const EM_BPF: u16 = 247;
 const SHT_SYMTAB: u32 = 2;
 const SHT_STRTAB: u32 = 3;
+pub const SHT_PROGBITS: u32 = 1;
 pub const SHT_REL: u32 = 9;
+pub const SHF_WRITE: u64 = 1;
+pub const SHF_ALLOC: u64 = 2;
 pub const SHT_NOBITS: u32 = 8;
 pub const SHF_EXECINSTR: u64 = 4;
 pub const STT_OBJECT: u8 = 1;
@@ -215,17 +218,35 @@ impl<'a> Elf<'a> {
         rename: impl Fn(&str) -> Option<String>,
         replace: &[(&str, Vec<u8>)],
     ) -> Vec<u8> {
+        self.edited(&rename, replace, &[])
+    }
+
+    /// The object with sections renamed, contents replaced and new sections appended (their
+    /// indexes follow the existing ones, in order).
+    pub fn edited(
+        &self,
+        rename: &dyn Fn(&str) -> Option<String>,
+        replace: &[(&str, Vec<u8>)],
+        append: &[NewSection],
+    ) -> Vec<u8> {
         let mut out = self.data.to_vec();
-        while !out.len().is_multiple_of(8) {
-            out.push(0);
-        }
+        let pad = |out: &mut Vec<u8>| {
+            while !out.len().is_multiple_of(8) {
+                out.push(0);
+            }
+        };
+        pad(&mut out);
         let mut moved = Vec::new();
         for (name, bytes) in replace {
             moved.push((*name, out.len() as u64, bytes.len() as u64));
             out.extend_from_slice(bytes);
-            while !out.len().is_multiple_of(8) {
-                out.push(0);
-            }
+            pad(&mut out);
+        }
+        let mut added = Vec::new();
+        for n in append {
+            added.push(out.len() as u64);
+            out.extend_from_slice(&n.data);
+            pad(&mut out);
         }
         let mut names = vec![0u8];
         let mut offsets = Vec::with_capacity(self.sections.len());
@@ -235,13 +256,17 @@ impl<'a> Elf<'a> {
             names.extend_from_slice(n.as_bytes());
             names.push(0);
         }
+        let mut added_names = Vec::new();
+        for n in append {
+            added_names.push(names.len() as u32);
+            names.extend_from_slice(n.name.as_bytes());
+            names.push(0);
+        }
         let new_name_off = names.len() as u32;
         names.extend_from_slice(b".edge.shstrtab\0");
         let names_off = out.len() as u64;
         out.extend_from_slice(&names);
-        while !out.len().is_multiple_of(8) {
-            out.push(0);
-        }
+        pad(&mut out);
         let new_shoff = out.len() as u64;
         for (i, off) in offsets.iter().enumerate() {
             let o = (self.shoff + i as u64 * 64) as usize;
@@ -253,6 +278,16 @@ impl<'a> Elf<'a> {
             }
             out.extend_from_slice(&hdr);
         }
+        for ((n, at), name) in append.iter().zip(&added).zip(&added_names) {
+            let mut hdr = [0u8; 64];
+            hdr[..4].copy_from_slice(&name.to_le_bytes());
+            hdr[4..8].copy_from_slice(&n.kind.to_le_bytes());
+            hdr[8..16].copy_from_slice(&n.flags.to_le_bytes());
+            hdr[24..32].copy_from_slice(&at.to_le_bytes());
+            hdr[32..40].copy_from_slice(&(n.data.len() as u64).to_le_bytes());
+            hdr[48..56].copy_from_slice(&n.align.max(1).to_le_bytes());
+            out.extend_from_slice(&hdr);
+        }
         let mut hdr = [0u8; 64];
         hdr[..4].copy_from_slice(&new_name_off.to_le_bytes());
         hdr[4..8].copy_from_slice(&SHT_STRTAB.to_le_bytes());
@@ -261,12 +296,24 @@ impl<'a> Elf<'a> {
         hdr[48..56].copy_from_slice(&1u64.to_le_bytes());
         out.extend_from_slice(&hdr);
         // Parsing refused more than u16::MAX sections, and a full table stays as it is.
-        let shnum = (self.sections.len() as u16).saturating_add(1);
+        let shnum = (self.sections.len() as u16)
+            .saturating_add(append.len() as u16)
+            .saturating_add(1);
         out[40..48].copy_from_slice(&new_shoff.to_le_bytes());
         out[60..62].copy_from_slice(&shnum.to_le_bytes());
         out[62..64].copy_from_slice(&(shnum - 1).to_le_bytes());
         out
     }
+}
+
+/// A section `Elf::edited` appends.
+#[derive(Debug, Clone)]
+pub struct NewSection {
+    pub name: String,
+    pub kind: u32,
+    pub flags: u64,
+    pub align: u64,
+    pub data: Vec<u8>,
 }
 
 #[cfg(test)]

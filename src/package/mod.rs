@@ -5,6 +5,7 @@
 
 pub mod elf;
 pub mod eunomia;
+pub mod externs;
 pub mod meta;
 pub mod usage;
 

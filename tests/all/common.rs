@@ -147,8 +147,10 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
-const BPF_FIXTURES: [&str; 19] = [
+const BPF_FIXTURES: [&str; 21] = [
     "flexargs",
+    "externs",
+    "records",
     "maphist",
     "stacks",
     "sockfilter",
@@ -241,6 +243,12 @@ pub fn fixtures() -> &'static Fixtures {
         );
         // The same object without BTF, for the error tests.
         bpf("sigsnoop", "nobtf", &[]);
+        // A strong extern no kernel has, for the extern error test.
+        bpf(
+            "externs",
+            "externs_strong",
+            &[g.clone(), "-DEDGE_STRONG_MISSING".to_string()],
+        );
         Fixtures { dir }
     })
 }

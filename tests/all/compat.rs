@@ -245,3 +245,179 @@ fn line_with(text: &str, a: &str, b: &str) -> bool {
     text.lines()
         .any(|l| l.find(a).is_some_and(|i| l[i..].contains(b)))
 }
+
+/// Items 8 and 9: a header with several structs (the first a decoy): each record is decoded
+/// by the struct its size selects; a variable-length tail shows the strings it holds; addresses
+/// in unnamed unions, a 128-bit integer and a u32[4] print as IP addresses.
+#[test]
+fn records_pick_their_struct_and_show_addresses() {
+    if !kernel_ready("records_pick_their_struct_and_show_addresses") {
+        return;
+    }
+    let _g = serial();
+    let me = std::process::id().to_string();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let path = format!("/tmp/edge-records-{me}");
+    for json in [true, false] {
+        let obj = fixtures().obj("records");
+        let mut args = vec![];
+        if json {
+            args.push("-j");
+        }
+        args.extend([obj.as_str(), "--target_tgid", &me]);
+        let s = Session::start(&args);
+        openat(&path, libc::O_RDONLY);
+        let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let out = s.wait_for(|o| o.contains(&path) && o.contains("127.0.0.1"));
+        drop(c);
+        let f = s.stop_with(libc::SIGINT);
+        assert!(f.status.success(), "{}", f.stderr);
+        if json {
+            let ev = json_lines(&out)
+                .into_iter()
+                .find(|l| l.contains(&path))
+                .unwrap_or_else(|| panic!("{out}"));
+            assert_eq!(
+                ev,
+                format!(
+                    "{{\"pid\":{me},\"args_count\":2,\"args_size\":{},\"comm\":\"{}\",\"args\":\"{path} xy\"}}",
+                    path.len() + 4,
+                    field(&ev, "comm").unwrap()
+                )
+            );
+            let conn = json_lines(&out)
+                .into_iter()
+                .find(|l| l.contains("\"af\""))
+                .unwrap_or_else(|| panic!("{out}"));
+            assert_eq!(
+                conn,
+                format!(
+                    "{{\"af\":2,\"dport\":{},\"saddr_v4\":\"127.0.0.1\",\"saddr_v6\":\"127.0.0.1\",\"daddr_v4\":\"127.0.0.1\",\"daddr_v6\":\"127.0.0.1\",\"saddr\":\"127.0.0.1\",\"daddr\":\"127.0.0.1\",\"comm\":\"{}\"}}",
+                    port,
+                    field(&conn, "comm").unwrap()
+                )
+            );
+        } else {
+            let lines: Vec<&str> = out.lines().collect();
+            assert!(
+                lines[0].starts_with("TIME     PID     ARGS_COUNT ARGS_SIZE COMM"),
+                "the event's header first: {out}"
+            );
+            assert!(
+                out.lines().any(|l| l.ends_with(&format!("{path} xy"))),
+                "{out}"
+            );
+            let h = lines
+                .iter()
+                .position(|l| l.starts_with("TIME     AF    DPORT SADDR_V4"))
+                .unwrap_or_else(|| panic!("no header for conn_event: {out}"));
+            assert!(lines[h + 1].contains(" 127.0.0.1 "), "{out}");
+            assert!(!out.contains("IDENT") && !out.contains("?"), "{out}");
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+    assert_no_leaks(&["rec_openat", "rec_state", "rec_rb", "rec_heap"]);
+}
+
+/// This kernel's config, as /proc/config.gz says it (the fixture's expectations).
+fn kernel_config(name: &str) -> Option<String> {
+    let o = std::process::Command::new("zcat")
+        .arg("/proc/config.gz")
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")).map(str::to_string))
+}
+
+/// Items 2 and 3: kconfig externs (the kernel version, bool, tristate, int, string, missing
+/// weak, libbpf's virtual ones) and ksyms (untyped by kallsyms address, missing weak, kfuncs
+/// called and probed with bpf_ksym_exists) get this kernel's values; a strong extern the
+/// kernel lacks is a one-line error naming it.
+#[test]
+fn externs_resolve_as_libbpf_resolves_them() {
+    if !kernel_ready("externs_resolve_as_libbpf_resolves_them") {
+        return;
+    }
+    let _g = serial();
+    let me = std::process::id().to_string();
+    let nr = libc::SYS_getppid.to_string();
+    let s = Session::start(&[
+        "-j",
+        &fixtures().obj("externs"),
+        "--target_tgid",
+        &me,
+        "--target_nr",
+        &nr,
+    ]);
+    unsafe { libc::syscall(libc::SYS_getppid) };
+    let out = s.wait_for(|o| o.contains("version"));
+    let f = s.stop_with(libc::SIGINT);
+    assert!(f.status.success(), "{}", f.stderr);
+    let row = json_lines(&out)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("{out}\n{}", f.stderr));
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    unsafe { libc::uname(&mut u) };
+    let release: String = u
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8 as char)
+        .collect();
+    let nums: Vec<u32> = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .take(3)
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let version = (nums[0] << 16) + (nums[1] << 8) + nums[2].min(255);
+    let schedule = std::fs::read_to_string("/proc/kallsyms")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&"schedule")).then(|| u64::from_str_radix(f[0], 16).unwrap())
+        })
+        .unwrap();
+    let tri = match kernel_config("CONFIG_IKCONFIG").as_deref() {
+        Some("y") => 1,
+        Some("m") => 2,
+        _ => 0,
+    };
+    let want = [
+        ("version", version.to_string()),
+        ("cookie", "true".into()),
+        ("bpf_syscall", "true".into()),
+        ("ikconfig", tri.to_string()),
+        ("hz", kernel_config("CONFIG_HZ").unwrap_or("0".into())),
+        ("missing_config", "false".into()),
+        (
+            "localversion",
+            kernel_config("CONFIG_LOCALVERSION")
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_string(),
+        ),
+        ("sym_addr", schedule.to_string()),
+        ("missing_sym_addr", "0".into()),
+        ("kfunc_exists", "true".into()),
+        ("missing_kfunc_exists", "false".into()),
+        ("pid_by_kfunc", me.clone()),
+    ];
+    for (k, v) in want {
+        assert_eq!(field(&row, k), Some(v.as_str()), "{k} in {row}");
+    }
+    assert_no_leaks(&["ex_enter", "ex_rb"]);
+
+    let r = run(&["run", "--timeout", "1", &fixtures().obj("externs_strong")]);
+    assert_eq!(r.status.code(), Some(1), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("CONFIG_EDGE_ECLI_NOT_A_CONFIG") && r.stderr.contains("__weak"),
+        "{}",
+        r.stderr
+    );
+}

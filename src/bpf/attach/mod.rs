@@ -152,6 +152,11 @@ fn mismatch() -> Failure {
 
 fn hint(sec: &Section, f: &Failure) -> &'static str {
     let kprobe = sec.is_kprobe();
+    if f.text
+        .contains("failed to find the address for kernel symbol")
+    {
+        return "this kernel's kallsyms lists no data symbols (CONFIG_KALLSYMS_ALL is off), so it cannot place typed __ksym variables; declare them __weak and test them with bpf_ksym_exists()";
+    }
     match f.errno {
         Some(libc::EINVAL | libc::EILSEQ) if kprobe && cfg!(target_arch = "riscv64") => {
             "this riscv64 kernel cannot place a kprobe at offset 0 of a function (no KPROBES_ON_FTRACE); use kprobe/FUNC+8 (past the ftrace patch site), a tracepoint or fentry"
@@ -160,6 +165,10 @@ fn hint(sec: &Section, f: &Failure) -> &'static str {
             if kprobe && !std::path::Path::new("/sys/bus/event_source/devices/kprobe").exists() =>
         {
             "kprobes are not enabled in this kernel (CONFIG_KPROBES); use a tracepoint or fentry"
+        }
+        // A program load the verifier refused (its log is in the text) says EACCES too.
+        Some(libc::EACCES | libc::EINVAL) if f.text.contains("Verifier output") && f.text.len() > 200 => {
+            "the verifier rejected the program: its log above ends with the reason"
         }
         Some(libc::EPERM | libc::EACCES) => {
             "run as root (CAP_BPF, CAP_PERFMON); fentry/fexit/lsm may also be blocked by kernel lockdown"
@@ -208,8 +217,9 @@ pub(super) fn attach(
         ))),
     };
     r.map_err(|f| {
+        let verifier = f.text.contains("Verifier output") && f.text.len() > 200;
         let kind = match f.errno {
-            Some(libc::EPERM | libc::EACCES) => ErrorKind::Denied,
+            Some(libc::EPERM | libc::EACCES) if !verifier => ErrorKind::Denied,
             _ if f.ours => ErrorKind::Invalid,
             _ => ErrorKind::Kernel,
         };

@@ -122,13 +122,14 @@ impl Records {
                 p
             }
         };
+        let first = layouts.preferred();
         Ok(Records {
             typed,
             layouts,
             raw_prefix,
             format,
             last: std::cell::Cell::new((usize::MAX, 0)),
-            headers: std::cell::Cell::new(1),
+            headers: std::cell::Cell::new(1 << first.min(63)),
             frames: None,
         })
     }
@@ -139,9 +140,10 @@ impl Records {
         self
     }
 
-    /// The column header of typed plain output (of the first candidate), without a newline.
+    /// The column header of typed plain output (of the preferred candidate), without a
+    /// newline.
     pub fn header(&self) -> Option<String> {
-        match self.typed.first() {
+        match self.typed.get(self.layouts.preferred()) {
             Some(Typed::Plain(c)) => Some(c.header("TIME     ")),
             _ => None,
         }

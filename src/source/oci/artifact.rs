@@ -66,7 +66,7 @@ pub fn package_of(a: &Artifact, what: &str) -> Result<(Vec<u8>, Option<String>)>
         let raw = if d.media_type.as_str() == TAR_LAYER {
             b.clone()
         } else {
-            tar::gunzip(b, MAX_PACKAGE_SIZE as usize, &lw)?
+            crate::codec::gzip::gunzip(b, MAX_PACKAGE_SIZE as usize, &lw)?
         };
         let files = tar::entries(&raw, &lw)?;
         let obj = files
