@@ -101,7 +101,7 @@ impl SourceFlags<'_> {
         if let Some(f) = self.ca_file {
             if !std::path::Path::new(f).is_file() {
                 return Err(Error::new(
-                    ErrorKind::Usage,
+                    ErrorKind::NotFound,
                     format!("--ca-file {f}: no such file"),
                 ));
             }

@@ -354,7 +354,7 @@ fn build_bad_inputs_each_get_one_clear_error() {
 
     // An unknown --arch.
     let f = build_source("arch", TINY, None, &["--arch", "mips"]);
-    assert_eq!(f.status.code(), Some(1));
+    assert_eq!(f.status.code(), Some(2), "a bad command line");
     assert!(
         f.stderr
             .contains("--arch mips: unknown architecture; use x86, arm64 or riscv"),

@@ -622,7 +622,8 @@ fn the_socket_and_tcp_refuse_whom_they_should() {
         "--listen",
         "127.0.0.1:0",
     ]);
-    assert_eq!(f.status.code(), Some(1));
+    // A bad command line of edge-ecli: exit 2.
+    assert_eq!(f.status.code(), Some(2));
     assert!(
         f.stderr.contains("--listen needs --token-file"),
         "{}",

@@ -796,10 +796,10 @@ fn policy_files_and_digest_allow_lists() {
         &run(&["info", "--policy", &s(&policy), &pkg]),
         &["not a policy"],
     );
-    refused(
-        &run(&["info", "--allow-digest", "sha256:xyz", &pkg]),
-        &["--allow-digest sha256:xyz"],
-    );
+    // A value that does not parse is a bad command line: exit 2.
+    let f = run(&["info", "--allow-digest", "sha256:xyz", &pkg]);
+    assert_eq!(f.status.code(), Some(2), "{}", f.stderr);
+    assert!(f.stderr.contains("--allow-digest sha256:xyz"), "{}", f.stderr);
     refused(
         &run(&["info", "--verify-key", "/nonexistent.pub", &pkg]),
         &["--verify-key /nonexistent.pub"],
