@@ -18,26 +18,29 @@ use value::{encode, value_type, ValueType};
 /// How the user runs the package: named in its help and in the hints of a bad argument.
 #[derive(Debug, Clone, Default)]
 pub struct Invocation {
-    /// The command line up to and with PROG, e.g. `edge-ecli run ./sigsnoop.json`.
+    /// The command that runs packages (default `edge-ecli run`).
     pub command: Option<String>,
+    /// PROG as the user wrote it (default `PROG`).
+    pub prog: Option<String>,
     /// The flags that belong before PROG (`-j`, `--timeout`...): one of them after PROG gets
     /// the hint that it goes before.
     pub outer_flags: Vec<String>,
 }
 
 impl Invocation {
-    fn command(&self) -> &str {
-        self.command.as_deref().unwrap_or("edge-ecli run PROG")
+    /// `edge-ecli run PROG`
+    fn command(&self) -> String {
+        self.with_flag("")
     }
 
-    /// `edge-ecli run PROG` without PROG, for "put it before PROG" hints.
-    fn before_prog(&self) -> String {
-        match &self.command {
-            Some(c) => match c.rsplit_once(' ') {
-                Some((head, prog)) => format!("{head} {{}} {prog}"),
-                None => format!("{c} {{}}"),
-            },
-            None => "edge-ecli run {} PROG".into(),
+    /// `edge-ecli run FLAG PROG`: where a flag of edge-ecli goes.
+    fn with_flag(&self, flag: &str) -> String {
+        let cmd = self.command.as_deref().unwrap_or("edge-ecli run");
+        let prog = self.prog.as_deref().unwrap_or("PROG");
+        if flag.is_empty() {
+            format!("{cmd} {prog}")
+        } else {
+            format!("{cmd} {flag} {prog}")
         }
     }
 }
@@ -206,7 +209,7 @@ fn unknown(arg: &str, flags: &[Flag], inv: &Invocation) -> Error {
     let msg = if inv.outer_flags.iter().any(|f| f == name) {
         format!(
             "{arg} is a flag of edge-ecli, not of the package: put it before PROG (`{}`)",
-            inv.before_prog().replace("{}", arg)
+            inv.with_flag(arg)
         )
     } else if !arg.starts_with('-') {
         format!("unexpected argument \"{arg}\": the package takes only flags ({help})")
@@ -452,7 +455,8 @@ mod tests {
         let (mut m, b) = setup();
         m.globals[1].long = "small_one".into();
         let inv = Invocation {
-            command: Some("edge-ecli run x.json".into()),
+            command: None,
+            prog: Some("x.json".into()),
             outer_flags: vec!["-j".into(), "--json".into(), "--timeout".into()],
         };
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();

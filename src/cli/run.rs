@@ -249,7 +249,8 @@ impl RunCmd {
         let mut opts = self.options()?;
         let prog = self.rest.remove(0);
         opts.invocation = Invocation {
-            command: Some(format!("edge-ecli run {prog}")),
+            command: Some("edge-ecli run".into()),
+            prog: Some(prog.clone()),
             outer_flags: outer_flags(),
         };
         let args = std::mem::take(&mut self.rest);

@@ -799,7 +799,11 @@ fn policy_files_and_digest_allow_lists() {
     // A value that does not parse is a bad command line: exit 2.
     let f = run(&["info", "--allow-digest", "sha256:xyz", &pkg]);
     assert_eq!(f.status.code(), Some(2), "{}", f.stderr);
-    assert!(f.stderr.contains("--allow-digest sha256:xyz"), "{}", f.stderr);
+    assert!(
+        f.stderr.contains("--allow-digest sha256:xyz"),
+        "{}",
+        f.stderr
+    );
     refused(
         &run(&["info", "--verify-key", "/nonexistent.pub", &pkg]),
         &["--verify-key /nonexistent.pub"],
