@@ -246,28 +246,111 @@ fn map_fd(map: &Map) -> RawFd {
 }
 
 impl Loaded {
-    /// Loads and attaches every program of the package, in order. The first failure is
-    /// returned naming the program, its section, the reason and a hint.
-    pub fn attach_all(&mut self, progs: &[Prog], opts: &AttachOptions) -> Result<()> {
+    /// Loads and attaches the programs of the package as a tool's user space would:
+    /// programs that hook one place by different mechanisms are alternatives of which the
+    /// first the kernel accepts is attached (fentry before kprobe, tp_btf before raw_tp); a
+    /// program whose target or mechanism this kernel lacks is skipped when others attached
+    /// (an error with `--strict`). Returns the warnings to show; nothing attached is an error
+    /// naming why each program failed.
+    pub fn attach_all(&mut self, progs: &[Prog], opts: &AttachOptions) -> Result<Vec<String>> {
+        let mut secs = Vec::with_capacity(progs.len());
         for p in progs {
-            self.attach_one(p, opts)?;
+            let sec = self.section_of(&p.name)?;
+            secs.push(opts.section_for(&p.name, &sec)?);
         }
-        Ok(())
+        for (n, _) in &opts.targets {
+            let named = progs.iter().zip(&secs).any(|(p, s)| {
+                p.name == *n
+                    || s.target().as_deref() == Some(n.as_str())
+                    || self
+                        .section_of(&p.name)
+                        .ok()
+                        .and_then(|s| s.target())
+                        .as_deref()
+                        == Some(n.as_str())
+            });
+            if !named {
+                return Err(Error::new(
+                    ErrorKind::Usage,
+                    format!("--attach {n}=...: no program or section target named {n}"),
+                ));
+            }
+        }
+        let mut warnings = Vec::new();
+        let mut skipped: Vec<Error> = Vec::new();
+        let mut attached = 0;
+        for group in section::attach_plan(&secs) {
+            let mut errs = Vec::new();
+            for &i in &group {
+                match self.attach_section(&progs[i], &secs[i], opts) {
+                    Ok(()) => {
+                        attached += 1;
+                        break;
+                    }
+                    Err(e) => errs.push(e),
+                }
+            }
+            if errs.len() < group.len() {
+                if let (Some(e), Some(&i)) = (errs.first(), group.get(errs.len())) {
+                    log::info!("attached {} instead of its alternative: {e}", progs[i].name);
+                }
+                continue;
+            }
+            // None of the group attached: the kernel's refusal of a program itself (the
+            // verifier) is an error; a target or mechanism this kernel lacks is skipped.
+            let hard = errs
+                .iter()
+                .position(|e| !matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Denied));
+            if let Some(i) = hard {
+                return Err(errs.swap_remove(i));
+            }
+            let kind = errs.last().map_or(ErrorKind::Other, Error::kind);
+            let why: Vec<String> = errs.iter().map(Error::to_string).collect();
+            let e = Error::new(kind, why.join("; and "));
+            if opts.strict {
+                return Err(e);
+            }
+            skipped.push(e);
+        }
+        if attached == 0 && !skipped.is_empty() {
+            let why: Vec<String> = skipped.iter().map(Error::to_string).collect();
+            return Err(Error::new(
+                skipped[0].kind(),
+                format!("no program could attach on this kernel: {}", why.join("; ")),
+            ));
+        }
+        for e in skipped {
+            warnings.push(format!("skipped (use --strict to make this an error): {e}"));
+        }
+        Ok(warnings)
+    }
+
+    fn section_of(&self, prog: &str) -> Result<Section> {
+        self.sections
+            .iter()
+            .find(|(n, _)| n == prog)
+            .map(|(_, s)| s.clone())
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no program named {prog}")))
     }
 
     /// Loads and attaches one program, with `opts` giving what its section cannot name.
     pub fn attach_one(&mut self, p: &Prog, opts: &AttachOptions) -> Result<()> {
-        let sec = self
-            .sections
-            .iter()
-            .find(|(n, _)| *n == p.name)
-            .map(|(_, s)| s.clone())
-            .ok_or_else(|| {
-                Error::new(ErrorKind::NotFound, format!("no program named {}", p.name))
-            })?;
+        let sec = opts.section_for(&p.name, &self.section_of(&p.name)?)?;
+        self.attach_section(p, &sec, opts)
+    }
+
+    /// Loads and attaches program `p` as section `sec` says.
+    fn attach_section(&mut self, p: &Prog, sec: &Section, opts: &AttachOptions) -> Result<()> {
+        let original = self.section_of(&p.name)?;
         let btf_type = sec.btf_attach_type();
-        if let (Some(t), None) = (&btf_type, &self.kbtf) {
-            // Normally built by `load` already, with every attach type in it.
+        // Normally built by `load` already, with every attach type in it; a target given
+        // at run time needs its own.
+        let rebuild = match (&btf_type, &self.kbtf) {
+            (Some(_), None) => true,
+            (Some(t), Some(_)) => original.btf_attach_type().as_ref() != Some(t),
+            _ => false,
+        };
+        if let (true, Some(t)) = (rebuild, &btf_type) {
             let mut needs = Needs::Nothing;
             needs.add(t.clone());
             self.kbtf = kernel_btf::kernel_btf(&self.btf_src, &needs)?;
@@ -291,16 +374,22 @@ impl Loaded {
             kbtf: kbtf.as_ref(),
             held,
         };
-        let r = attach::attach(prog, &sec, p, opts, &mut ctx);
+        let r = attach::attach(prog, sec, p, opts, &mut ctx);
         *verify_time += ctx.verify;
         self.attach_time += t0.elapsed();
+        let shown = match sec.target() {
+            Some(t) if Some(&t) != original.target().as_ref() => {
+                format!("{}, attached to {t}", p.section)
+            }
+            _ => p.section.clone(),
+        };
         r.map_err(|e| {
             e.context(format!(
-                "attaching program {} (section \"{}\")",
-                p.name, p.section
+                "attaching program {} (section \"{shown}\")",
+                p.name
             ))
         })?;
-        log::debug!("attached {} ({})", p.name, p.section);
+        log::debug!("attached {} ({shown})", p.name);
         if btf_type.is_some() {
             self.btf_attaches_left = self.btf_attaches_left.saturating_sub(1);
             if self.btf_attaches_left == 0 {

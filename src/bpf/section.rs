@@ -231,6 +231,102 @@ impl Section {
     }
 }
 
+/// A place programs hook by different mechanisms: a tool ships one program per mechanism and
+/// its user space turns all but one off (fentry/kprobe, fexit/kretprobe, tp_btf/raw_tp).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hook {
+    Entry(String),
+    Return(String),
+    RawTracepoint(String),
+}
+
+impl Section {
+    /// The hook this program shares with its alternatives, and its rank among them (the
+    /// lowest is tried first: BTF-based mechanisms are cheaper and see typed arguments).
+    pub fn hook(&self) -> Option<(Hook, u8)> {
+        Some(match self {
+            Section::BtfTracing { kind, target } => match kind {
+                BtfKind::Fentry => (Hook::Entry(target.clone()), 0),
+                BtfKind::Fexit => (Hook::Return(target.clone()), 0),
+                BtfKind::TpBtf => (Hook::RawTracepoint(target.clone()), 0),
+                BtfKind::Lsm => return None,
+            },
+            Section::Kprobe {
+                func,
+                offset: 0,
+                ret,
+            } => {
+                if *ret {
+                    (Hook::Return(func.clone()), 1)
+                } else {
+                    (Hook::Entry(func.clone()), 1)
+                }
+            }
+            Section::RawTracepoint { name } => (Hook::RawTracepoint(name.clone()), 1),
+            _ => return None,
+        })
+    }
+
+    /// The target this section names, for `--attach` to replace: a function, a tracepoint
+    /// (`CATEGORY/NAME`), a uprobe's `PATH:FUNC`.
+    pub fn with_target(&self, new: &str) -> Option<Section> {
+        let mut s = self.clone();
+        match &mut s {
+            Section::BtfTracing { target, .. } => *target = new.into(),
+            Section::Kprobe { func, offset, .. } => {
+                let (f, o) = split_offset(new).ok()?;
+                *func = f.into();
+                *offset = o;
+            }
+            Section::RawTracepoint { name } => *name = new.into(),
+            Section::Tracepoint { category, name } => {
+                let (c, n) = new.split_once(['/', ':'])?;
+                *category = c.into();
+                *name = n.into();
+            }
+            Section::Uprobe { target, .. } => *target = new.into(),
+            _ => return None,
+        }
+        Some(s)
+    }
+
+    /// What the section attaches to, as `--attach` names it.
+    pub fn target(&self) -> Option<String> {
+        match self {
+            Section::BtfTracing { target, .. } => Some(target.clone()),
+            Section::Kprobe { func, .. } => Some(func.clone()),
+            Section::RawTracepoint { name } => Some(name.clone()),
+            Section::Tracepoint { category, name } => Some(format!("{category}/{name}")),
+            Section::Uprobe { target, .. } if !target.is_empty() => Some(target.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// The order programs are attached in: groups of alternatives (each in preference order, of
+/// which one is attached), and every other program alone, in the object's order.
+pub fn attach_plan(sections: &[Section]) -> Vec<Vec<usize>> {
+    /// A hook (None: a program alone) and its programs, by (rank, index).
+    type Group = (Option<Hook>, Vec<(u8, usize)>);
+    let mut groups: Vec<Group> = Vec::new();
+    for (i, s) in sections.iter().enumerate() {
+        match s.hook() {
+            Some((hook, rank)) => match groups.iter_mut().find(|g| g.0.as_ref() == Some(&hook)) {
+                Some(g) => g.1.push((rank, i)),
+                None => groups.push((Some(hook), vec![(rank, i)])),
+            },
+            None => groups.push((None, vec![(0, i)])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(_, mut g)| {
+            g.sort_by_key(|&(rank, i)| (rank, i));
+            g.into_iter().map(|(_, i)| i).collect()
+        })
+        .collect()
+}
+
 /// Parses `section` of program `prog`, naming both in the refusal.
 pub fn parse_for(prog: &str, section: &str) -> crate::error::Result<Section> {
     Section::parse(section).map_err(|Refused(why)| {
@@ -302,6 +398,42 @@ mod tests {
                 ret: false
             }
         );
+    }
+
+    #[test]
+    fn alternatives_group_by_hook_best_first() {
+        let secs: Vec<Section> = [
+            "kprobe/vfs_read",
+            "tp/sched/sched_switch",
+            "fentry/vfs_read",
+            "kretprobe/vfs_read",
+            "fexit/vfs_read",
+            "raw_tp/sched_wakeup",
+            "tp_btf/sched_wakeup",
+            "kprobe/vfs_read+8",
+        ]
+        .iter()
+        .map(|s| Section::parse(s).unwrap())
+        .collect();
+        assert_eq!(
+            attach_plan(&secs),
+            vec![vec![2, 0], vec![1], vec![4, 3], vec![6, 5], vec![7]]
+        );
+        let k = Section::parse("kprobe/dummy_kprobe").unwrap();
+        assert_eq!(
+            k.with_target("vfs_read+4"),
+            Some(Section::Kprobe {
+                func: "vfs_read".into(),
+                offset: 4,
+                ret: false
+            })
+        );
+        let t = Section::parse("tp/a/b")
+            .unwrap()
+            .with_target("sched:sched_switch")
+            .unwrap();
+        assert_eq!(t.target().as_deref(), Some("sched/sched_switch"));
+        assert_eq!(Section::Xdp.with_target("x"), None);
     }
 
     #[test]

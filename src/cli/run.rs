@@ -60,6 +60,14 @@ pub struct RunCmd {
     /// sampling frequency of perf_event programs, per CPU (default 49)
     #[argh(option, arg_name = "HZ")]
     freq: Option<u64>,
+    /// attach program PROG (or every program whose section names PROG) to TARGET instead: a
+    /// kernel function, CATEGORY/NAME of a tracepoint, PATH:FUNC of a uprobe (repeatable)
+    #[argh(option, arg_name = "PROG=TARGET")]
+    attach: Vec<String>,
+    /// fail when a program cannot attach on this kernel (default: skip it with a warning
+    /// when others attached; of alternatives such as fentry/kprobe one attaches)
+    #[argh(switch)]
+    strict: bool,
     /// size a map: NAME.max_entries=N or NAME.value_size=N (repeatable; maps the object leaves
     /// open get libbpf-tools' defaults: 10240 entries, 127-frame stacks)
     #[argh(option, arg_name = "NAME.KEY=N")]
@@ -213,6 +221,17 @@ impl RunCmd {
                 iface: self.iface.clone(),
                 cgroup: self.cgroup.clone(),
                 freq: self.freq.unwrap_or(crate::bpf::attach::DEFAULT_FREQ),
+                targets: self
+                    .attach
+                    .iter()
+                    .map(|a| {
+                        a.split_once('=')
+                            .filter(|(p, t)| !p.is_empty() && !t.is_empty())
+                            .map(|(p, t)| (p.to_string(), t.to_string()))
+                            .ok_or_else(|| usage(format!("--attach {a}: expected PROG=TARGET")))
+                    })
+                    .collect::<Result<_>>()?,
+                strict: self.strict,
             },
             wasm: WasmOptions {
                 env: self.env.clone(),

@@ -60,7 +60,7 @@ pub(super) fn run(
     // The event buffers exist before any program runs: a perf event array drops what a
     // program emits on a CPU whose buffer is not open yet.
     let wired = pipeline::wire(&object, &mut loaded, event_type, control.clone())?;
-    loaded.attach_all(&object.meta.progs, &opts.attach)?;
+    let skipped = loaded.attach_all(&object.meta.progs, &opts.attach)?;
     let verify = ms(loaded.verify_time);
     log::info!(
         "phases (ms): parse/inflate/object BTF {}, kernel BTF/maps {}, verify {verify}, attach {}; all attached at {} ms",
@@ -69,7 +69,7 @@ pub(super) fn run(
         ms(loaded.attach_time).saturating_sub(verify),
         logger::since_start_ms(),
     );
-    for n in &wired.notes {
+    for n in wired.notes.iter().chain(&skipped) {
         sink.note(n);
     }
     let samples = sample::wire(&object, |def| sample_map(&loaded, def))?;

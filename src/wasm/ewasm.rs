@@ -135,8 +135,8 @@ fn start(h: &mut Host, id: i32) -> Result<()> {
         None => None,
     };
     let wired = pipeline::wire(&p.object, &mut loaded, et, control)?;
-    loaded.attach_all(&p.object.meta.progs, &h.config.attach)?;
-    for n in &wired.notes {
+    let skipped = loaded.attach_all(&p.object.meta.progs, &h.config.attach)?;
+    for n in wired.notes.iter().chain(&skipped) {
         h.sink.note(n);
     }
     let records = wired

@@ -147,8 +147,9 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
-const BPF_FIXTURES: [&str; 21] = [
+const BPF_FIXTURES: [&str; 22] = [
     "flexargs",
+    "alternatives",
     "externs",
     "records",
     "maphist",
@@ -243,6 +244,12 @@ pub fn fixtures() -> &'static Fixtures {
         );
         // The same object without BTF, for the error tests.
         bpf("sigsnoop", "nobtf", &[]);
+        // Only programs whose targets no kernel here has, for the nothing-attached error.
+        bpf(
+            "alternatives",
+            "alternatives_missing",
+            &[g.clone(), "-DEDGE_ONLY_MISSING".to_string()],
+        );
         // A strong extern no kernel has, for the extern error test.
         bpf(
             "externs",

@@ -421,3 +421,93 @@ fn externs_resolve_as_libbpf_resolves_them() {
         r.stderr
     );
 }
+
+/// Item 6: of programs on one hook by different mechanisms exactly one attaches (tp_btf here,
+/// not also raw_tp: nothing counted twice); a program whose target or mechanism this kernel
+/// lacks is skipped with one warning line (an error with --strict); `--attach` fills in a
+/// placeholder target; nothing attachable is an error naming why each failed.
+#[test]
+fn alternatives_attach_once_and_missing_targets_are_skipped() {
+    if !kernel_ready("alternatives_attach_once_and_missing_targets_are_skipped") {
+        return;
+    }
+    let _g = serial();
+    let obj = fixtures().obj("alternatives");
+    let placeholder = "syscalls/sys_enter_edge_placeholder=syscalls/sys_enter_getppid";
+    let s = Session::start(&["--attach", placeholder, &obj]);
+    for _ in 0..3 {
+        unsafe { libc::syscall(libc::SYS_getppid) };
+    }
+    trigger(&["exit", "0"]); // an exec
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let f = s.stop_with(libc::SIGINT);
+    assert!(f.status.success(), "{}", f.stderr);
+    let skipped: Vec<&str> = f.stderr.lines().filter(|l| l.contains("skipped")).collect();
+    // fentry is refused and kprobes are absent on this host kernel: the unlink group goes.
+    assert!(
+        skipped
+            .iter()
+            .any(|l| l.contains("alt_unlink_fentry") && l.contains("alt_unlink_kprobe")),
+        "{}",
+        f.stderr
+    );
+    if cfg!(target_arch = "x86_64") {
+        assert!(
+            skipped
+                .iter()
+                .any(|l| l.contains("alt_arch_only") && l.contains("does not exist")),
+            "{}",
+            f.stderr
+        );
+    }
+    let hits = |name: &str| -> u64 {
+        f.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("@{name}: ")))
+            .map_or(0, |v| v.parse().unwrap())
+    };
+    assert!(hits("tp_btf_hits") >= 1, "{}", f.stdout);
+    assert_eq!(
+        hits("raw_tp_hits"),
+        0,
+        "both alternatives attached: {}",
+        f.stdout
+    );
+    assert!(hits("placeholder_hits") >= 3, "{}", f.stdout);
+    assert_no_leaks(&["alt_exec_btf", "alt_exec_raw", "alt_placeholder"]);
+
+    let strict = run(&[
+        "run",
+        "--strict",
+        "--timeout",
+        "1",
+        "--attach",
+        placeholder,
+        &obj,
+    ]);
+    assert_eq!(strict.status.code(), Some(1), "{}", strict.stderr);
+    assert!(strict.stderr.contains("alt_unlink"), "{}", strict.stderr);
+
+    let none = run(&[
+        "run",
+        "--timeout",
+        "1",
+        &fixtures().obj("alternatives_missing"),
+    ]);
+    if cfg!(target_arch = "x86_64") {
+        assert_eq!(none.status.code(), Some(1), "{}", none.stderr);
+        assert!(
+            none.stderr.contains("no program could attach")
+                && none.stderr.contains("alt_arch_only"),
+            "{}",
+            none.stderr
+        );
+    }
+    let bad = run(&["run", "--timeout", "1", "--attach", "nosuch=x", &obj]);
+    assert_ne!(bad.status.code(), Some(0));
+    assert!(
+        bad.stderr.contains("--attach nosuch=...: no program"),
+        "{}",
+        bad.stderr
+    );
+}

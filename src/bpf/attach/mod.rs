@@ -37,6 +37,11 @@ pub struct AttachOptions {
     pub cgroup: Option<String>,
     /// Sampling frequency of perf_event programs, per CPU.
     pub freq: u64,
+    /// `--attach NAME=TARGET`: the target of program NAME (or of every program whose section
+    /// names NAME), for sections whose target the tool's user space filled in.
+    pub targets: Vec<(String, String)>,
+    /// A program that cannot attach here is an error even when others attached.
+    pub strict: bool,
 }
 
 pub const DEFAULT_FREQ: u64 = 49;
@@ -50,11 +55,31 @@ impl Default for AttachOptions {
             iface: None,
             cgroup: None,
             freq: DEFAULT_FREQ,
+            targets: Vec::new(),
+            strict: false,
         }
     }
 }
 
 impl AttachOptions {
+    /// The section of program `prog` with its `--attach` target applied, if one names it.
+    pub fn section_for(&self, prog: &str, section: &Section) -> Result<Section> {
+        let by_name = self.targets.iter().find(|(n, _)| n == prog);
+        let by_target = || {
+            let t = section.target()?;
+            self.targets.iter().find(|(n, _)| *n == t)
+        };
+        let Some((_, new)) = by_name.or_else(by_target) else {
+            return Ok(section.clone());
+        };
+        section.with_target(new).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Usage,
+                format!("--attach {prog}={new}: this program's section ({section:?}) has no target to replace"),
+            )
+        })
+    }
+
     /// The options with a Wasm guest's attach target (`bpf_set_prog_attach_target`) applied
     /// to what `section` takes: an interface, a cgroup, or a uprobe's PATH:FUNC. Empty means
     /// what the section names.
@@ -106,6 +131,8 @@ pub(super) struct Failure {
     missing_btf: bool,
     /// Our own check, not the kernel's answer.
     ours: bool,
+    /// The target is not on this kernel (our own finding).
+    absent: bool,
 }
 
 impl Failure {
@@ -115,6 +142,15 @@ impl Failure {
             errno: None,
             missing_btf: false,
             ours: true,
+            absent: false,
+        }
+    }
+
+    /// The target is not on this kernel, as our own lookup found.
+    fn absent(text: impl Into<String>) -> Failure {
+        Failure {
+            absent: true,
+            ..Failure::msg(text)
         }
     }
 
@@ -124,6 +160,7 @@ impl Failure {
             errno: e.raw_os_error(),
             missing_btf: false,
             ours: false,
+            absent: false,
         }
     }
 }
@@ -131,11 +168,17 @@ impl Failure {
 impl From<ProgramError> for Failure {
     fn from(e: ProgramError) -> Failure {
         let missing_btf = matches!(&e, ProgramError::Btf(_));
+        let mut text = chain(&e);
+        // aya names the verifier's log even when the kernel wrote none.
+        if let Some(t) = text.strip_suffix(" Verifier output: ") {
+            text = t.trim_end_matches('.').to_string();
+        }
         Failure {
-            text: chain(&e),
+            text,
             errno: errno(&e),
             missing_btf,
             ours: false,
+            absent: false,
         }
     }
 }
@@ -169,6 +212,10 @@ fn hint(sec: &Section, f: &Failure) -> &'static str {
         // A program load the verifier refused (its log is in the text) says EACCES too.
         Some(libc::EACCES | libc::EINVAL) if f.text.contains("Verifier output") && f.text.len() > 200 => {
             "the verifier rejected the program: its log above ends with the reason"
+        }
+        // SAFETY: geteuid has no preconditions.
+        Some(libc::EPERM) if matches!(sec, Section::BtfTracing { .. }) && unsafe { libc::geteuid() } == 0 => {
+            "this kernel refuses fentry/fexit/lsm programs even to root (lockdown or a security module); a tool's kprobe alternative is used where it has one"
         }
         Some(libc::EPERM | libc::EACCES) => {
             "run as root (CAP_BPF, CAP_PERFMON); fentry/fexit/lsm may also be blocked by kernel lockdown"
@@ -218,11 +265,18 @@ pub(super) fn attach(
     };
     r.map_err(|f| {
         let verifier = f.text.contains("Verifier output") && f.text.len() > 200;
-        let kind = match f.errno {
-            Some(libc::EPERM | libc::EACCES) if !verifier => ErrorKind::Denied,
-            _ if f.ours => ErrorKind::Invalid,
-            _ => ErrorKind::Kernel,
-        };
+        // NotFound: the target, or the mechanism, is not on this kernel (a tool's other
+        // programs may still run); Kernel: the kernel refused the program itself.
+        let kind =
+            match f.errno {
+                Some(libc::EPERM | libc::EACCES) if !verifier => ErrorKind::Denied,
+                _ if f.missing_btf || f.absent => ErrorKind::NotFound,
+                Some(
+                    libc::ENOENT | libc::ENODEV | libc::EOPNOTSUPP | libc::ENOTSUP | libc::EBADF,
+                ) if !verifier => ErrorKind::NotFound,
+                _ if f.ours => ErrorKind::Invalid,
+                _ => ErrorKind::Kernel,
+            };
         Error::new(kind, format!("{}; hint: {}", f.text, hint(sec, &f)))
     })
 }
@@ -289,6 +343,7 @@ mod tests {
             errno: Some(errno),
             missing_btf: false,
             ours: false,
+            absent: false,
         };
         let tp = Section::parse("tp/a/b").unwrap();
         assert!(hint(&tp, &f(libc::EPERM)).contains("run as root"));
