@@ -249,6 +249,7 @@ fn line_with(text: &str, a: &str, b: &str) -> bool {
 /// Items 8 and 9: a header with several structs (the first a decoy): each record is decoded
 /// by the struct its size selects; a variable-length tail shows the strings it holds; addresses
 /// in unnamed unions, a 128-bit integer and a u32[4] print as IP addresses.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn records_pick_their_struct_and_show_addresses() {
     if !kernel_ready("records_pick_their_struct_and_show_addresses") {
@@ -335,6 +336,7 @@ fn kernel_config(name: &str) -> Option<String> {
 /// weak, libbpf's virtual ones) and ksyms (untyped by kallsyms address, missing weak, kfuncs
 /// called and probed with bpf_ksym_exists) get this kernel's values; a strong extern the
 /// kernel lacks is a one-line error naming it.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn externs_resolve_as_libbpf_resolves_them() {
     if !kernel_ready("externs_resolve_as_libbpf_resolves_them") {
@@ -426,6 +428,7 @@ fn externs_resolve_as_libbpf_resolves_them() {
 /// not also raw_tp: nothing counted twice); a program whose target or mechanism this kernel
 /// lacks is skipped with one warning line (an error with --strict); `--attach` fills in a
 /// placeholder target; nothing attachable is an error naming why each failed.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn alternatives_attach_once_and_missing_targets_are_skipped() {
     if !kernel_ready("alternatives_attach_once_and_missing_targets_are_skipped") {
