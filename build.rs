@@ -1,11 +1,36 @@
-//! Tells the integration tests (`tests/all`) what this machine lacks, so that a test that
-//! cannot run here is compiled `#[ignore = "needs ..."]` and `cargo test` counts it among the
-//! ignored in its own summary, instead of passing it without running it. `cargo test --
-//! --include-ignored` runs them anyway (each then skips and says why; the run ends with a
-//! count of what skipped). Under `CI=true` nothing is ignored: every test runs, and a
-//! missing need fails it. Nothing here changes the library or the binary.
+//! Two jobs at build time:
+//! - Packs the BPF-side libbpf headers that `edge-ecli build` carries (third_party/libbpf/include,
+//!   see its README) into one deflated blob the binary embeds: for each file, its path relative
+//!   to that directory, a NUL, its length as 8 little-endian bytes, its bytes.
+//! - Tells the integration tests (`tests/all`) what this machine lacks, so that a test that
+//!   cannot run here is compiled `#[ignore = "needs ..."]` and `cargo test` counts it among the
+//!   ignored in its own summary, instead of passing it without running it. `cargo test --
+//!   --include-ignored` runs them anyway (each then skips and says why; the run ends with a
+//!   list of what skipped). Under `CI=true` nothing is ignored: every test runs, and a missing
+//!   need fails it. These cfgs change nothing in the library or the binary.
 
 use std::path::Path;
+
+fn collect(dir: &Path, rel: &str, out: &mut Vec<(String, Vec<u8>)>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|e| e.expect("a directory entry").path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let rel_name = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        if p.is_dir() {
+            collect(&p, &rel_name, out);
+        } else {
+            out.push((rel_name, std::fs::read(&p).expect("a header")));
+        }
+    }
+}
 
 fn on_path(cmd: &str) -> bool {
     std::env::var_os("PATH")
@@ -34,6 +59,28 @@ fn python_has_cryptography() -> bool {
 }
 
 fn main() {
+    pack_headers();
+    test_skips();
+}
+
+fn pack_headers() {
+    let dir = Path::new("third_party/libbpf/include");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut files = Vec::new();
+    collect(dir, "", &mut files);
+    let mut raw = Vec::new();
+    for (name, data) in files {
+        raw.extend_from_slice(name.as_bytes());
+        raw.push(0);
+        raw.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        raw.extend_from_slice(&data);
+    }
+    let packed = miniz_oxide::deflate::compress_to_vec(&raw, 9);
+    let out = Path::new(&std::env::var("OUT_DIR").unwrap()).join("libbpf-headers.bin");
+    std::fs::write(out, packed).expect("writing the packed headers");
+}
+
+fn test_skips() {
     println!("cargo:rerun-if-changed=build.rs");
     for v in ["CI", "PATH", "USER", "SUDO_UID"] {
         println!("cargo:rerun-if-env-changed={v}");

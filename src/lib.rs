@@ -21,6 +21,8 @@ pub mod progress;
 pub mod runtime;
 pub mod source;
 pub mod trust;
+#[doc(hidden)]
+pub mod usdt;
 
 #[doc(hidden)]
 pub mod args;

@@ -16,7 +16,7 @@ apt_install clang-19 llvm-19 lld-19 bpftool libbpf-dev musl-tools gcc wasi-libc 
     libclang-rt-19-dev-wasm32 iproute2 gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu cpio file \
     util-linux coreutils \
     docker-registry skopeo minisign apache2-utils python3-cryptography openssl \
-    podman prometheus \
+    podman runc prometheus systemtap-sdt-dev \
     zsh fish groff-base man-db systemd bsdutils curl
 
 # QEMU: this kind of machine ships qemu-utils from bookworm-backports, which breaks bookworm's
@@ -54,7 +54,8 @@ rustup target list --toolchain nightly --installed | grep -qx x86_64-unknown-lin
 # The fuzz targets (fuzz/run.sh) are built and run by cargo-fuzz on nightly.
 cargo +nightly fuzz --version >/dev/null 2>&1 || cargo +nightly install cargo-fuzz --locked --version 0.13.2
 python3 -m ziglang version >/dev/null 2>&1 || python3 -m pip install -q "ziglang==0.17.1"
-# The Kubernetes manifests are validated offline against the API's schemas.
+# The Kubernetes manifests are validated offline against the API's schemas (the deploy tests
+# also read them with its PyYAML); runc runs the image, since crun refuses a hybrid cgroup tree.
 command -v kubernetes-validate >/dev/null 2>&1 || python3 -m pip install -q "kubernetes-validate==1.37.0"
 # The daemon's tests start their own services; Debian starts prometheus and the registry.
 systemctl disable --now prometheus docker-registry >/dev/null 2>&1 || true

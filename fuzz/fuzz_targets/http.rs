@@ -33,20 +33,23 @@ fuzz_target!(|data: &[u8]| {
         }
         1 => {
             let mut r = BufReader::new(rest);
-            if let Ok(req) = server::read_request(&mut r) {
+            if let Ok(req) = server::read_request(&mut r, server::Caller::Scraper, None) {
                 let _ = req.query("follow");
-                let _ = api::check_bodies(&req.body);
+                let _ = api::check_body(&req.body);
             }
+            // The same head for a TCP listener: the token is checked as its header arrives.
+            let mut r = BufReader::new(rest);
+            let _ = server::read_request(&mut r, server::Caller::Remote, Some(b"0123456789abcdef"));
             let s = String::from_utf8_lossy(rest);
             if let Some(d) = http::percent_decode(&s) {
                 let _ = http::percent_encode(&d);
             }
         }
         2 => {
-            let _ = api::check_bodies(rest);
+            let _ = api::check_body(rest);
         }
         _ => {
-            let _ = config::parse(rest, "fuzz.json");
+            let _ = config::parse(rest, "fuzz.json", std::path::Path::new("/etc"));
         }
     }
 });

@@ -284,7 +284,8 @@ fuzz_target!(|data: &[u8]| {
             attach: AttachOptions::default(),
             event_type: None,
         },
-        wasmi::StoreLimitsBuilder::new().memory_size(MEM).build(),
+        // The budget is memories and tables together: the memory, and room for the table.
+        edge_ecli::wasm::limits::GuestLimits::new(MEM + (1 << 20)),
     );
     let (mut store, instance, _) = edge_ecli::wasm::instantiate_compiled(module(), host, &[])
         .expect("the harness module links");

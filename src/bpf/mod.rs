@@ -9,6 +9,7 @@ mod buffer;
 pub mod externs;
 pub mod kernel_btf;
 pub mod section;
+pub mod stats;
 pub mod sys;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -68,6 +69,8 @@ pub struct Loaded {
     btf_src: KernelBtf,
     /// Sockets, perf events and cgroup directories programs are attached through.
     held: Vec<OwnedFd>,
+    /// The object's USDT spec map (`usdt.bpf.h`), when it has USDT programs.
+    usdt: Option<attach::UsdtSpecs>,
     /// Time spent in program loads (the verifier) and in attaching, for the phase log.
     pub verify_time: Duration,
     pub attach_time: Duration,
@@ -99,12 +102,14 @@ pub fn load(object: &Object, globals: &[(String, Vec<u8>)], opts: &LoadOptions) 
         }
         sections.push((p.name.clone(), sec));
     }
-    // Externs (`__kconfig`, `__ksym`) get this kernel's values, as libbpf gives them.
+    // Externs (`__kconfig`, `__ksym`) get this kernel's values, and hidden global functions
+    // are made static, as libbpf does.
     let linked = {
         let elf = Elf::parse(&object.bytes)?;
         let found = crate::package::externs::find(&elf, &object.btf)
             .map_err(|e| e.context(format!("object {}", object.meta.obj_name)))?;
-        if found.is_empty() {
+        let hidden = crate::package::externs::hidden_functions(&elf, &object.btf);
+        if found.is_empty() && hidden.is_empty() {
             None
         } else {
             let values = externs::resolve(&found, &btf_src)?;
@@ -177,9 +182,11 @@ pub fn load(object: &Object, globals: &[(String, Vec<u8>)], opts: &LoadOptions) 
     if btf_attaches_left == 0 {
         kbtf = None; // CO-RE is done: free it before the event buffers are mapped
     }
+    let usdt = usdt_specs(object, &sections, &ebpf)?;
     Ok(Loaded {
         ebpf,
         sections,
+        usdt,
         kbtf,
         btf_attaches_left,
         btf_src,
@@ -187,6 +194,46 @@ pub fn load(object: &Object, globals: &[(String, Vec<u8>)], opts: &LoadOptions) 
         verify_time: Duration::ZERO,
         attach_time: Duration::ZERO,
     })
+}
+
+/// The spec map of an object with USDT programs, and where its `usdt.bpf.h` keeps each part
+/// of a spec.
+fn usdt_specs(
+    object: &Object,
+    sections: &[(String, Section)],
+    ebpf: &Ebpf,
+) -> Result<Option<attach::UsdtSpecs>> {
+    if !sections
+        .iter()
+        .any(|(_, s)| matches!(s, Section::Usdt { .. }))
+    {
+        return Ok(None);
+    }
+    let layout = crate::usdt::SpecLayout::from_btf(&object.btf)?;
+    let map = ebpf
+        .map(crate::usdt::SPECS_MAP)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "a USDT program needs the {} map of <bpf/usdt.bpf.h>",
+                crate::usdt::SPECS_MAP
+            ))
+        })
+        .and_then(|m| {
+            sys::KernelMap::dup(map_fd(m))
+                .map_err(|e| Error::msg(format!("map {}: {e}", crate::usdt::SPECS_MAP)))
+        })?;
+    let max = object
+        .meta
+        .maps
+        .iter()
+        .find(|m| m.name == crate::usdt::SPECS_MAP)
+        .map_or(256, |m| m.max_entries);
+    Ok(Some(attach::UsdtSpecs {
+        layout,
+        map,
+        next: 0,
+        max,
+    }))
 }
 
 /// The object with its sections renamed (None when nothing is). `.BTF.ext` names program
@@ -253,6 +300,29 @@ impl Loaded {
     /// (an error with `--strict`). Returns the warnings to show; nothing attached is an error
     /// naming why each program failed.
     pub fn attach_all(&mut self, progs: &[Prog], opts: &AttachOptions) -> Result<Vec<String>> {
+        for n in &opts.only {
+            if !progs.iter().any(|p| p.name == *n) {
+                let names: Vec<&str> = progs.iter().map(|p| p.name.as_str()).collect();
+                return Err(Error::new(
+                    ErrorKind::Usage,
+                    format!(
+                        "--only {n}: no program named {n} (the programs: {})",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+        let chosen: Vec<Prog>;
+        let progs = if opts.only.is_empty() {
+            progs
+        } else {
+            chosen = progs
+                .iter()
+                .filter(|p| opts.only.contains(&p.name))
+                .cloned()
+                .collect();
+            &chosen
+        };
         let mut secs = Vec::with_capacity(progs.len());
         for p in progs {
             let sec = self.section_of(&p.name)?;
@@ -361,6 +431,7 @@ impl Loaded {
             kbtf,
             held,
             verify_time,
+            usdt,
             ..
         } = self;
         let prog = ebpf.program_mut(&p.name).ok_or_else(|| {
@@ -373,6 +444,7 @@ impl Loaded {
             verify: Duration::ZERO,
             kbtf: kbtf.as_ref(),
             held,
+            usdt: usdt.as_mut(),
         };
         let r = attach::attach(prog, sec, p, opts, &mut ctx);
         *verify_time += ctx.verify;
@@ -420,6 +492,14 @@ impl Loaded {
     }
 
     /// The fd of map `name`, while the object holds it.
+    /// The kernel ids of the programs loaded so far, by program name.
+    pub fn program_ids(&self) -> Vec<(String, u32)> {
+        self.ebpf
+            .programs()
+            .filter_map(|(n, p)| p.info().ok().map(|i| (n.to_string(), i.id())))
+            .collect()
+    }
+
     pub fn map_fd(&self, name: &str) -> Option<RawFd> {
         self.ebpf.map(name).map(map_fd)
     }

@@ -30,6 +30,10 @@ pub enum Section {
         target: String,
         ret: bool,
     },
+    /// usdt/PATH:PROVIDER:NAME (libbpf's `usdt.bpf.h`); empty when the section names none.
+    Usdt {
+        target: String,
+    },
     Xdp,
     Tc {
         egress: bool,
@@ -181,11 +185,9 @@ impl Section {
                     "multi-uprobes are not supported; use uprobe/PATH:FUNC".into(),
                 ))
             }
-            "usdt" => {
-                return Err(Refused(
-                    "USDT probes are not supported; attach a uprobe to the probe's function".into(),
-                ))
-            }
+            "usdt" => Section::Usdt {
+                target: rest.into(),
+            },
             "struct_ops" | "struct_ops.s" => {
                 return Err(Refused("struct_ops programs are not supported".into()))
             }
@@ -202,14 +204,18 @@ impl Section {
     }
 
     /// The name aya 0.14 must see instead of the original, when it does not parse libbpf's.
+    /// It keeps the original as a suffix: two sections must not become one, or their
+    /// `.BTF.ext` records (func and line info, CO-RE) would mix.
     pub fn aya_name(&self, original: &str) -> Option<String> {
         let kind = original.split('/').next().unwrap_or("");
         match (self, kind) {
-            (Section::Tc { .. }, "tc" | "tcx") => Some("classifier".into()),
+            (Section::Tc { .. }, "tc" | "tcx") => Some(format!("classifier/{original}")),
             (Section::Kprobe { func, ret, .. }, "ksyscall" | "kretsyscall") => Some(format!(
                 "{}/{func}",
                 if *ret { "kretprobe" } else { "kprobe" }
             )),
+            // A USDT probe is a uprobe with a spec; aya knows the uprobe.
+            (Section::Usdt { .. }, _) => Some(format!("uprobe/{original}")),
             _ => None,
         }
     }
@@ -284,7 +290,7 @@ impl Section {
                 *category = c.into();
                 *name = n.into();
             }
-            Section::Uprobe { target, .. } => *target = new.into(),
+            Section::Uprobe { target, .. } | Section::Usdt { target } => *target = new.into(),
             _ => return None,
         }
         Some(s)
@@ -297,7 +303,9 @@ impl Section {
             Section::Kprobe { func, .. } => Some(func.clone()),
             Section::RawTracepoint { name } => Some(name.clone()),
             Section::Tracepoint { category, name } => Some(format!("{category}/{name}")),
-            Section::Uprobe { target, .. } if !target.is_empty() => Some(target.clone()),
+            Section::Uprobe { target, .. } | Section::Usdt { target } if !target.is_empty() => {
+                Some(target.clone())
+            }
             _ => None,
         }
     }
@@ -348,7 +356,11 @@ mod tests {
             }
         );
         let tc = Section::parse("tc").unwrap();
-        assert_eq!(tc.aya_name("tc").as_deref(), Some("classifier"));
+        assert_eq!(tc.aya_name("tc").as_deref(), Some("classifier/tc"));
+        assert_eq!(
+            tc.aya_name("tcx/ingress").as_deref(),
+            Some("classifier/tcx/ingress")
+        );
         assert_eq!(
             Section::parse("classifier").unwrap().aya_name("classifier"),
             None
@@ -438,10 +450,17 @@ mod tests {
 
     #[test]
     fn refuses_what_cannot_run_with_a_hint() {
-        let e = parse_for("handle", "usdt/x").unwrap_err().to_string();
+        let e = parse_for("handle", "struct_ops/x").unwrap_err().to_string();
         assert!(
-            e.contains("program handle") && e.contains("\"usdt/x\"") && e.contains("uprobe"),
+            e.contains("program handle") && e.contains("\"struct_ops/x\""),
             "{e}"
+        );
+        assert_eq!(
+            Section::parse("usdt/bin:p:n")
+                .unwrap()
+                .aya_name("usdt/bin:p:n")
+                .as_deref(),
+            Some("uprobe/usdt/bin:p:n")
         );
         let e = parse_for("h", "weird").unwrap_err().to_string();
         assert!(e.contains("unknown section name"), "{e}");

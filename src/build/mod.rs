@@ -8,6 +8,8 @@
 //! header's structs and writing the skeleton are pure (`doc`, `lex`, `skel`).
 
 pub mod doc;
+mod headers;
+mod kfuncs;
 pub mod lex;
 pub mod skel;
 
@@ -78,6 +80,8 @@ pub struct Options {
     pub cflags: Vec<String>,
     /// Where the steps are reported as they begin (off by default).
     pub meter: crate::progress::Meter,
+    /// `--export-type`: the only structs exported (default: the header's).
+    pub export_types: Vec<String>,
 }
 
 /// What a build wrote.
@@ -306,6 +310,19 @@ fn vmlinux_header(opts: &Options, dir: &Path, warn: &mut dyn FnMut(String)) -> R
             err.trim()
         )));
     }
+    // The kfunc prototypes bpftool before 7.5 leaves out, from the same BTF.
+    let mut out = String::from_utf8_lossy(&out).into_owned();
+    if !out.contains("BPF_NO_KFUNC_PROTOTYPES") {
+        match std::fs::read(KERNEL_BTF)
+            .map_err(|e| e.to_string())
+            .and_then(|raw| crate::btf::Btf::parse(&raw).map_err(|e| e.to_string()))
+        {
+            Ok(b) => out.push_str(&kfuncs::prototypes(&b)),
+            Err(e) => warn(format!(
+                "vmlinux.h has no kfunc prototypes: {KERNEL_BTF}: {e}"
+            )),
+        }
+    }
     std::fs::write(&target, out).map_err(|e| Error::msg(format!("{}: {e}", target.display())))?;
     if opts.arch != Arch::host() {
         warn(format!(
@@ -328,14 +345,25 @@ pub fn build(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Built> {
             let text = read_text(h, "header")?;
             let names = lex::struct_definitions(&text);
             if names.is_empty() {
-                return Err(Error::invalid(format!(
-                    "{}: the header defines no struct (`struct NAME {{ ... }};`), so it names no event type to export; pass the header that defines them, or build without one",
+                warn(format!(
+                    "{}: the header defines no struct (`struct NAME {{ ... }};`), so it names no event type to export",
                     h.display()
-                )));
+                ));
             }
             names
         }
         None => Vec::new(),
+    };
+    // --export-type narrows the header's structs, or names structs the source defines.
+    let header_structs = if opts.export_types.is_empty() {
+        header_structs
+    } else {
+        for n in &header_structs {
+            if !opts.export_types.contains(n) {
+                log::debug!("struct {n} of the header is not exported (--export-type)");
+            }
+        }
+        opts.export_types.clone()
     };
     for n in &header_structs {
         if !is_c_ident(n) {
@@ -347,6 +375,9 @@ pub fn build(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Built> {
     let clang = clang()?;
     let scratch = Scratch::new()?;
     let include = scratch.0.join("include");
+    // libbpf 1.7's headers, ahead of the system's (older ones lack BPF_UPROBE,
+    // bpf_ksym_exists...).
+    headers::write(&include)?;
     if opts.vmlinux.is_none() {
         opts.meter
             .step("[1/3] making vmlinux.h from this kernel's BTF (bpftool)");

@@ -34,6 +34,10 @@ pub struct BuildCmd {
     /// no progress on the terminal
     #[argh(switch, short = 'q')]
     quiet: bool,
+    /// export only this struct as an event type (repeatable; default: every struct of the
+    /// header, each record decoded as the one its size selects)
+    #[argh(option, arg_name = "NAME")]
+    export_type: Vec<String>,
     /// the BPF C source (X.bpf.c)
     #[argh(positional, arg_name = "SOURCE")]
     pub source: String,
@@ -64,6 +68,7 @@ impl BuildCmd {
             },
             cflags: self.cflag.clone(),
             meter: super::progress::meter("building", self.quiet),
+            export_types: self.export_type.clone(),
         })
     }
 

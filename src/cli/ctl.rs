@@ -1,14 +1,13 @@
-//! `edge-ecli ctl`: a client of the daemon's API over its Unix socket.
+//! `edge-ecli ctl`: the face of `daemon::client` (the daemon's API over its Unix socket):
+//! arguments in, the answers printed.
 
 use std::io::{Read, Write};
-use std::time::Duration;
 
 use argh::{ArgsInfo, FromArgs};
 
 use crate::codec::json::{self, Value};
+use crate::daemon::client::Client;
 use crate::error::{Error, ErrorKind, Result};
-use crate::http::client::{Client, ClientOptions, Response};
-use crate::text::push_json_str;
 
 #[derive(FromArgs, ArgsInfo)]
 /// Drive a running edge-ecli daemon.
@@ -108,44 +107,6 @@ struct Logs {
     name: String,
 }
 
-fn body_of(prog: &str, args: &[String]) -> String {
-    let mut o = String::from("{\"source\":");
-    push_json_str(&mut o, prog);
-    o.push_str(",\"args\":[");
-    for (i, a) in args.iter().enumerate() {
-        if i > 0 {
-            o.push(',');
-        }
-        push_json_str(&mut o, a);
-    }
-    o.push_str("]}");
-    o
-}
-
-/// The JSON answer of a request, or the daemon's error as ours.
-fn answer(r: Response) -> Result<String> {
-    let status = r.status();
-    let text =
-        String::from_utf8_lossy(&r.body(16 << 20, "answer", Duration::from_secs(60))?).into_owned();
-    if (200..300).contains(&status) {
-        return Ok(text);
-    }
-    let msg = json::parse(&text)
-        .ok()
-        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_else(|| text.trim().to_string());
-    let kind = match status {
-        404 => ErrorKind::NotFound,
-        409 => ErrorKind::Conflict,
-        401 | 403 => ErrorKind::Denied,
-        _ => ErrorKind::Invalid,
-    };
-    Err(Error::new(
-        kind,
-        format!("the daemon answered {status}: {msg}"),
-    ))
-}
-
 fn field<'a>(v: &'a Value<'a>, k: &str) -> String {
     match v.get(k) {
         Some(Value::Str(s)) => s.to_string(),
@@ -175,7 +136,7 @@ fn started(v: &Value) -> String {
     match v.get("started_at").and_then(Value::as_u64) {
         Some(0) | None => "-".into(),
         Some(t) => {
-            let at = std::time::UNIX_EPOCH + Duration::from_secs(t);
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t);
             let stamp = crate::event::out::rfc3339_utc(at);
             format!("{} ({}Z)", ago(t), &stamp[..19])
         }
@@ -215,6 +176,63 @@ fn print_status(v: &Value) {
     }
 }
 
+/// PROG and the package's ARGS of `start` and `reload`.
+fn prog_args(rest: &[String]) -> Result<(&str, &[String])> {
+    let (p, a) = rest.split_first().ok_or_else(|| {
+        Error::new(
+            ErrorKind::Usage,
+            "PROG is missing: ctl start NAME PROG [ARGS...]",
+        )
+    })?;
+    Ok((p, a))
+}
+
+fn print_list(v: &Value) {
+    println!(
+        "{:<20} {:<9} {:<9} {:>10} {:>8} {:<19} SOURCE",
+        "NAME", "STATE", "STARTED", "EVENTS", "LOST", "DIGEST"
+    );
+    for i in v.get("instances").and_then(Value::as_array).unwrap_or(&[]) {
+        let d = field(i, "digest");
+        let age = match i.get("started_at").and_then(Value::as_u64) {
+            Some(0) | None => "-".to_string(),
+            Some(t) => ago(t),
+        };
+        println!(
+            "{:<20} {:<9} {:<9} {:>10} {:>8} {:<19} {}",
+            field(i, "name"),
+            field(i, "state"),
+            age,
+            field(i, "events"),
+            field(i, "lost"),
+            d.get(..19).unwrap_or(&d),
+            field(i, "source")
+        );
+    }
+}
+
+/// Copies an event stream to stdout until it ends or stdout goes away.
+fn copy_events(mut body: Box<dyn Read>) -> Result<()> {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut out = std::io::stdout().lock();
+    loop {
+        match body.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                if out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                return Err(Error::new(
+                    ErrorKind::Network,
+                    format!("reading events: {e}"),
+                ))
+            }
+        }
+    }
+}
+
 impl CtlCmd {
     pub fn main(self) -> Result<i32> {
         let json = match self.output.as_deref() {
@@ -237,139 +255,30 @@ impl CtlCmd {
                 .unwrap_or_else(|| crate::daemon::DEFAULT_SOCKET.into()),
         );
         let follow = matches!(&self.op, Op::Logs(l) if l.follow);
-        let client = Client::new(ClientOptions {
-            // Starting a package takes a moment; following events takes as long as it takes.
-            io_timeout: if follow {
-                Duration::from_secs(365 * 86400)
-            } else {
-                Duration::from_secs(120)
-            },
-            ..ClientOptions::default()
-        });
-        let req = |method: &str, target: String, body: Option<String>| {
-            let h: Vec<(&str, String)> = body
-                .iter()
-                .map(|_| ("Content-Type", "application/json".to_string()))
-                .collect();
-            client.send_unix(
-                &socket,
-                method,
-                &target,
-                &h,
-                body.as_deref().map(str::as_bytes),
-            )
-        };
-        let path = |name: &str, tail: &str| {
-            format!("/v1/instances/{}{tail}", crate::http::percent_encode(name))
-        };
-        let need_prog = |rest: &[String]| -> Result<(String, Vec<String>)> {
-            let (p, a) = rest.split_first().ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Usage,
-                    "PROG is missing: ctl start NAME PROG [ARGS...]",
-                )
-            })?;
-            Ok((p.clone(), a.to_vec()))
-        };
+        let client = Client::new(&socket, follow);
+        // Relative paths in PROG are ours: the daemon resolves them against this directory.
+        let cwd = std::env::current_dir().ok();
         match self.op {
-            Op::List(_) => {
-                let text = answer(req("GET", "/v1/instances".into(), None)?)?;
-                show(&text, &|v| {
-                    println!(
-                        "{:<20} {:<9} {:<9} {:>10} {:>8} {:<19} SOURCE",
-                        "NAME", "STATE", "STARTED", "EVENTS", "LOST", "DIGEST"
-                    );
-                    for i in v.get("instances").and_then(Value::as_array).unwrap_or(&[]) {
-                        let d = field(i, "digest");
-                        let age = match i.get("started_at").and_then(Value::as_u64) {
-                            Some(0) | None => "-".to_string(),
-                            Some(t) => ago(t),
-                        };
-                        println!(
-                            "{:<20} {:<9} {:<9} {:>10} {:>8} {:<19} {}",
-                            field(i, "name"),
-                            field(i, "state"),
-                            age,
-                            field(i, "events"),
-                            field(i, "lost"),
-                            d.get(..19).unwrap_or(&d),
-                            field(i, "source")
-                        );
-                    }
-                })?;
-            }
-            Op::Status(n) => {
-                let text = answer(req("GET", path(&n.name, ""), None)?)?;
-                show(&text, &print_status)?;
-            }
+            Op::List(_) => show(&client.list()?, &print_list)?,
+            Op::Status(n) => show(&client.status(&n.name)?, &print_status)?,
             Op::Start(s) => {
-                let (prog, args) = need_prog(&s.rest)?;
-                let mut body = body_of(&prog, &args);
-                body.insert_str(1, &{
-                    let mut n = String::from("\"name\":");
-                    push_json_str(&mut n, &s.name);
-                    n.push(',');
-                    n
-                });
-                let text = answer(req("POST", "/v1/instances".into(), Some(body))?)?;
+                let (prog, args) = prog_args(&s.rest)?;
+                let text = client.start(&s.name, prog, args, cwd.as_deref())?;
                 show(&text, &print_status)?;
             }
             Op::Reload(r) => {
-                let (prog, args) = need_prog(&r.rest)?;
-                answer(req("GET", path(&r.name, ""), None)?)?;
-                let text = answer(req("PUT", path(&r.name, ""), Some(body_of(&prog, &args)))?)?;
+                let (prog, args) = prog_args(&r.rest)?;
+                let text = client.reload(&r.name, prog, args, cwd.as_deref())?;
                 show(&text, &|v| println!("{}: {}", r.name, field(v, "applied")))?;
             }
-            Op::Stop(n) => {
-                let text = answer(req("DELETE", path(&n.name, ""), None)?)?;
-                show(&text, &|_| println!("{}: stopped", n.name))?;
-            }
-            Op::Pause(n) => {
-                let text = answer(req("POST", path(&n.name, "/pause"), None)?)?;
-                show(&text, &|_| println!("{}: paused", n.name))?;
-            }
-            Op::Resume(n) => {
-                let text = answer(req("POST", path(&n.name, "/resume"), None)?)?;
-                show(&text, &|_| println!("{}: running", n.name))?;
-            }
-            Op::Logs(l) => {
-                let mut query = Vec::new();
-                if l.follow {
-                    query.push("follow=1".to_string());
-                }
-                if let Some(n) = l.tail {
-                    query.push(format!("tail={n}"));
-                }
-                let q = if query.is_empty() {
-                    String::new()
-                } else {
-                    format!("?{}", query.join("&"))
-                };
-                let r = req("GET", path(&l.name, &format!("/events{q}")), None)?;
-                if r.status() != 200 {
-                    answer(r)?;
-                    return Ok(1);
-                }
-                let mut body = r.into_reader();
-                let mut buf = vec![0u8; 1 << 16];
-                let mut out = std::io::stdout().lock();
-                loop {
-                    match body.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            if out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            return Err(Error::new(
-                                ErrorKind::Network,
-                                format!("reading events: {e}"),
-                            ))
-                        }
-                    }
-                }
-            }
+            Op::Stop(n) => show(&client.stop(&n.name)?, &|_| println!("{}: stopped", n.name))?,
+            Op::Pause(n) => show(&client.pause(&n.name, true)?, &|_| {
+                println!("{}: paused", n.name)
+            })?,
+            Op::Resume(n) => show(&client.pause(&n.name, false)?, &|_| {
+                println!("{}: running", n.name)
+            })?,
+            Op::Logs(l) => copy_events(client.events(&l.name, l.follow, l.tail)?)?,
         }
         Ok(0)
     }

@@ -64,6 +64,9 @@ pub struct RunCmd {
     /// kernel function, CATEGORY/NAME of a tracepoint, PATH:FUNC of a uprobe (repeatable)
     #[argh(option, arg_name = "PROG=TARGET")]
     attach: Vec<String>,
+    /// attach only program PROG (repeatable), as a tool's own flags turn the others off
+    #[argh(option, arg_name = "PROG")]
+    only: Vec<String>,
     /// fail when a program cannot attach on this kernel (default: skip it with a warning
     /// when others attached; of alternatives such as fentry/kprobe one attaches)
     #[argh(switch)]
@@ -221,6 +224,7 @@ impl RunCmd {
                 iface: self.iface.clone(),
                 cgroup: self.cgroup.clone(),
                 freq: self.freq.unwrap_or(crate::bpf::attach::DEFAULT_FREQ),
+                host_root: None,
                 targets: self
                     .attach
                     .iter()
@@ -232,6 +236,7 @@ impl RunCmd {
                     })
                     .collect::<Result<_>>()?,
                 strict: self.strict,
+                only: self.only.clone(),
             },
             wasm: WasmOptions {
                 env: self.env.clone(),

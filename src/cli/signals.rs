@@ -1,4 +1,5 @@
-//! SIGINT and SIGTERM as a readable fd, for the faces that run in the foreground.
+//! SIGINT and SIGTERM (and, for the daemon, SIGHUP) as a readable fd, for the faces that run
+//! in the foreground.
 
 use std::os::fd::RawFd;
 
@@ -12,12 +13,20 @@ pub struct SignalFd {
 
 impl SignalFd {
     pub fn new() -> Result<SignalFd> {
+        SignalFd::with(&[])
+    }
+
+    /// Also takes `extra` signals (the daemon's SIGHUP).
+    pub fn with(extra: &[libc::c_int]) -> Result<SignalFd> {
         // SAFETY: plain libc calls on a locally owned sigset.
         unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
             libc::sigaddset(&mut set, libc::SIGINT);
             libc::sigaddset(&mut set, libc::SIGTERM);
+            for &s in extra {
+                libc::sigaddset(&mut set, s);
+            }
             libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
             let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
             if fd < 0 {

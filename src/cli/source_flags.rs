@@ -43,6 +43,10 @@ macro_rules! with_source_flags {
             /// give up on a server that sends nothing for SECS seconds (default 30)
             #[argh(option, arg_name = "SECS")]
             pub fetch_timeout: Option<String>,
+            /// give up on a download that takes longer than SECS seconds in all, however the
+            /// server dribbles it (default 600)
+            #[argh(option, arg_name = "SECS")]
+            pub fetch_deadline: Option<String>,
             /// no progress on the terminal while fetching
             #[argh(switch, short = 'q')]
             pub quiet: bool,
@@ -58,6 +62,7 @@ macro_rules! with_source_flags {
                     insecure_registry: &self.insecure_registry,
                     cache_dir: self.cache_dir.as_deref(),
                     fetch_timeout: self.fetch_timeout.as_deref(),
+                    fetch_deadline: self.fetch_deadline.as_deref(),
                     quiet: self.quiet,
                 }
             }
@@ -76,6 +81,21 @@ pub struct SourceFlags<'a> {
     pub cache_dir: Option<&'a str>,
     pub fetch_timeout: Option<&'a str>,
     pub quiet: bool,
+    pub fetch_deadline: Option<&'a str>,
+}
+
+/// Seconds of a flag: 0 < SECS <= `max`.
+fn seconds(flag: &str, t: &str, max: f64) -> Result<Duration> {
+    t.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0 && *v <= max)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Usage,
+                format!("{flag} {t}: expected seconds, 0 < SECS <= {max}"),
+            )
+        })
 }
 
 impl SourceFlags<'_> {
@@ -85,18 +105,11 @@ impl SourceFlags<'_> {
             ..ClientOptions::default()
         };
         if let Some(t) = self.fetch_timeout {
-            let secs = t
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v > 0.0 && *v <= 3600.0)
-                .ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::Usage,
-                        format!("--fetch-timeout {t}: expected seconds, 0 < SECS <= 3600"),
-                    )
-                })?;
-            http.io_timeout = Duration::from_secs_f64(secs);
+            http.io_timeout = seconds("--fetch-timeout", t, 3600.0)?;
             http.connect_timeout = http.io_timeout.min(http.connect_timeout);
+        }
+        if let Some(t) = self.fetch_deadline {
+            http.transfer_timeout = Some(seconds("--fetch-deadline", t, 86400.0)?);
         }
         if let Some(f) = self.ca_file {
             if !std::path::Path::new(f).is_file() {
@@ -110,6 +123,7 @@ impl SourceFlags<'_> {
             http,
             insecure: self.insecure_registry.to_vec(),
             cache_dir: self.cache_dir.map(str::to_string),
+            regular_files_only: false,
             meter: super::progress::meter("fetching", self.quiet),
         })
     }
@@ -133,13 +147,12 @@ impl SourceFlags<'_> {
     pub fn fetch_trusted(&self, prog: &str) -> Result<Fetched> {
         let opts = self.fetch_options()?;
         let policy = self.policy()?;
-        let fetched = source::fetch(prog, &opts)?;
+        let fetched = source::fetch(prog, &opts, &policy)?;
         for n in &fetched.notes {
             eprintln!("edge-ecli: {n}");
         }
-        let why = policy.check(prog, &fetched.evidence())?;
         if !policy.is_empty() {
-            log::info!("{prog}: trusted: {why}");
+            log::info!("{prog}: trusted: {}", fetched.trusted_by);
         }
         Ok(fetched)
     }

@@ -1,24 +1,41 @@
-//! The daemon's HTTP/1.1 server: a Unix socket (mode 0660, root:GROUP, peers checked with
-//! SO_PEERCRED) and optionally TCP (a bearer token, compared in constant time). One request
-//! per connection, each on its own thread, at most `MAX_CONNECTIONS` at once; heads and bodies
-//! are size-limited and slow clients time out.
+//! The daemon's HTTP/1.1 server: the Unix socket (mode 0660, root:GROUP, peers checked with
+//! SO_PEERCRED), optionally TCP (a bearer token, compared in constant time, checked as soon
+//! as its header arrives) and a metrics-only listener (`/metrics` and `/healthz`, no token).
+//! One request per connection, each on its own thread; each listener has its own connection
+//! limit, so clients of one can never lock out another's (root on the socket is always
+//! served). A client has `REQUEST_TIME` for its whole request, head and body, however it
+//! dribbles it; heads and bodies are size-limited.
 
 use std::io::{BufReader, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::http::{read_head, Head, HeadError};
+use super::peer::Peer;
+use crate::http::{read_head_watching, Head, HeadError};
 use crate::text::push_json_str;
 
+/// Connections one listener serves at once.
 pub const MAX_CONNECTIONS: usize = 64;
+/// Request bodies (JSON specs) are at most this large.
 pub const MAX_BODY: u64 = 1 << 20;
-/// How long a client may take to send its request.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send its whole request (head and body).
+pub const REQUEST_TIME: Duration = Duration::from_secs(10);
 /// How long a write to a client may block (a stalled follower is disconnected).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Who sent a request.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// A process on this node, through the Unix socket.
+    Local(Peer),
+    /// A TCP client that presented the token.
+    Remote,
+    /// A client of the metrics listener: it may read `/metrics` and `/healthz` only.
+    Scraper,
+}
 
 pub struct Request {
     pub method: String,
@@ -29,6 +46,7 @@ pub struct Request {
     pub query: Vec<(String, String)>,
     pub head: Head,
     pub body: Vec<u8>,
+    pub caller: Caller,
 }
 
 impl Request {
@@ -52,6 +70,9 @@ pub enum Response {
 
 /// Writes a streamed body until it ends or the client goes.
 pub type StreamBody = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>;
+
+/// What answers requests.
+pub type Handler = dyn Fn(Request) -> Response + Send + Sync;
 
 /// A request target split into decoded path segments and query pairs.
 type Target = (Vec<String>, Vec<(String, String)>);
@@ -148,54 +169,30 @@ impl Write for Chunks<'_> {
     }
 }
 
-/// Who may talk to the daemon.
+/// A secret that can be replaced while the daemon runs (the token file changed).
+pub struct Secret(Mutex<Arc<Vec<u8>>>);
+
+impl Secret {
+    pub fn new(v: Vec<u8>) -> Secret {
+        Secret(Mutex::new(Arc::new(v)))
+    }
+    pub fn get(&self) -> Arc<Vec<u8>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    pub fn set(&self, v: Vec<u8>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(v);
+    }
+}
+
+/// Who may talk to a listener.
 #[derive(Clone)]
 pub enum Gate {
     /// Unix peers: root, the daemon's own user, or members of this group.
-    Peer { gid: Option<libc::gid_t> },
+    Peer { group: Option<u32> },
     /// TCP clients: `Authorization: Bearer <token>`.
-    Token(Arc<Vec<u8>>),
-}
-
-/// The (uid, gid) of the process at the other end of a Unix socket.
-pub fn peer_credentials(fd: RawFd) -> Option<(libc::uid_t, libc::gid_t, libc::pid_t)> {
-    let mut c = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: c is a ucred of the size given.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut c as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    (r == 0).then_some((c.uid, c.gid, c.pid))
-}
-
-/// Is user `uid` (primary group `gid`) in group `group`?
-fn in_group(uid: libc::uid_t, gid: libc::gid_t, group: libc::gid_t) -> bool {
-    if gid == group {
-        return true;
-    }
-    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0 as libc::c_char; 16384];
-    let mut res: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: getpwuid_r with a buffer of its length; res tells whether pw was filled.
-    let r = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut res) };
-    if r != 0 || res.is_null() {
-        return false;
-    }
-    let mut groups = vec![0 as libc::gid_t; 256];
-    let mut n = groups.len() as libc::c_int;
-    // SAFETY: pw.pw_name is a C string inside buf; groups has room for n entries.
-    let r = unsafe { libc::getgrouplist(pw.pw_name, gid, groups.as_mut_ptr(), &mut n) };
-    r >= 0 && groups[..n.max(0) as usize].contains(&group)
+    Token(Arc<Secret>),
+    /// Anyone, for `/metrics` and `/healthz` only.
+    Metrics,
 }
 
 /// Compares without an early exit, so the time taken says nothing about the token.
@@ -205,6 +202,23 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0xff);
     }
     diff == 0
+}
+
+/// Whether a header line (as sent) carries `token` as its bearer credential. The scheme is
+/// case-insensitive (RFC 9110 11.1).
+pub fn bearer_matches(line: &[u8], token: &[u8]) -> Option<bool> {
+    let text = std::str::from_utf8(line).ok()?;
+    let (name, value) = text.split_once(':')?;
+    if !name.trim().eq_ignore_ascii_case("authorization") {
+        return None;
+    }
+    let value = value.trim();
+    Some(match value.split_once(' ') {
+        Some((scheme, cred)) if scheme.eq_ignore_ascii_case("bearer") => {
+            constant_time_eq(cred.trim().as_bytes(), token)
+        }
+        _ => false,
+    })
 }
 
 fn parse_target(target: &str) -> Option<Target> {
@@ -225,13 +239,38 @@ fn parse_target(target: &str) -> Option<Target> {
     Some((path, query))
 }
 
-/// Reads one request; Err is the response to send instead.
-pub fn read_request(r: &mut impl std::io::BufRead) -> Result<Request, Response> {
-    let head = read_head(r).map_err(|e| match e {
+fn unauthorized() -> Response {
+    Response::error(
+        401,
+        "a bearer token is required (Authorization: Bearer TOKEN)",
+    )
+}
+
+/// Reads one request from `caller`; with a `token`, its Authorization header must carry it,
+/// and a wrong one is refused as soon as that header arrives (the body is never read for a
+/// request without it). Err is the response to send instead.
+pub fn read_request(
+    r: &mut impl std::io::BufRead,
+    caller: Caller,
+    token: Option<&[u8]>,
+) -> Result<Request, Response> {
+    let mut authorized = token.is_none();
+    let mut watch = |line: &[u8]| match token.and_then(|t| bearer_matches(line, t)) {
+        Some(ok) => {
+            authorized = ok;
+            ok
+        }
+        None => true,
+    };
+    let head = read_head_watching(r, &mut watch).map_err(|e| match e {
+        HeadError::Refused => unauthorized(),
         HeadError::TooLarge | HeadError::TooManyHeaders => Response::error(431, &e.to_string()),
         HeadError::Io(_) => Response::error(408, "the request did not arrive in time"),
         e => Response::error(400, &e.to_string()),
     })?;
+    if !authorized {
+        return Err(unauthorized());
+    }
     let [method, target, version] = head.line.clone();
     if !version.starts_with("HTTP/1.") {
         return Err(Response::error(400, "only HTTP/1.x is served"));
@@ -262,101 +301,151 @@ pub fn read_request(r: &mut impl std::io::BufRead) -> Result<Request, Response> 
         query,
         head,
         body,
+        caller,
     })
 }
 
+/// A connection the server can put a read deadline on.
+pub trait Conn: Read + Write + AsRawFd {
+    fn set_read_timeout(&self, d: Option<Duration>) -> std::io::Result<()>;
+    fn set_write_timeout(&self, d: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl Conn for UnixStream {
+    fn set_read_timeout(&self, d: Option<Duration>) -> std::io::Result<()> {
+        UnixStream::set_read_timeout(self, d)
+    }
+    fn set_write_timeout(&self, d: Option<Duration>) -> std::io::Result<()> {
+        UnixStream::set_write_timeout(self, d)
+    }
+}
+
+impl Conn for std::net::TcpStream {
+    fn set_read_timeout(&self, d: Option<Duration>) -> std::io::Result<()> {
+        std::net::TcpStream::set_read_timeout(self, d)
+    }
+    fn set_write_timeout(&self, d: Option<Duration>) -> std::io::Result<()> {
+        std::net::TcpStream::set_write_timeout(self, d)
+    }
+}
+
+/// Reads that end at a deadline for the whole request, not at an idle time per read: a client
+/// sending a byte every few seconds still has `REQUEST_TIME` in all.
+struct Deadline<S> {
+    s: S,
+    until: Instant,
+}
+
+impl<S: Conn> Read for Deadline<S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.s.set_read_timeout(Some(left))?;
+        self.s.read(buf)
+    }
+}
+
 /// Serves one connection: checks the peer, reads the request, answers it.
-pub fn serve_connection<S: Read + Write + AsRawFd>(
-    stream: S,
-    gate: &Gate,
-    handler: &(dyn Fn(Request) -> Response + Sync),
-) {
-    let fd = stream.as_raw_fd();
-    let mut r = BufReader::new(stream);
-    let answer = match gate {
-        Gate::Peer { gid } => match peer_credentials(fd) {
-            // SAFETY: geteuid has no preconditions.
-            Some((uid, pgid, _)) if uid == 0 || uid == unsafe { libc::geteuid() } || gid.is_some_and(|g| in_group(uid, pgid, g)) => None,
-            Some((uid, _, pid)) => Some(Response::error(
-                403,
-                &format!("uid {uid} (pid {pid}) may not use this daemon: it takes root and members of its --group"),
-            )),
-            None => Some(Response::error(403, "cannot read the peer's credentials")),
+pub fn serve_connection<S: Conn>(stream: S, gate: &Gate, handler: &Handler) {
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let (caller, token) = match gate {
+        Gate::Peer { group } => match Peer::of(stream.as_raw_fd()) {
+            Some(p) if p.allowed(*group) => (Ok(Caller::Local(p)), None),
+            Some(p) => (
+                Err(Response::error(
+                    403,
+                    &format!(
+                        "uid {} (pid {}) may not use this daemon: it takes root and members of its --group",
+                        p.uid, p.pid
+                    ),
+                )),
+                None,
+            ),
+            None => (
+                Err(Response::error(403, "cannot read the peer's credentials")),
+                None,
+            ),
         },
-        Gate::Token(_) => None,
+        Gate::Token(t) => (Ok(Caller::Remote), Some(t.get())),
+        Gate::Metrics => (Ok(Caller::Scraper), None),
     };
-    let response = match answer {
-        Some(a) => a,
-        None => match read_request(&mut r) {
+    let mut r = BufReader::new(Deadline {
+        s: stream,
+        until: Instant::now() + REQUEST_TIME,
+    });
+    let response = match caller {
+        Err(refusal) => refusal,
+        Ok(caller) => match read_request(&mut r, caller, token.as_deref().map(Vec::as_slice)) {
             Err(resp) => resp,
-            Ok(req) => {
-                let authorized = match gate {
-                    Gate::Token(t) => req
-                        .head
-                        .header("authorization")
-                        .and_then(|v| v.strip_prefix("Bearer "))
-                        .is_some_and(|v| constant_time_eq(v.trim().as_bytes(), t)),
-                    Gate::Peer { .. } => true,
-                };
-                if authorized {
-                    handler(req)
-                } else {
-                    Response::error(
-                        401,
-                        "a bearer token is required (Authorization: Bearer TOKEN)",
-                    )
-                }
-            }
+            Ok(req) => handler(req),
         },
     };
-    let mut w = r.into_inner();
+    let mut w = r.into_inner().s;
+    // Streams (followers) wait for events, not for the client: no read deadline from here.
+    let _ = w.set_read_timeout(None);
     let _ = response.write(&mut w);
 }
 
-/// Counts connections; a connection over the limit is answered 503 at once.
-pub struct Slots(AtomicUsize);
+/// Counts one listener's connections; a connection over its limit is answered 503 at once.
+pub struct Slots {
+    used: AtomicUsize,
+    max: usize,
+    what: &'static str,
+}
 
 pub struct Slot<'a>(&'a Slots);
 
 impl Slots {
-    pub fn new() -> Slots {
-        Slots(AtomicUsize::new(0))
+    pub fn new(max: usize, what: &'static str) -> Slots {
+        Slots {
+            used: AtomicUsize::new(0),
+            max,
+            what,
+        }
     }
 
     pub fn take(&self) -> Option<Slot<'_>> {
-        let n = self.0.fetch_add(1, Ordering::SeqCst);
-        if n >= MAX_CONNECTIONS {
-            self.0.fetch_sub(1, Ordering::SeqCst);
+        let n = self.used.fetch_add(1, Ordering::SeqCst);
+        if n >= self.max {
+            self.used.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
         Some(Slot(self))
     }
-}
 
-impl Default for Slots {
-    fn default() -> Self {
-        Slots::new()
+    /// Answers a connection that found no free slot.
+    pub fn refuse(&self, mut w: impl Write) {
+        let _ = Response::error(
+            503,
+            &format!(
+                "more than {} connections at once on the {}; retry",
+                self.max, self.what
+            ),
+        )
+        .write(&mut w);
     }
 }
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.0 .0.fetch_sub(1, Ordering::SeqCst);
+        self.0.used.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-/// Answers a connection that found no free slot.
-pub fn refuse_busy(mut w: impl Write) {
-    let _ = Response::error(
-        503,
-        &format!("more than {MAX_CONNECTIONS} connections at once; retry"),
-    )
-    .write(&mut w);
-}
-
-pub fn set_timeouts(s: &UnixStream) {
-    let _ = s.set_read_timeout(Some(READ_TIMEOUT));
-    let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
+/// Serves `stream` on a thread of its own, if its listener has a free slot.
+pub fn spawn<S: Conn + Send + 'static>(
+    stream: S,
+    slots: &Arc<Slots>,
+    gate: Gate,
+    handler: &Arc<Handler>,
+) {
+    let (sl, h) = (slots.clone(), handler.clone());
+    std::thread::spawn(move || match sl.take() {
+        Some(_slot) => serve_connection(stream, &gate, &*h),
+        None => sl.refuse(stream),
+    });
 }
 
 #[cfg(test)]
@@ -381,31 +470,65 @@ mod tests {
     }
 
     #[test]
+    fn bearer_is_case_insensitive_and_checked_as_it_arrives() {
+        let t = b"0123456789abcdef";
+        assert_eq!(
+            bearer_matches(b"Authorization: Bearer 0123456789abcdef\r\n", t),
+            Some(true)
+        );
+        assert_eq!(
+            bearer_matches(b"authorization: bearer 0123456789abcdef\r\n", t),
+            Some(true)
+        );
+        assert_eq!(
+            bearer_matches(b"AUTHORIZATION: BEARER 0123456789abcdef\r\n", t),
+            Some(true)
+        );
+        assert_eq!(
+            bearer_matches(b"Authorization: Basic eA==\r\n", t),
+            Some(false)
+        );
+        assert_eq!(bearer_matches(b"Host: x\r\n", t), None);
+        // A wrong token ends the read at its header: what follows is never read.
+        let req = "GET / HTTP/1.1\r\nAuthorization: Bearer wrong\r\nX: never read";
+        let mut r = req.as_bytes();
+        match read_request(&mut r, Caller::Remote, Some(t)) {
+            Err(Response::Full { status, .. }) => assert_eq!(status, 401),
+            _ => panic!("a wrong token is refused"),
+        }
+        assert_eq!(r, b"X: never read", "refused at its header");
+        // No token at all: refused at the end of the head, before the body.
+        let req = "PUT / HTTP/1.1\r\nContent-Length: 5\r\n\r\n";
+        assert!(matches!(
+            read_request(&mut req.as_bytes(), Caller::Remote, Some(t)),
+            Err(Response::Full { status: 401, .. })
+        ));
+    }
+
+    #[test]
     fn requests_are_bounded() {
+        let rd = |s: &str| read_request(&mut s.as_bytes(), Caller::Scraper, None);
         let big = format!(
             "PUT /x HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
             MAX_BODY + 1
         );
-        match read_request(&mut big.as_bytes()) {
+        match rd(&big) {
             Err(Response::Full { status, .. }) => assert_eq!(status, 413),
             _ => panic!("a body over the limit is refused"),
         }
         let chunked = "PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert!(matches!(
-            read_request(&mut chunked.as_bytes()),
+            rd(chunked),
             Err(Response::Full { status: 411, .. })
         ));
         let ok = "PUT /v1/instances/a HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}";
-        let r = read_request(&mut ok.as_bytes()).ok().unwrap();
+        let r = rd(ok).ok().unwrap();
         assert_eq!(
             (r.method.as_str(), r.path.as_str(), r.body.as_slice()),
             ("PUT", "/v1/instances/a", &b"{}"[..])
         );
         assert_eq!(r.segments, vec!["v1", "instances", "a"]);
         let short = "PUT /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n{}";
-        assert!(matches!(
-            read_request(&mut short.as_bytes()),
-            Err(Response::Full { status: 408, .. })
-        ));
+        assert!(matches!(rd(short), Err(Response::Full { status: 408, .. })));
     }
 }

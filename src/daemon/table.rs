@@ -1,29 +1,30 @@
 //! The daemon's named instances: what each should run (its spec), what runs (an Instance and
-//! the digest of its package), its log, and the operations on them. Reload is
-//! make-before-break: the new version is fetched, verified, loaded and attached while the old
-//! one runs, into the same log; only then is the old one stopped (draining what it read).
-//! Mutations are serialised; reads never wait for a package to load.
+//! the digest of its package), its event log, and the operations on them.
+//!
+//! The table's lock guards only the map, never I/O or a wait: an operation that starts a
+//! version registers itself on its name, lets go of the lock while it fetches, verifies, loads
+//! and waits for the attach (each bounded: the fetch deadline, the start deadline), and takes
+//! the lock again only to install what it started. Operations on other names, reads, and
+//! stops never wait for it. One operation at a time per name (a second is told to retry); a
+//! stop always wins: it cancels the operation in progress, stops what that started, and the
+//! daemon's own stop does the same for every name.
+//!
+//! Reload is make-before-break: the new version runs, into the same event log, before the old
+//! one is stopped (draining what it read); a failed new version leaves the old one running.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
 
-use super::log::{EventLog, LogSink};
-use crate::error::{Error, ErrorKind, Result};
-use crate::package::{self, Package};
-use crate::runtime::{Instance, Options, State, Stats};
-use crate::source::{self, FetchOptions};
+use super::events::EventLog;
+use super::launch::{self, Settings, Started};
+use super::slot::{Entry, Op, OpGuard, Slot};
+use super::spec::Spec;
+use crate::error::Error;
+use crate::runtime::{State, Stats};
 use crate::trust::Policy;
-
-/// What an instance should run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Spec {
-    pub source: String,
-    pub args: Vec<String>,
-    /// The digest the package must have, when the caller pins one.
-    pub digest: Option<String>,
-}
 
 /// Who asked for an instance: the API (kept in the state dir) or the desired-state file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,18 +33,40 @@ pub enum Origin {
     Config,
 }
 
-pub struct Entry {
-    pub spec: Spec,
-    pub origin: Origin,
-    /// The digest of what runs (its OCI manifest's, else its bytes').
-    pub digest: String,
-    pub kind: &'static str,
-    pub instance: Option<Instance>,
-    pub log: Arc<EventLog>,
-    pub started: SystemTime,
-    /// Why the last start failed, when nothing runs.
-    pub failure: Option<String>,
+/// Why an operation did not happen; the API's status codes follow from the variant.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// No instance has this name.
+    NoInstance(String),
+    /// The name is taken, an operation on it is in progress, or the daemon is stopping.
+    Conflict(String),
+    /// The request itself is wrong (a bad name, a source that cannot be named this way).
+    BadRequest(String),
+    /// The package could not be fetched, verified, loaded or attached.
+    Package(Error),
 }
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::NoInstance(n) => write!(f, "no instance named {n}"),
+            Failure::Conflict(m) | Failure::BadRequest(m) => f.write_str(m),
+            Failure::Package(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        if e.kind() == crate::error::ErrorKind::Usage {
+            Failure::BadRequest(e.to_string())
+        } else {
+            Failure::Package(e)
+        }
+    }
+}
+
+type Res<T> = std::result::Result<T, Failure>;
 
 /// A snapshot of one instance, for the API and metrics.
 #[derive(Debug, Clone)]
@@ -60,15 +83,6 @@ pub struct Status {
     pub notes: Vec<String>,
 }
 
-/// What the daemon runs packages with.
-pub struct Context {
-    pub fetch: FetchOptions,
-    pub policy: Policy,
-    pub options: Options,
-    /// bpffs directory under which each instance's pinned maps live (`<root>/<name>/`).
-    pub pin_root: Option<PathBuf>,
-}
-
 /// What `apply` did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Applied {
@@ -78,9 +92,14 @@ pub enum Applied {
 }
 
 pub struct Table {
-    entries: Mutex<BTreeMap<String, Entry>>,
-    ops: Mutex<()>,
-    ctx: Context,
+    slots: Mutex<BTreeMap<String, Slot>>,
+    settings: Settings,
+    policy: Mutex<Arc<Policy>>,
+    closing: AtomicBool,
+    next_op: AtomicU64,
+    /// Operations that have spawned a version not yet installed or released.
+    pub(super) starting: Mutex<usize>,
+    pub(super) started_cv: Condvar,
 }
 
 /// Instance names: what a path component, a metric label and a URL segment can all carry.
@@ -92,197 +111,227 @@ pub fn valid_name(n: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.-".contains(&c))
 }
 
-fn check_name(n: &str) -> Result<()> {
+fn check_name(n: &str) -> Res<()> {
     if valid_name(n) {
         Ok(())
     } else {
-        Err(Error::new(
-            ErrorKind::Usage,
-            format!("instance name {n:?}: use 1 to 63 of a-z 0-9 _ . - (starting with a letter or digit)"),
-        ))
+        Err(Failure::BadRequest(format!(
+            "instance name {n:?}: use 1 to 63 of a-z 0-9 _ . - (starting with a letter or digit)"
+        )))
     }
-}
-
-/// A started instance and what it runs.
-struct Started {
-    instance: Instance,
-    digest: String,
-    kind: &'static str,
 }
 
 impl Table {
-    pub fn new(ctx: Context) -> Table {
+    pub fn new(settings: Settings, policy: Policy) -> Table {
         Table {
-            entries: Mutex::new(BTreeMap::new()),
-            ops: Mutex::new(()),
-            ctx,
+            slots: Mutex::new(BTreeMap::new()),
+            settings,
+            policy: Mutex::new(Arc::new(policy)),
+            closing: AtomicBool::new(false),
+            next_op: AtomicU64::new(1),
+            starting: Mutex::new(0),
+            started_cv: Condvar::new(),
         }
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    pub(super) fn slots(&self) -> MutexGuard<'_, BTreeMap<String, Slot>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn pin_dir(&self, name: &str) -> Option<PathBuf> {
-        self.ctx.pin_root.as_ref().map(|r| r.join(name))
+        self.settings
+            .pin_root
+            .as_ref()
+            .map(|r| r.join(super::pin_name(name)))
     }
 
-    /// Fetches, verifies and starts `spec` into `log`.
-    fn start(&self, name: &str, spec: &Spec, log: &Arc<EventLog>) -> Result<Started> {
-        let f = source::fetch(&spec.source, &self.ctx.fetch)?;
-        for n in &f.notes {
-            log.note(n);
-        }
-        self.ctx.policy.check(&spec.source, &f.evidence())?;
-        let digest = f
-            .manifest_digest
+    /// The trust policy every package is checked against from now on.
+    pub fn set_policy(&self, p: Policy) {
+        *self.policy.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(p);
+    }
+
+    fn policy(&self) -> Arc<Policy> {
+        self.policy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .clone()
-            .unwrap_or_else(|| f.content_digest.clone());
-        if let Some(want) = &spec.digest {
-            if want != &digest && want != &f.content_digest {
-                return Err(Error::new(
-                    ErrorKind::Trust,
-                    format!(
-                        "{}: has the digest {digest}, not the {want} asked for",
-                        spec.source
-                    ),
-                ));
-            }
-        }
-        let kind = package::detect(&f.bytes)
-            .map(package::Kind::name)
-            .unwrap_or("package");
-        let pkg = Package::decode(f.bytes, &f.name).map_err(|e| e.context(&spec.source))?;
-        let mut opts = self.ctx.options.clone();
-        opts.pin_dir = self.pin_dir(name);
-        if let Some(d) = &opts.pin_dir {
-            std::fs::create_dir_all(d).map_err(|e| {
-                Error::msg(format!("creating the pin directory {}: {e}", d.display()))
-            })?;
-        }
-        let instance =
-            Instance::start(pkg, spec.args.clone(), opts, Box::new(LogSink(log.clone())))?;
-        if instance.is_finished() {
-            // Started and ended: `-h`, or a guest that exits at once. Nothing to keep running.
-            let how = match instance.wait() {
-                Ok(o) => format!("{o:?}"),
-                Err(e) => e.to_string(),
-            };
-            return Err(Error::new(
-                ErrorKind::Invalid,
-                format!(
-                    "{}: it ended as soon as it started ({how}); nothing to run",
-                    spec.source
-                ),
-            ));
-        }
-        Ok(Started {
-            instance,
-            digest,
-            kind,
-        })
     }
 
-    /// Starts a new instance; `Conflict` when the name is taken.
-    pub fn create(&self, name: &str, spec: Spec, origin: Origin) -> Result<Status> {
+    /// Registers an operation on `name`; `create` refuses a name in use.
+    fn begin(&self, name: &str, spec: &Spec, origin: Origin, create: bool) -> Res<OpGuard<'_>> {
         check_name(name)?;
-        let _op = self.ops.lock().unwrap_or_else(|e| e.into_inner());
-        if self.entries().contains_key(name) {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                format!("instance {name} exists; reload it or stop it first"),
-            ));
+        launch::check_owner(&spec.source, &spec.owner)?;
+        let mut slots = self.slots();
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(Failure::Conflict("the daemon is stopping".into()));
         }
-        self.put_new(name, spec, origin)?;
-        self.status(name)
-    }
-
-    fn put_new(&self, name: &str, spec: Spec, origin: Origin) -> Result<()> {
-        let log = EventLog::new();
-        let s = self.start(name, &spec, &log)?;
-        self.entries().insert(
-            name.to_string(),
-            Entry {
-                spec,
-                origin,
-                digest: s.digest,
-                kind: s.kind,
-                instance: Some(s.instance),
-                log,
-                started: SystemTime::now(),
-                failure: None,
-            },
-        );
-        Ok(())
+        let entry = match slots.remove(name) {
+            None => None,
+            Some(Slot::Idle(e)) if !create => Some(e),
+            Some(taken) => {
+                let why = match taken.op() {
+                    Some(op) => format!(
+                        "instance {name} is being started or reloaded (since {} s); retry when it is done, or stop it",
+                        op.since.elapsed().map_or(0, |d| d.as_secs())
+                    ),
+                    None => format!("instance {name} exists; reload it or stop it first"),
+                };
+                slots.insert(name.to_string(), taken);
+                return Err(Failure::Conflict(why));
+            }
+        };
+        let log = entry.as_ref().map_or_else(EventLog::new, |e| e.log.clone());
+        let running = entry.as_ref().and_then(|e| {
+            e.instance
+                .as_ref()
+                .filter(|i| !i.is_finished())
+                .map(|_| (e.digest.clone(), e.spec.clone()))
+        });
+        let id = self.next_op.fetch_add(1, Ordering::SeqCst);
+        let op = Op {
+            id,
+            spec: spec.clone(),
+            origin,
+            since: SystemTime::now(),
+            log: log.clone(),
+            cancelled: false,
+            stopper: None,
+        };
+        slots.insert(name.to_string(), Slot::Busy(op, entry));
+        Ok(OpGuard {
+            table: self,
+            name: name.to_string(),
+            id,
+            log,
+            running,
+            spawned: false,
+        })
     }
 
     /// Creates, or reloads when the package's digest or the arguments changed; the same
     /// digest and arguments are a no-op. A failed reload leaves the running version running.
-    pub fn apply(&self, name: &str, spec: Spec, origin: Origin) -> Result<Applied> {
-        check_name(name)?;
-        let _op = self.ops.lock().unwrap_or_else(|e| e.into_inner());
-        // (The table's lock is released before anything loads.)
-        let existing = self.entries().get(name).map(|e| e.log.clone());
-        let Some(log) = existing else {
-            self.put_new(name, spec, origin)?;
-            return Ok(Applied::Created);
-        };
-        let keeps = |e: Error| {
-            let e = e.context(format!(
-                "reloading {name} (the running version keeps running)"
-            ));
+    pub fn apply(&self, name: &str, spec: Spec, origin: Origin) -> Res<Applied> {
+        let op = self.begin(name, &spec, origin, false)?;
+        let reloading = op.running.is_some();
+        let log = op.log.clone();
+        let keeps = move |f: Failure| -> Failure {
+            let Failure::Package(e) = f else { return f };
+            let e = if reloading {
+                e.context(format!(
+                    "reloading {name} (the running version keeps running)"
+                ))
+            } else {
+                e
+            };
             log.note(&e.to_string());
-            e
+            Failure::Package(e)
         };
-        // Fetch first: an unchanged digest needs nothing loaded.
-        let f = source::fetch(&spec.source, &self.ctx.fetch).map_err(keeps)?;
-        let digest = f
-            .manifest_digest
-            .clone()
-            .unwrap_or_else(|| f.content_digest.clone());
-        {
-            let entries = self.entries();
-            let e = entries
-                .get(name)
-                .expect("present: mutations are serialised");
-            let running = e.instance.as_ref().is_some_and(|i| !i.is_finished());
-            if running
-                && e.digest == digest
-                && e.spec.args == spec.args
-                && e.spec.source == spec.source
+        let trusted = launch::fetch(&spec, &self.settings.fetch, &self.policy())
+            .map_err(|e| keeps(e.into()))?;
+        op.check()?;
+        if let Some((digest, running)) = &op.running {
+            if *digest == trusted.digest
+                && running.args == spec.args
+                && running.source == spec.source
             {
+                let mut slots = self.slots();
+                if let Some(e) = slots.get_mut(name).and_then(Slot::entry_mut) {
+                    // The pin (checked against the package just now) and the owner are kept.
+                    e.spec = spec;
+                    e.origin = origin;
+                }
                 return Ok(Applied::Unchanged);
             }
         }
-        let new = self.start(name, &spec, &log).map_err(keeps)?;
-        let old = {
-            let mut entries = self.entries();
-            let e = entries
-                .get_mut(name)
-                .expect("present: mutations are serialised");
-            e.spec = spec;
-            e.origin = origin;
-            e.digest = new.digest;
-            e.kind = new.kind;
-            e.started = SystemTime::now();
-            e.failure = None;
-            e.instance.replace(new.instance)
+        self.run_new(op, name, spec, origin, trusted).map_err(keeps)
+    }
+
+    /// Starts a new instance; `Conflict` when the name is taken.
+    pub fn create(&self, name: &str, spec: Spec, origin: Origin) -> Res<Status> {
+        let op = self.begin(name, &spec, origin, true)?;
+        let trusted = launch::fetch(&spec, &self.settings.fetch, &self.policy())?;
+        op.check()?;
+        self.run_new(op, name, spec, origin, trusted)?;
+        self.status(name)
+    }
+
+    fn run_new(
+        &self,
+        mut op: OpGuard<'_>,
+        name: &str,
+        spec: Spec,
+        origin: Origin,
+        trusted: launch::Trusted,
+    ) -> Res<Applied> {
+        let log = op.log.clone();
+        let new = match launch::start(name, &spec, trusted, &self.settings, &log, |s| {
+            op.on_spawn(s)
+        }) {
+            Ok(n) => n,
+            // What a stop cut short failed because of the stop.
+            Err(e) => return Err(op.check().err().unwrap_or_else(|| e.into())),
         };
-        if let Some(old) = old {
-            old.stop();
-            let _ = old.wait();
+        let Started {
+            instance,
+            digest,
+            kind,
+        } = new;
+        let installed = {
+            let mut slots = self.slots();
+            match slots.get_mut(name) {
+                Some(Slot::Busy(o, current)) if o.id == op.id && !o.cancelled => {
+                    let now = SystemTime::now();
+                    let old = current.take();
+                    let carried = old.as_ref().map_or_else(Stats::default, |e| e.carried);
+                    *current = Some(Entry {
+                        spec,
+                        origin,
+                        digest,
+                        kind,
+                        instance: Some(instance),
+                        log,
+                        started: now,
+                        failure: None,
+                        carried,
+                    });
+                    Ok(old)
+                }
+                _ => Err(instance),
+            }
+        };
+        match installed {
+            Ok(old) => {
+                drop(op);
+                let Some(mut old) = old else {
+                    return Ok(Applied::Created);
+                };
+                // Make-before-break: the new version runs; the old one drains and stops.
+                if let Some(i) = old.instance.take() {
+                    let last = launch::retire(i);
+                    let mut slots = self.slots();
+                    if let Some(e) = slots.get_mut(name).and_then(Slot::entry_mut) {
+                        e.carried = launch::add(old.carried, last);
+                    }
+                }
+                Ok(Applied::Reloaded)
+            }
+            Err(instance) => {
+                launch::retire(instance);
+                Err(Failure::Conflict(format!(
+                    "instance {name} was stopped while it was starting"
+                )))
+            }
         }
-        Ok(Applied::Reloaded)
     }
 
     /// Records a start that failed (restoring at start-up, or a config entry), so that status
     /// shows it as failed with its error.
-    pub fn record_failure(&self, name: &str, spec: Spec, origin: Origin, why: String) {
+    pub fn record_failure(&self, name: &str, spec: Spec, origin: Origin, why: Error) {
         let log = EventLog::new();
-        log.note(&why);
-        self.entries().insert(
-            name.to_string(),
-            Entry {
+        log.note(&why.to_string());
+        let mut slots = self.slots();
+        if !slots.contains_key(name) {
+            let entry = Entry {
                 spec,
                 origin,
                 digest: String::new(),
@@ -291,58 +340,90 @@ impl Table {
                 log,
                 started: SystemTime::now(),
                 failure: Some(why),
-            },
-        );
+                carried: Stats::default(),
+            };
+            slots.insert(name.to_string(), Slot::Idle(entry));
+        }
     }
 
-    /// Stops and forgets an instance; its pinned maps are removed.
-    pub fn remove(&self, name: &str) -> Result<Status> {
-        let _op = self.ops.lock().unwrap_or_else(|e| e.into_inner());
-        let status = self.status(name)?;
-        let e = self.entries().remove(name);
-        if let Some(mut e) = e {
+    /// Stops and forgets an instance (and cancels an operation on it); its pinned maps are
+    /// removed. Never waits for an operation: the stop wins.
+    pub fn remove(&self, name: &str) -> Res<Status> {
+        let (status, entry, stopper, busy) = {
+            let mut slots = self.slots();
+            let slot = slots
+                .remove(name)
+                .ok_or_else(|| Failure::NoInstance(name.to_string()))?;
+            let status = Self::snapshot(name, &slot);
+            match slot {
+                Slot::Idle(e) => (status, Some(e), None, false),
+                Slot::Busy(mut op, e) => {
+                    op.cancelled = true;
+                    let stopper = op.stopper.clone();
+                    slots.insert(name.to_string(), Slot::Busy(op, None));
+                    (status, e, stopper, true)
+                }
+            }
+        };
+        if let Some(s) = stopper {
+            s.stop();
+        }
+        if let Some(mut e) = entry {
             if let Some(i) = e.instance.take() {
-                i.stop();
-                let _ = i.wait();
+                launch::retire(i);
             }
             e.log.close();
         }
-        if let Some(d) = self.pin_dir(name) {
-            let _ = std::fs::remove_dir_all(d);
+        // With an operation still ending, it removes the pins once it has.
+        if !busy {
+            if let Some(d) = self.pin_dir(name) {
+                let _ = std::fs::remove_dir_all(d);
+            }
         }
         Ok(status)
     }
 
-    pub fn pause(&self, name: &str, paused: bool) -> Result<Status> {
-        {
-            let entries = self.entries();
-            let e = entries.get(name).ok_or_else(|| {
-                Error::new(ErrorKind::NotFound, format!("no instance named {name}"))
-            })?;
-            match &e.instance {
-                Some(i) if !i.is_finished() => {
-                    if paused {
-                        i.pause()
-                    } else {
-                        i.resume()
-                    }
-                }
-                _ => {
-                    return Err(Error::new(
-                        ErrorKind::Conflict,
-                        format!("instance {name} is not running"),
-                    ))
+    pub fn pause(&self, name: &str, paused: bool) -> Res<Status> {
+        let slots = self.slots();
+        let slot = slots
+            .get(name)
+            .ok_or_else(|| Failure::NoInstance(name.to_string()))?;
+        match slot.entry().and_then(|e| e.instance.as_ref()) {
+            Some(i) if !i.is_finished() => {
+                if paused {
+                    i.pause()
+                } else {
+                    i.resume()
                 }
             }
+            _ => return Err(Failure::Conflict(format!("instance {name} is not running"))),
         }
-        self.status(name)
+        Ok(Self::snapshot(name, slot))
     }
 
-    fn snapshot(name: &str, e: &Entry) -> Status {
+    fn snapshot(name: &str, slot: &Slot) -> Status {
+        let e = match slot {
+            Slot::Idle(e) | Slot::Busy(_, Some(e)) => e,
+            // Only an operation: a version being started.
+            Slot::Busy(op, None) => {
+                return Status {
+                    name: name.to_string(),
+                    state: State::Starting,
+                    spec: op.spec.clone(),
+                    origin: op.origin,
+                    digest: String::new(),
+                    kind: "package",
+                    started: op.since,
+                    stats: Stats::default(),
+                    client_drops: 0,
+                    notes: op.log.notes(),
+                }
+            }
+        };
         let (state, stats) = match (&e.instance, &e.failure) {
-            (Some(i), _) => (i.state(), i.stats()),
-            (None, Some(f)) => (State::Failed(f.clone()), Stats::default()),
-            (None, None) => (State::Stopped, Stats::default()),
+            (Some(i), _) => (i.state(), launch::add(e.carried, i.stats())),
+            (None, Some(f)) => (State::Failed(f.clone()), e.carried),
+            (None, None) => (State::Stopped, e.carried),
         };
         Status {
             name: name.to_string(),
@@ -353,70 +434,107 @@ impl Table {
             kind: e.kind,
             started: e.started,
             stats,
-            client_drops: e
-                .log
-                .client_drops
-                .load(std::sync::atomic::Ordering::Relaxed),
+            client_drops: e.log.client_drops.load(Ordering::Relaxed),
             notes: e.log.notes(),
         }
     }
 
-    pub fn status(&self, name: &str) -> Result<Status> {
-        let entries = self.entries();
-        let e = entries
+    pub fn status(&self, name: &str) -> Res<Status> {
+        let slots = self.slots();
+        let slot = slots
             .get(name)
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no instance named {name}")))?;
-        Ok(Self::snapshot(name, e))
+            .ok_or_else(|| Failure::NoInstance(name.to_string()))?;
+        Ok(Self::snapshot(name, slot))
     }
 
     pub fn list(&self) -> Vec<Status> {
-        self.entries()
+        self.slots()
             .iter()
-            .map(|(n, e)| Self::snapshot(n, e))
+            .map(|(n, s)| Self::snapshot(n, s))
             .collect()
     }
 
-    pub fn log(&self, name: &str) -> Result<Arc<EventLog>> {
-        self.entries()
+    pub fn log(&self, name: &str) -> Res<Arc<EventLog>> {
+        let slots = self.slots();
+        let slot = slots
             .get(name)
-            .map(|e| e.log.clone())
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no instance named {name}")))
+            .ok_or_else(|| Failure::NoInstance(name.to_string()))?;
+        Ok(match slot {
+            Slot::Idle(e) | Slot::Busy(_, Some(e)) => e.log.clone(),
+            Slot::Busy(op, None) => op.log.clone(),
+        })
     }
 
     /// The map views each running instance published (for metrics).
     pub fn map_views(&self) -> Vec<(String, Vec<Arc<crate::event::sample::MapView>>)> {
-        self.entries()
+        self.slots()
             .iter()
-            .filter_map(|(n, e)| e.instance.as_ref().map(|i| (n.clone(), i.map_views())))
+            .filter_map(|(n, s)| {
+                let i = s.entry()?.instance.as_ref()?;
+                Some((n.clone(), i.map_views()))
+            })
+            .collect()
+    }
+
+    /// The kernel ids of each running instance's programs (for metrics).
+    pub fn program_ids(&self) -> Vec<(String, Vec<(String, u32)>)> {
+        self.slots()
+            .iter()
+            .filter_map(|(n, s)| {
+                let i = s.entry()?.instance.as_ref()?;
+                Some((n.clone(), i.program_ids()))
+            })
             .collect()
     }
 
     /// The names and specs of the instances `origin` asked for.
     pub fn specs(&self, origin: Origin) -> Vec<(String, Spec)> {
-        self.entries()
+        self.slots()
             .iter()
-            .filter(|(_, e)| e.origin == origin)
-            .map(|(n, e)| (n.clone(), e.spec.clone()))
+            .filter_map(|(n, s)| {
+                let e = s.entry()?;
+                (e.origin == origin).then(|| (n.clone(), e.spec.clone()))
+            })
             .collect()
     }
 
-    /// Stops every instance (SIGTERM), leaving nothing in the kernel.
-    pub fn stop_all(&self) {
-        let _op = self.ops.lock().unwrap_or_else(|e| e.into_inner());
-        let all: Vec<(String, Entry)> = std::mem::take(&mut *self.entries()).into_iter().collect();
-        for (_, e) in &all {
-            if let Some(i) = &e.instance {
+    /// Stops every instance and every operation (SIGTERM), leaving nothing in the kernel.
+    /// Operations still fetching are not waited for: they start nothing from now on.
+    pub fn stop_all(&self, wait: Duration) {
+        self.closing.store(true, Ordering::SeqCst);
+        let all: Vec<(String, Slot)> = std::mem::take(&mut *self.slots()).into_iter().collect();
+        for (_, s) in &all {
+            if let Some(st) = s.op().and_then(|o| o.stopper.as_ref()) {
+                st.stop();
+            }
+            if let Some(i) = s.entry().and_then(|e| e.instance.as_ref()) {
                 i.stop();
             }
         }
-        for (name, mut e) in all {
-            if let Some(i) = e.instance.take() {
-                let _ = i.wait();
+        for (name, s) in all {
+            let entry = match s {
+                Slot::Idle(e) | Slot::Busy(_, Some(e)) => Some(e),
+                Slot::Busy(_, None) => None,
+            };
+            if let Some(mut e) = entry {
+                if let Some(i) = e.instance.take() {
+                    launch::retire(i);
+                }
+                e.log.close();
             }
-            e.log.close();
             if let Some(d) = self.pin_dir(&name) {
                 let _ = std::fs::remove_dir_all(d);
             }
+        }
+        // Versions that operations had spawned end (they were stopped) and are released.
+        let mut n = self.starting.lock().unwrap_or_else(|e| e.into_inner());
+        let until = std::time::Instant::now() + wait;
+        while *n > 0 && std::time::Instant::now() < until {
+            n = self
+                .started_cv
+                .wait_timeout(n, Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 }

@@ -37,6 +37,8 @@ pub struct Control {
     pub counters: Counters,
     /// Maps the instance lets others read (metrics).
     views: Mutex<Vec<std::sync::Arc<super::sample::MapView>>>,
+    /// Its programs' kernel ids, by name (metrics: run counts and times).
+    programs: Mutex<Vec<(String, u32)>>,
 }
 
 impl Control {
@@ -52,6 +54,7 @@ impl Control {
             ready_cv: Condvar::new(),
             counters: Counters::default(),
             views: Mutex::new(Vec::new()),
+            programs: Mutex::new(Vec::new()),
         })
     }
 
@@ -172,6 +175,18 @@ impl Control {
         self.views.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Publishes the kernel ids of the instance's programs.
+    pub fn publish_programs(&self, ids: Vec<(String, u32)>) {
+        *self.programs.lock().unwrap_or_else(|e| e.into_inner()) = ids;
+    }
+
+    pub fn programs(&self) -> Vec<(String, u32)> {
+        self.programs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Marks the instance ready: every program it wanted is attached, events flow.
     pub fn set_ready(&self) {
         let mut r = self.ready.lock().unwrap_or_else(|e| e.into_inner());
@@ -185,16 +200,18 @@ impl Control {
         *self.ready.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits until ready or until `done()` says the instance ended.
-    pub fn wait_ready(&self, done: impl Fn() -> bool) {
+    /// Waits until ready, until `done()` says the instance ended, or until `until` passes;
+    /// true when it is ready.
+    pub fn wait_ready(&self, done: impl Fn() -> bool, until: Option<Instant>) -> bool {
         let mut r = self.ready.lock().unwrap_or_else(|e| e.into_inner());
-        while !*r && !done() {
+        while !*r && !done() && until.is_none_or(|u| Instant::now() < u) {
             r = self
                 .ready_cv
                 .wait_timeout(r, Duration::from_millis(20))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+        *r
     }
 
     /// Wakes a [`Control::wait_ready`] after the instance ended.

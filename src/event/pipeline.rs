@@ -28,6 +28,9 @@ const GATHER_BELOW: u64 = 32;
 /// Short against the buffers (a 256 KiB perf buffer holds ~20 ms of a 300 k/s CPU's
 /// records) and far under the latency a user notices.
 const GATHER_FOR: Duration = Duration::from_micros(500);
+/// Records sparser than this (one wake-up each, under ~5k/s) are not gathered: the sleep would
+/// be a second wake-up per record, not fewer.
+const DENSE: Duration = Duration::from_micros(200);
 
 /// Epoll token of buffer `buf` of event map `map`.
 fn token(map: usize, buf: usize) -> u64 {
@@ -59,6 +62,8 @@ pub struct Pipeline {
     gather: bool,
     /// When the kernel's drop counts were last read.
     counted_exactly: Instant,
+    /// When the last poll that brought records ended.
+    last_records: Instant,
 }
 
 impl Pipeline {
@@ -74,6 +79,7 @@ impl Pipeline {
             lost_seen: 0,
             gather: false,
             counted_exactly: Instant::now(),
+            last_records: Instant::now(),
         })
     }
 
@@ -150,8 +156,13 @@ impl Pipeline {
             }
         }
         self.ready = ready;
+        let now = Instant::now();
+        let dense = polled.records > 1 || now.duration_since(self.last_records) < DENSE;
         self.gather =
-            polled.records > 0 && polled.records < GATHER_BELOW && self.pending.is_empty();
+            polled.records > 0 && polled.records < GATHER_BELOW && dense && self.pending.is_empty();
+        if polled.records > 0 {
+            self.last_records = now;
+        }
         // The kernel's own counts once a second, so that a stalled buffer's drops show in
         // the counters (and the daemon's metrics) before any drop record comes.
         let exact = self.counted_exactly.elapsed() >= Duration::from_secs(1);

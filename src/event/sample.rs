@@ -248,6 +248,8 @@ pub struct MapView {
     pub key: Layout,
     pub value: Layout,
     pub map: Box<dyn MapOps>,
+    /// The unit a sample map names (`usecs`, `bytes`...), when it names one.
+    pub unit: Option<String>,
 }
 
 impl MapView {
@@ -291,6 +293,11 @@ impl MapView {
             key: Layout::from_btf(&object.btf, def.key_type)?,
             value: Layout::from_btf(&object.btf, def.value_type)?,
             map,
+            unit: def
+                .sample
+                .as_ref()
+                .map(|s| s.unit.clone())
+                .filter(|u| !u.is_empty() && u != "(unit)"),
         })
     }
 

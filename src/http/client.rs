@@ -1,11 +1,13 @@
 //! A small HTTP/1.1 client: one connection per request (`Connection: close`), HTTPS through
-//! rustls, connect and idle timeouts, bodies read with a size limit that stops reading (never
-//! buffers past it). Redirects and authentication are the caller's (they depend on what is
-//! fetched).
+//! rustls, connect and idle timeouts and a deadline for everything one client transfers (a
+//! server that dribbles a byte now and then still ends), bodies read with a size limit that
+//! stops reading (never buffers past it). Redirects and authentication are the caller's (they
+//! depend on what is fetched), and so is the rule that a redirect never goes from HTTPS to
+//! plain HTTP ([`Url::downgrades_to`]).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{read_head, Chunked, Head};
 use crate::error::{Error, ErrorKind, Result};
@@ -112,6 +114,17 @@ impl Url {
         Ok(u)
     }
 
+    /// Whether going from this URL to `to` would leave TLS for plain HTTP: refused for
+    /// redirects, whatever the host (a man in the middle could then read or change the rest).
+    pub fn downgrades_to(&self, to: &Url) -> bool {
+        self.scheme == Scheme::Https && to.scheme == Scheme::Http
+    }
+
+    /// Whether credentials may be sent to this URL: over TLS, or to a loopback address.
+    pub fn may_carry_credentials(&self) -> bool {
+        self.scheme == Scheme::Https || is_loopback(&self.host)
+    }
+
     /// host or host:port, as in a Host header and in credentials files.
     pub fn authority(&self) -> String {
         let host = if self.host.contains(':') {
@@ -155,15 +168,22 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// How long a read or write may wait for the peer.
     pub io_timeout: Duration,
+    /// How long everything one [`Client`] does may take in all, from its creation: every
+    /// connection, request and body (a fetch's manifest, blobs and signature together).
+    pub transfer_timeout: Option<Duration>,
     /// Extra CA certificates (PEM) trusted besides the system's.
     pub ca_file: Option<String>,
 }
+
+/// The default of [`ClientOptions::transfer_timeout`] (`--fetch-deadline`).
+pub const DEFAULT_TRANSFER_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             connect_timeout: Duration::from_secs(10),
             io_timeout: Duration::from_secs(30),
+            transfer_timeout: Some(DEFAULT_TRANSFER_TIMEOUT),
             ca_file: None,
         }
     }
@@ -171,6 +191,8 @@ impl Default for ClientOptions {
 
 pub struct Client {
     opts: ClientOptions,
+    /// When everything this client transfers must be done.
+    until: Option<Instant>,
     #[cfg(feature = "tls")]
     tls: std::sync::OnceLock<Result<std::sync::Arc<rustls::ClientConfig>>>,
 }
@@ -212,6 +234,90 @@ impl Write for Stream {
     }
 }
 
+/// A connection whose every read and write ends at the idle timeout or at the client's
+/// deadline, whichever comes first.
+struct Timed {
+    s: Stream,
+    idle: Duration,
+    until: Option<Instant>,
+}
+
+/// What a read or write past the client's deadline fails with.
+#[derive(Debug)]
+struct DeadlinePassed;
+
+impl std::fmt::Display for DeadlinePassed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the transfer's deadline passed")
+    }
+}
+
+impl std::error::Error for DeadlinePassed {}
+
+impl Timed {
+    fn socket_timeouts(&self, d: Duration) -> io::Result<()> {
+        match &self.s {
+            Stream::Plain(t) => set_tcp(t, d),
+            Stream::Unix(u) => {
+                u.set_read_timeout(Some(d))?;
+                u.set_write_timeout(Some(d))
+            }
+            #[cfg(feature = "tls")]
+            Stream::Tls(t) => set_tcp(&t.sock, d),
+        }
+    }
+
+    /// Arms the socket for one operation; Err once the deadline has passed.
+    fn arm(&self) -> io::Result<()> {
+        let d = match self.until {
+            Some(u) => {
+                let left = u.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, DeadlinePassed));
+                }
+                self.idle.min(left)
+            }
+            None => self.idle,
+        };
+        self.socket_timeouts(d)
+    }
+
+    /// A timeout that came from the deadline says so.
+    fn explain(&self, e: io::Error) -> io::Error {
+        let timed_out = matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        );
+        if timed_out && self.until.is_some_and(|u| Instant::now() >= u) {
+            return io::Error::new(io::ErrorKind::TimedOut, DeadlinePassed);
+        }
+        e
+    }
+}
+
+fn set_tcp(t: &TcpStream, d: Duration) -> io::Result<()> {
+    t.set_read_timeout(Some(d))?;
+    t.set_write_timeout(Some(d))
+}
+
+impl Read for Timed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.arm()?;
+        self.s.read(buf).map_err(|e| self.explain(e))
+    }
+}
+
+impl Write for Timed {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.arm()?;
+        self.s.write(buf).map_err(|e| self.explain(e))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.arm()?;
+        self.s.flush().map_err(|e| self.explain(e))
+    }
+}
+
 /// A response whose body has not been read yet.
 pub struct Response {
     pub url: Url,
@@ -225,6 +331,11 @@ fn net(what: impl std::fmt::Display) -> Error {
 
 /// Says what a read error means for the user.
 fn read_error(url: &Url, e: &io::Error, timeout: Duration) -> Error {
+    if e.get_ref().is_some_and(|x| x.is::<DeadlinePassed>()) {
+        return net(format!(
+            "{url}: the transfer did not end within its deadline (--fetch-deadline); the server is too slow or keeps sending"
+        ));
+    }
     match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => net(format!(
             "{url}: the server sent nothing for {} s; try again later (or raise --fetch-timeout)",
@@ -326,6 +437,7 @@ impl Read for Counting {
 impl Client {
     pub fn new(opts: ClientOptions) -> Client {
         Client {
+            until: opts.transfer_timeout.map(|t| Instant::now() + t),
             opts,
             #[cfg(feature = "tls")]
             tls: std::sync::OnceLock::new(),
@@ -348,8 +460,15 @@ impl Client {
             .collect();
         let mut last = None;
         let mut tcp = None;
+        let left = self
+            .until
+            .map_or(self.opts.connect_timeout, |u| {
+                u.saturating_duration_since(Instant::now())
+            })
+            .min(self.opts.connect_timeout)
+            .max(Duration::from_millis(1));
         for a in addrs {
-            match TcpStream::connect_timeout(&a, self.opts.connect_timeout) {
+            match TcpStream::connect_timeout(&a, left) {
                 Ok(s) => {
                     tcp = Some(s);
                     break;
@@ -452,7 +571,7 @@ impl Client {
 
     fn exchange(
         &self,
-        mut s: Stream,
+        s: Stream,
         method: &str,
         url: &Url,
         headers: &[(&str, String)],
@@ -477,6 +596,11 @@ impl Client {
             req.push_str("Content-Length: 0\r\n");
         }
         req.push_str("\r\n");
+        let mut s = Timed {
+            s,
+            idle: self.opts.io_timeout,
+            until: self.until,
+        };
         let io = |e: io::Error| read_error(url, &e, self.opts.io_timeout);
         s.write_all(req.as_bytes()).map_err(io)?;
         if let Some(b) = body {
@@ -492,7 +616,15 @@ impl Client {
         s.flush().map_err(io)?;
         let mut r = BufReader::new(s);
         let head = read_head(&mut r).map_err(|e| match e {
-            super::HeadError::Io(k) => read_error(url, &io::Error::from(k), self.opts.io_timeout),
+            super::HeadError::Io(k) => {
+                let passed = self.until.is_some_and(|u| Instant::now() >= u);
+                let e = if passed {
+                    io::Error::new(io::ErrorKind::TimedOut, DeadlinePassed)
+                } else {
+                    io::Error::from(k)
+                };
+                read_error(url, &e, self.opts.io_timeout)
+            }
             e => net(format!("{url}: {e}")),
         })?;
         if !head.line[0].starts_with("HTTP/1.") || head.status().is_none() {
@@ -555,5 +687,26 @@ mod tests {
         }
         assert!(is_loopback("127.0.0.1") && is_loopback("::1") && is_loopback("localhost"));
         assert!(!is_loopback("10.0.0.1") && !is_loopback("example.org"));
+    }
+
+    #[test]
+    fn never_from_tls_to_plain_http_and_credentials_only_over_tls_or_loopback() {
+        let https = Url::parse("https://registry.example.org/v2/").unwrap();
+        let down = https.join("http://registry.example.org/v2/x").unwrap();
+        assert!(https.downgrades_to(&down));
+        assert!(https.downgrades_to(&Url::parse("http://127.0.0.1/x").unwrap()));
+        assert!(!https.downgrades_to(&https.join("/v2/y").unwrap()));
+        assert!(!down.downgrades_to(&https));
+        assert!(https.may_carry_credentials());
+        assert!(!down.may_carry_credentials());
+        assert!(Url::parse("http://127.0.0.1:5000/token")
+            .unwrap()
+            .may_carry_credentials());
+        assert!(Url::parse("http://[::1]:5000/token")
+            .unwrap()
+            .may_carry_credentials());
+        assert!(!Url::parse("http://10.1.2.3/token")
+            .unwrap()
+            .may_carry_credentials());
     }
 }

@@ -31,6 +31,8 @@ pub enum HeadError {
     TooManyHeaders,
     Malformed(&'static str),
     Io(io::ErrorKind),
+    /// A header line was refused as it arrived ([`read_head_watching`]).
+    Refused,
 }
 
 impl std::fmt::Display for HeadError {
@@ -46,6 +48,7 @@ impl std::fmt::Display for HeadError {
                 f.write_str("timed out waiting for the message")
             }
             HeadError::Io(k) => write!(f, "reading the message: {k}"),
+            HeadError::Refused => f.write_str("a header was refused"),
         }
     }
 }
@@ -92,6 +95,16 @@ impl Head {
 /// Reads one message head from `r` (a buffered reader over the connection). Stops at the
 /// blank line; never reads past it.
 pub fn read_head(r: &mut impl BufRead) -> Result<Head, HeadError> {
+    read_head_watching(r, &mut |_| true)
+}
+
+/// [`read_head`], showing `watch` every header line as it arrives, before the rest of the head
+/// is read: a server refuses a wrong credential at once (`watch` returns false: `Refused`),
+/// not after a client took its time sending the rest.
+pub fn read_head_watching(
+    r: &mut impl BufRead,
+    watch: &mut dyn FnMut(&[u8]) -> bool,
+) -> Result<Head, HeadError> {
     let mut raw = Vec::with_capacity(1024);
     loop {
         let before = raw.len();
@@ -118,6 +131,9 @@ pub fn read_head(r: &mut impl BufRead) -> Result<Head, HeadError> {
                 continue;
             }
             break;
+        }
+        if before > 0 && !watch(line) {
+            return Err(HeadError::Refused);
         }
     }
     parse_head(&raw)

@@ -43,6 +43,8 @@ pub struct Symbol {
     pub name: String,
     pub kind: u8,
     pub bind: u8,
+    /// `st_other`'s visibility (0 default, 1 internal, 2 hidden, 3 protected).
+    pub visibility: u8,
     pub section: u16,
     pub value: u64,
     pub size: u64,
@@ -168,6 +170,7 @@ impl<'a> Elf<'a> {
                     name: cstr(strs, rd32(ent, 0)? as usize)?,
                     kind: info & 0xf,
                     bind: info >> 4,
+                    visibility: ent[5] & 3,
                     section: rd16(ent, 6)?,
                     value: rd64(ent, 8)?,
                     size: rd64(ent, 16)?,

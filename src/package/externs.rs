@@ -13,6 +13,9 @@
 //! - Weak externs that do not resolve are 0 (`bpf_ksym_exists()` is then false).
 //! - The `.kconfig` and `.ksyms` DATASECs are made loadable as libbpf makes them: sized, their
 //!   variables allocated, kfunc entries replaced by a 4-byte dummy variable.
+//! - Global functions with hidden visibility (`__hidden`, as `usdt.bpf.h`'s `bpf_usdt_arg`)
+//!   become static in BTF, as libbpf makes them: the verifier then checks them in their
+//!   caller's context (their pointer arguments are the caller's stack) instead of alone.
 
 use super::elf::{self, Elf, NewSection};
 use crate::btf::edit::BtfEdit;
@@ -260,7 +263,17 @@ pub fn encode_kconfig(name: &str, t: KconfigType, text: Option<&str>) -> Result<
     Ok(out)
 }
 
-/// The object with its externs resolved to `values` (one per extern, in `find`'s order).
+/// BTF ids of global functions with hidden visibility (libbpf makes them static).
+pub fn hidden_functions(elf: &Elf, btf: &Btf) -> Vec<u32> {
+    elf.symbols
+        .iter()
+        .filter(|s| s.kind == elf::STT_FUNC && s.bind != 0 && matches!(s.visibility, 1 | 2))
+        .filter_map(|s| btf.find(btf::KIND_FUNC, &s.name))
+        .collect()
+}
+
+/// The object with its externs resolved to `values` (one per extern, in `find`'s order) and
+/// its hidden global functions made static.
 pub fn link(bytes: &[u8], externs: &[Extern], values: &[Value]) -> Result<Vec<u8>> {
     if externs.len() != values.len() {
         return Err(Error::msg("extern values do not match the externs"));
@@ -307,6 +320,10 @@ pub fn link(bytes: &[u8], externs: &[Extern], values: &[Value]) -> Result<Vec<u8
         ent[16..24].copy_from_slice(&size.to_le_bytes());
     }
     fix_datasecs(&mut b, &obj_btf, externs, &offsets, data.len())?;
+    for id in hidden_functions(&elf, &obj_btf) {
+        let info = b.word(id, 1)?;
+        b.set_word(id, 1, info & !0xffff)?; // FUNC linkage: static
+    }
 
     // .ksyms: instructions patched, their relocations dropped.
     let mut replace: Vec<(String, Vec<u8>)> = Vec::new();

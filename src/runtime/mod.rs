@@ -101,7 +101,7 @@ pub enum Outcome {
     Exit(i32),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum State {
     /// Loading and attaching.
     Starting,
@@ -109,8 +109,8 @@ pub enum State {
     Paused,
     /// Ended by itself or by a stop request.
     Stopped,
-    /// Ended with this error.
-    Failed(String),
+    /// Ended with this error (its kind says what went wrong).
+    Failed(Error),
 }
 
 impl State {
@@ -133,6 +133,29 @@ pub struct Stats {
     pub paused_drops: u64,
     /// CPU time of the instance's thread.
     pub cpu_ns: u64,
+}
+
+/// How [`Instance::wait_ready`] ended.
+#[derive(Debug)]
+pub enum Readiness {
+    /// Every program attached (a Wasm guest waits for events or time).
+    Ready,
+    /// It ended without an error before it was ready (`-h`, a guest that exits at once).
+    Ended,
+    /// It failed before it was ready.
+    Failed(Error),
+    /// Neither within the time given; it is still starting.
+    TimedOut,
+}
+
+/// Stops an instance from wherever it is owned ([`Instance::stopper`]).
+#[derive(Clone)]
+pub struct Stopper(Arc<Control>);
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.0.stop();
+    }
 }
 
 /// What the instance's thread shares with its owner besides the control block.
@@ -191,18 +214,53 @@ impl Instance {
         sink: Box<dyn Sink>,
     ) -> Result<Instance> {
         let inst = Instance::spawn(package, args, opts, sink)?;
-        inst.control
-            .wait_ready(|| inst.shared.finished.load(Ordering::SeqCst));
-        if inst.is_finished() {
-            let failed = matches!(
-                &*inst.shared.result.lock().unwrap_or_else(|e| e.into_inner()),
-                Some(Err(_))
-            );
-            if failed {
-                return inst.wait().map(|_| unreachable!("checked: it failed"));
+        match inst.wait_ready(None) {
+            Readiness::Failed(e) => Err(e),
+            _ => Ok(inst),
+        }
+    }
+
+    /// Waits until it is ready (see [`Instance::start`]), has ended, or `timeout` passed.
+    /// When it failed before it was ready, its thread is joined and the error returned.
+    pub fn wait_ready(&self, timeout: Option<Duration>) -> Readiness {
+        let until = timeout.map(|t| std::time::Instant::now() + t);
+        if self
+            .control
+            .wait_ready(|| self.shared.finished.load(Ordering::SeqCst), until)
+        {
+            return Readiness::Ready;
+        }
+        if !self.is_finished() {
+            return Readiness::TimedOut;
+        }
+        let mut result = self.shared.result.lock().unwrap_or_else(|e| e.into_inner());
+        match result.take() {
+            Some(Err(e)) => {
+                *result = Some(Err(e.clone()));
+                Readiness::Failed(e)
+            }
+            other => {
+                *result = other;
+                Readiness::Ended
             }
         }
-        Ok(inst)
+    }
+
+    /// A handle that stops this instance from anywhere (another thread may own it).
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.control.clone())
+    }
+
+    /// Waits at most `timeout` for the end: how it ended, or the instance back when it is
+    /// still running (its thread may be inside the kernel; nothing waits for it for ever).
+    pub fn wait_for(self, timeout: Duration) -> std::result::Result<Result<Outcome>, Instance> {
+        if !self.is_finished()
+            && crate::event::poll::wait_readable(&[self.done_fd()], timeout).is_none()
+            && !self.is_finished()
+        {
+            return Err(self);
+        }
+        Ok(self.wait())
     }
 
     /// Starts `package` on a new thread and returns at once (a foreground caller that also
@@ -274,7 +332,7 @@ impl Instance {
     pub fn state(&self) -> State {
         if self.is_finished() {
             return match &*self.shared.result.lock().unwrap_or_else(|e| e.into_inner()) {
-                Some(Err(e)) => State::Failed(e.to_string()),
+                Some(Err(e)) => State::Failed(e.clone()),
                 _ => State::Stopped,
             };
         }
@@ -307,6 +365,11 @@ impl Instance {
     /// The maps it lets others read while it runs (counter_, gauge_, hist_ and sample maps).
     pub fn map_views(&self) -> Vec<std::sync::Arc<crate::event::sample::MapView>> {
         self.control.views()
+    }
+
+    /// The kernel ids of its programs, by name (native packages; a Wasm guest's are its own).
+    pub fn program_ids(&self) -> Vec<(String, u32)> {
+        self.control.programs()
     }
 
     /// Waits for the end and returns how it ended.

@@ -91,6 +91,7 @@ pub(super) fn run(
         }
     }
     control.publish(views);
+    control.publish_programs(loaded.program_ids());
     let frames = symbolizer(&object, &loaded)?;
     // A raw object's result maps print at exit; a package.json's only when it has no events
     // or sample maps to show (ecli shows nothing else, and its users expect what it shows).

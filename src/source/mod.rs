@@ -15,7 +15,7 @@ use crate::codec::sha256_digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::client::{Client, ClientOptions, Url};
 use crate::progress::Meter;
-use crate::trust::{Evidence, Signature};
+use crate::trust::{Evidence, Policy, Signature};
 use oci::reference::{self, Reference};
 use oci::store::{self, Artifact, Layout};
 
@@ -45,8 +45,21 @@ fn split_tag(s: &str) -> (String, Option<String>) {
     }
 }
 
+/// The explicit prefixes of a registry reference (helm's and flux's `oci://`, skopeo's
+/// `docker://`): what a user writes when a file of the same name exists.
+const REGISTRY_PREFIXES: [&str; 2] = ["oci://", "docker://"];
+
 impl Source {
     pub fn parse(prog: &str) -> Result<Source> {
+        Source::parse_in(prog, &|p| std::path::Path::new(p).exists())
+    }
+
+    /// [`Source::parse`], with `exists` telling whether a path names a file (relative paths
+    /// are relative to wherever the caller means).
+    pub fn parse_in(prog: &str, exists: &dyn Fn(&str) -> bool) -> Result<Source> {
+        if let Some(r) = REGISTRY_PREFIXES.iter().find_map(|p| prog.strip_prefix(p)) {
+            return Reference::parse(r).map(Source::Registry);
+        }
         if prog == "-" || prog == STDIN_PATH {
             return Ok(Source::Stdin);
         }
@@ -62,12 +75,48 @@ impl Source {
             let (file, tag) = split_tag(rest);
             return Ok(Source::Archive { file, tag });
         }
-        // A path that exists is a path, whatever it looks like (Docker's rule otherwise).
-        if !std::path::Path::new(prog).exists() && reference::looks_like(prog) {
+        // Docker's rule; a name that is both a file here and a reference is neither until the
+        // user says which.
+        if reference::looks_like(prog) {
+            if exists(prog) {
+                return Err(Error::new(
+                    ErrorKind::Usage,
+                    format!("{prog} is both a file here and a registry reference: write ./{prog} for the file or oci://{prog} for the registry"),
+                ));
+            }
             return Reference::parse(prog).map(Source::Registry);
         }
         Ok(Source::File(prog.to_string()))
     }
+
+    /// Whether it names files on this machine (what a remote client cannot name).
+    pub fn is_local(&self) -> bool {
+        matches!(
+            self,
+            Source::Stdin | Source::File(_) | Source::Layout { .. } | Source::Archive { .. }
+        )
+    }
+}
+
+/// PROG with a relative path in it made absolute against `cwd` (the directory of whoever
+/// named it), so it means the same thing from anywhere and after a restart. Ambiguity is
+/// judged in `cwd` too.
+pub fn absolute(prog: &str, cwd: &std::path::Path) -> Result<String> {
+    let abs = |p: &str| cwd.join(p).to_string_lossy().into_owned();
+    let with_tag = |p: &str, tag: &Option<String>| match tag {
+        Some(t) => format!("{}:{t}", abs(p)),
+        None => abs(p),
+    };
+    Ok(match Source::parse_in(prog, &|p| cwd.join(p).exists())? {
+        Source::File(p) if !p.starts_with('/') => abs(&p),
+        Source::Layout { dir, tag } if !dir.starts_with('/') => {
+            format!("oci:{}", with_tag(&dir, &tag))
+        }
+        Source::Archive { file, tag } if !file.starts_with('/') => {
+            format!("oci-archive:{}", with_tag(&file, &tag))
+        }
+        _ => prog.to_string(),
+    })
 }
 
 /// How remotes are reached.
@@ -80,6 +129,9 @@ pub struct FetchOptions {
     pub cache_dir: Option<String>,
     /// Where the progress of downloads goes (off by default).
     pub meter: Meter,
+    /// Local sources must be regular files (the daemon: a FIFO or a device would block it or
+    /// never end); standard input is refused. The CLI also reads pipes (`run <(...)`).
+    pub regular_files_only: bool,
 }
 
 /// A package's bytes and what came with them.
@@ -98,6 +150,14 @@ pub struct Fetched {
     pub artifact: Option<Artifact>,
     /// The tag it was fetched by, for a registry reference with one.
     pub tag: Option<String>,
+    /// What the trust policy accepted it for.
+    pub trusted_by: String,
+}
+
+/// What a fetch from a remote will write to the cache once the package is trusted.
+enum CacheWrite {
+    Url { key: String, sig_key: String },
+    Registry { repo: String, tag: Option<String> },
 }
 
 impl Fetched {
@@ -111,6 +171,7 @@ impl Fetched {
             notes: vec![],
             artifact: None,
             tag: None,
+            trusted_by: String::new(),
         }
     }
 
@@ -148,11 +209,27 @@ fn read_limited(r: impl Read, limit: u64, what: &str) -> Result<Vec<u8>> {
 
 /// A path or standard input, size-limited.
 pub fn read(prog: &str) -> Result<Vec<u8>> {
-    let buf = if prog == "-" || prog == STDIN_PATH {
+    read_file(prog, false)
+}
+
+fn read_file(prog: &str, regular_only: bool) -> Result<Vec<u8>> {
+    let stdin = prog == "-" || prog == STDIN_PATH;
+    let buf = if stdin && !regular_only {
         read_limited(std::io::stdin().lock(), MAX_PACKAGE_SIZE, prog)?
     } else {
-        let f = std::fs::File::open(prog)
-            .map_err(|e| Error::new(ErrorKind::NotFound, format!("{prog}: cannot open: {e}")))?;
+        let f = if regular_only {
+            crate::files::open_regular(prog)
+        } else {
+            std::fs::File::open(prog)
+        };
+        let f = f.map_err(|e| {
+            let kind = match e.kind() {
+                std::io::ErrorKind::PermissionDenied => ErrorKind::Denied,
+                std::io::ErrorKind::InvalidInput => ErrorKind::Usage,
+                _ => ErrorKind::NotFound,
+            };
+            Error::new(kind, format!("{prog}: cannot open: {e}"))
+        })?;
         read_limited(f, MAX_PACKAGE_SIZE, prog)?
     };
     if buf.is_empty() {
@@ -161,10 +238,46 @@ pub fn read(prog: &str) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Fetches PROG: the package's bytes, its digests and signatures.
-pub fn fetch(prog: &str, opts: &FetchOptions) -> Result<Fetched> {
+/// Fetches PROG (the package's bytes, its digests and signatures) and checks it against
+/// `policy` before anything parses it and before anything of it is written to the cache: a
+/// package the policy refuses leaves nothing behind that a later run without a policy could
+/// pick up.
+pub fn fetch(prog: &str, opts: &FetchOptions, policy: &Policy) -> Result<Fetched> {
+    let (mut f, pending) = fetch_unverified(prog, opts)?;
+    f.trusted_by = policy.check(prog, &f.evidence())?;
+    if let Some(w) = pending {
+        if let Err(e) = commit(w, &f, opts) {
+            f.notes.push(format!("{prog}: not cached: {e}"));
+        }
+    }
+    Ok(f)
+}
+
+fn commit(w: CacheWrite, f: &Fetched, opts: &FetchOptions) -> Result<()> {
+    let cache = cache::Cache::open(opts.cache_dir.as_deref());
+    match w {
+        CacheWrite::Url { key, sig_key } => {
+            cache.put(&key, &f.bytes)?;
+            if let Some(Signature::Minisign(s)) = f.signatures.first() {
+                cache.put(&sig_key, s.as_bytes())?;
+            }
+            Ok(())
+        }
+        CacheWrite::Registry { repo, tag } => match &f.artifact {
+            Some(a) => cache.save(&repo, tag.as_deref(), a),
+            None => Ok(()),
+        },
+    }
+}
+
+fn fetch_unverified(prog: &str, opts: &FetchOptions) -> Result<(Fetched, Option<CacheWrite>)> {
+    let done = |f: Fetched| Ok((f, None));
     match Source::parse(prog)? {
-        Source::Stdin => Ok(Fetched::plain(read(prog)?, prog, None)),
+        Source::Stdin if opts.regular_files_only => Err(Error::new(
+            ErrorKind::Usage,
+            format!("{prog}: standard input cannot be a source here; name a file"),
+        )),
+        Source::Stdin => done(Fetched::plain(read(prog)?, prog, None)),
         Source::File(p) => {
             if !std::path::Path::new(&p).exists() && reference::looks_unqualified(&p) {
                 return Err(Error::new(
@@ -174,13 +287,13 @@ pub fn fetch(prog: &str, opts: &FetchOptions) -> Result<Fetched> {
                     ),
                 ));
             }
-            let bytes = read(&p)?;
-            let sig = std::fs::File::open(format!("{p}.minisig"))
+            let bytes = read_file(&p, opts.regular_files_only)?;
+            let sig = crate::files::open_regular(format!("{p}.minisig"))
                 .ok()
                 .map(|f| read_limited(f, MAX_SIGNATURE, &format!("{p}.minisig")))
                 .transpose()?
                 .map(|b| String::from_utf8_lossy(&b).into_owned());
-            Ok(Fetched::plain(bytes, &p, sig))
+            done(Fetched::plain(bytes, &p, sig))
         }
         Source::Url(u) => from_url(&u, opts).map_err(|e| named(e, &u)),
         Source::Registry(r) => from_registry(&r, opts),
@@ -190,7 +303,10 @@ pub fn fetch(prog: &str, opts: &FetchOptions) -> Result<Fetched> {
                 Some(t) => t,
                 None => l.default_name()?,
             };
-            Fetched::from_artifact(store::assemble(&mut l, prog, &name, true)?, prog)
+            done(Fetched::from_artifact(
+                store::assemble(&mut l, prog, &name, true)?,
+                prog,
+            )?)
         }
         Source::Archive { file, tag } => {
             let mut l = Layout::open_archive(&file)?;
@@ -198,7 +314,10 @@ pub fn fetch(prog: &str, opts: &FetchOptions) -> Result<Fetched> {
                 Some(t) => t,
                 None => l.default_name()?,
             };
-            Fetched::from_artifact(store::assemble(&mut l, prog, &name, true)?, prog)
+            done(Fetched::from_artifact(
+                store::assemble(&mut l, prog, &name, true)?,
+                prog,
+            )?)
         }
     }
 }
@@ -236,7 +355,14 @@ fn get(
                         format!("{u}: a redirect without a Location"),
                     )
                 })?;
-                u = u.join(loc)?;
+                let next = u.join(loc)?;
+                if u.downgrades_to(&next) {
+                    return Err(Error::new(
+                        ErrorKind::Network,
+                        format!("{u}: redirected to plain HTTP ({next}); refused (never from HTTPS to HTTP)"),
+                    ));
+                }
+                u = next;
             }
             s => {
                 return Err(Error::new(
@@ -252,7 +378,7 @@ fn get(
     ))
 }
 
-fn from_url(url: &str, opts: &FetchOptions) -> Result<Fetched> {
+fn from_url(url: &str, opts: &FetchOptions) -> Result<(Fetched, Option<CacheWrite>)> {
     let client = Client::new(opts.http.clone());
     let cache = cache::Cache::open(opts.cache_dir.as_deref());
     let key = format!("url:{url}");
@@ -266,18 +392,12 @@ fn from_url(url: &str, opts: &FetchOptions) -> Result<Fetched> {
                 "signature",
                 &Meter::default(),
             )?;
-            let mut f = Fetched::plain(
+            let f = Fetched::plain(
                 bytes,
                 url,
                 sig.map(|b| String::from_utf8_lossy(&b).into_owned()),
             );
-            if let Err(e) = cache.put(&key, &f.bytes) {
-                f.notes.push(format!("not cached: {e}"));
-            }
-            if let Some(Signature::Minisign(s)) = f.signatures.first() {
-                let _ = cache.put(&sig_key, s.as_bytes());
-            }
-            Ok(f)
+            Ok((f, Some(CacheWrite::Url { key, sig_key })))
         }
         Ok(None) => Err(Error::new(
             ErrorKind::NotFound,
@@ -293,7 +413,7 @@ fn from_url(url: &str, opts: &FetchOptions) -> Result<Fetched> {
                 "{url}: unreachable ({e}); running the copy downloaded earlier ({})",
                 f.content_digest
             ));
-            Ok(f)
+            Ok((f, None))
         }
         Err(e) => Err(e),
     }
@@ -308,11 +428,11 @@ fn named(e: Error, what: &str) -> Error {
     }
 }
 
-fn from_registry(r: &Reference, opts: &FetchOptions) -> Result<Fetched> {
+fn from_registry(r: &Reference, opts: &FetchOptions) -> Result<(Fetched, Option<CacheWrite>)> {
     let what = r.to_string();
-    let mut f = registry_fetch(r, opts).map_err(|e| named(e, &what))?;
+    let (mut f, w) = registry_fetch(r, opts).map_err(|e| named(e, &what))?;
     f.tag = r.tag.clone();
-    Ok(f)
+    Ok((f, w))
 }
 
 /// Writes a fetched package to `dest`: a file (with its `.minisig` beside it), or the image
@@ -337,7 +457,7 @@ pub fn save(f: &Fetched, dest: &str) -> Result<Vec<String>> {
     Ok(vec![])
 }
 
-fn registry_fetch(r: &Reference, opts: &FetchOptions) -> Result<Fetched> {
+fn registry_fetch(r: &Reference, opts: &FetchOptions) -> Result<(Fetched, Option<CacheWrite>)> {
     let what = r.to_string();
     let cache = cache::Cache::open(opts.cache_dir.as_deref());
     let repo = r.name();
@@ -349,7 +469,7 @@ fn registry_fetch(r: &Reference, opts: &FetchOptions) -> Result<Fetched> {
                 "{what}: from the cache ({})",
                 cache.dir().display()
             ));
-            return Ok(f);
+            return Ok((f, None));
         }
     }
     let client = Client::new(opts.http.clone());
@@ -357,17 +477,10 @@ fn registry_fetch(r: &Reference, opts: &FetchOptions) -> Result<Fetched> {
         .with_meter(opts.meter.clone());
     match store::assemble(&mut reg, &what, r.target(), true) {
         Ok(a) => {
-            // Only a package is cached: what is not one leaves nothing behind.
-            let tag = if r.digest.is_none() {
-                Some(r.target())
-            } else {
-                None
-            };
-            let mut f = Fetched::from_artifact(a, &what)?;
-            if let Err(e) = cache.save(&repo, tag, f.artifact.as_ref().expect("from an artifact")) {
-                f.notes.push(format!("{what}: not cached: {e}"));
-            }
-            Ok(f)
+            // Only a trusted package is cached: what is not one leaves nothing behind.
+            let tag = r.digest.is_none().then(|| r.target().to_string());
+            let f = Fetched::from_artifact(a, &what)?;
+            Ok((f, Some(CacheWrite::Registry { repo, tag })))
         }
         Err(e) if e.kind() == ErrorKind::Unreachable => {
             let a = store::assemble(&mut cache.store(&repo), &what, r.target(), true).map_err(
@@ -385,7 +498,7 @@ fn registry_fetch(r: &Reference, opts: &FetchOptions) -> Result<Fetched> {
                 "{what}: the registry is unreachable ({e}); running the copy pulled earlier ({})",
                 f.manifest_digest.as_deref().unwrap_or("")
             ));
-            Ok(f)
+            Ok((f, None))
         }
         Err(e) => Err(e),
     }
@@ -433,5 +546,60 @@ mod tests {
         ));
         assert!(Source::parse("http://bad host/").is_err());
         assert!(Source::parse("localhost:5000/UPPER").is_err());
+    }
+
+    #[test]
+    fn a_file_named_like_a_reference_is_never_silently_either() {
+        let here = |p: &str| p == "ghcr.io/acme/tool:v1";
+        let e = Source::parse_in("ghcr.io/acme/tool:v1", &here).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage);
+        let m = e.to_string();
+        assert!(
+            m.contains("./ghcr.io/acme/tool:v1") && m.contains("oci://ghcr.io/acme/tool:v1"),
+            "{m}"
+        );
+        assert_eq!(
+            Source::parse_in("./ghcr.io/acme/tool:v1", &here).unwrap(),
+            Source::File("./ghcr.io/acme/tool:v1".into())
+        );
+        for explicit in [
+            "oci://ghcr.io/acme/tool:v1",
+            "docker://ghcr.io/acme/tool:v1",
+        ] {
+            assert!(matches!(
+                Source::parse_in(explicit, &here).unwrap(),
+                Source::Registry(r) if r.registry == "ghcr.io" && r.repository == "acme/tool"
+            ));
+        }
+        assert!(matches!(
+            Source::parse_in("ghcr.io/acme/tool:v1", &|_| false).unwrap(),
+            Source::Registry(_)
+        ));
+    }
+
+    #[test]
+    fn relative_sources_become_absolute_against_the_callers_directory() {
+        let cwd = std::path::Path::new("/home/u/work");
+        assert_eq!(
+            absolute("examples/p.json", cwd).unwrap(),
+            "/home/u/work/examples/p.json"
+        );
+        assert_eq!(absolute("/abs/p.json", cwd).unwrap(), "/abs/p.json");
+        assert_eq!(
+            absolute("oci:lay:v2", cwd).unwrap(),
+            "oci:/home/u/work/lay:v2"
+        );
+        assert_eq!(
+            absolute("oci-archive:a.tar", cwd).unwrap(),
+            "oci-archive:/home/u/work/a.tar"
+        );
+        assert_eq!(
+            absolute("localhost:5000/a/b:v1", cwd).unwrap(),
+            "localhost:5000/a/b:v1"
+        );
+        assert_eq!(
+            absolute("https://example.org/p.json", cwd).unwrap(),
+            "https://example.org/p.json"
+        );
     }
 }

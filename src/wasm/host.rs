@@ -8,8 +8,9 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmi::{Error as Trap, Func, Memory, ResumableCall, StoreLimits, Table, Val};
+use wasmi::{Error as Trap, Func, Memory, ResumableCall, Table, Val};
 
+use super::limits::GuestLimits;
 use super::{ewasm, wasi, wasm_bpf, HostConfig};
 use crate::event::{Control, Sink};
 
@@ -43,7 +44,7 @@ pub struct Host {
     pub control: Arc<Control>,
     pub sink: Box<dyn Sink>,
     pub config: HostConfig,
-    pub limits: StoreLimits,
+    pub limits: GuestLimits,
     /// Exports looked up once: TinyGo's `go-callback`, the env ABI's `process_event`/`malloc`.
     pub exports: HashMap<&'static str, Func>,
     /// EINTR was returned from a blocking call after the stop request.
@@ -66,7 +67,7 @@ impl Host {
         control: Arc<Control>,
         sink: Box<dyn Sink>,
         config: HostConfig,
-        limits: StoreLimits,
+        limits: GuestLimits,
     ) -> Host {
         Host {
             memory: None,

@@ -7,13 +7,14 @@
 pub mod ewasm;
 pub mod host;
 pub mod inspect;
+pub mod limits;
 pub mod mem;
 pub mod wasi;
 pub mod wasm_bpf;
 
 use std::sync::Arc;
 
-use wasmi::{CompilationMode, Config, Engine, Linker, Module, Store, StoreLimitsBuilder};
+use wasmi::{CompilationMode, Config, Engine, Linker, Module, Store};
 
 use crate::bpf::AttachOptions;
 use crate::error::{Error, ErrorKind, Result};
@@ -27,7 +28,7 @@ pub struct WasmOptions {
     pub env: Vec<String>,
     /// Host directories granted, as (host path, the name the guest sees).
     pub dirs: Vec<(String, String)>,
-    /// Cap on the guest's linear memory, in bytes.
+    /// Cap on all of the guest's linear memories and tables together, in bytes.
     pub max_memory: usize,
 }
 
@@ -76,9 +77,7 @@ pub fn run(
         control,
         sink,
         config,
-        StoreLimitsBuilder::new()
-            .memory_size(wasm.max_memory)
-            .build(),
+        limits::GuestLimits::new(wasm.max_memory),
     );
     let (mut store, instance, entry) = instantiate_compiled(&compile(bytes)?, host, &wasm.dirs)?;
     let outcome = if entry == "bpf_main" {

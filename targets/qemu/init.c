@@ -257,6 +257,64 @@ static void case_lsm(const char *name, char *pkg)
 	       ok ? NULL : after ? "mkdir still refused after edge-ecli stopped" : "mkdir not refused or not seen");
 }
 
+/* Runs `pkg` with extra argv until `ready`, does `act`, stops it and returns its output. */
+static int run_with(char *pkg, const char *ready, void (*act)(void), char *extra1, char *extra2)
+{
+	char *argv[] = {"/edge-ecli", "-v", "run", "--timeout", "20", pkg, extra1, extra2, NULL};
+	if (!extra1)
+		argv[6] = NULL;
+	pid_t p = start(argv, ready, 120);
+	if (p < 0)
+		return finish(p, 0);
+	act();
+	usleep(300000);
+	return finish(p, 0); /* SIGINT: results print at exit */
+}
+
+static void unlink_a_file(void)
+{
+	int fd = open("/tmp/edge-unlink-me", O_CREAT | O_WRONLY, 0644);
+	close(fd);
+	unlink("/tmp/edge-unlink-me");
+}
+
+/* fentry and kprobe on one function: exactly one attaches (fentry where the kernel has it);
+ * tp_btf and raw_tp on one tracepoint: the same. Nothing is counted twice. */
+static void case_alternatives(const char *name, char *pkg)
+{
+	double t0 = now();
+	int code = run_with(pkg, "phases", unlink_a_file, "--attach",
+			    "syscalls/sys_enter_edge_placeholder=syscalls/sys_enter_getppid");
+	int fentry = strstr(out_buf, "@fentry_hits:") != NULL;
+	int kprobe = strstr(out_buf, "@kprobe_hits:") != NULL;
+	int ok = code == 0 && (fentry || kprobe) && !(fentry && kprobe) &&
+		 strstr(out_buf, "@raw_tp_hits:") == NULL;
+	report(name, ok, now() - t0, ok ? (fentry ? "fentry attached, its kprobe alternative not" : "kprobe attached (no fentry here)") : "both or neither of an alternative pair ran");
+}
+
+/* A typed __ksym variable (per-CPU runqueues), placed by the kernel through kallsyms. */
+static void case_ksymvar(const char *name, char *pkg)
+{
+	char *argv[] = {"/edge-ecli", "-v", "run", "-j", "--timeout", "20", pkg, NULL};
+	double t0 = now();
+	pid_t p = start(argv, "phases", 120);
+	if (p >= 0)
+		unlink_a_file();
+	wait_out("this_cpu_matches", 10);
+	int code = finish(p, 0);
+	int ok = code == 0 && contains_all(out_buf, 2, "\"cpu0\":0", "\"this_cpu_matches\":true");
+	report(name, ok, now() - t0, ok ? NULL : "runqueues not read");
+}
+
+/* Kernel stacks from a kprobe, symbolized from the guest's kallsyms at exit. */
+static void case_kstacks(const char *name, char *pkg)
+{
+	double t0 = now();
+	int code = run_with(pkg, "phases", unlink_a_file, NULL, NULL);
+	int ok = code == 0 && contains_all(out_buf, 3, "@ks_counts[", "kern_stack_id:", "_sys_unlinkat+");
+	report(name, ok, now() - t0, ok ? NULL : "no symbolized kernel stack");
+}
+
 int main(int argc, char **argv)
 {
 	(void)argc;
@@ -289,6 +347,11 @@ int main(int argc, char **argv)
 	case_probe("ksyscall.bpf.o/kprobe", "/pkg/ksyscall.bpf.o", "kill", NULL);
 #endif
 	case_probe("fentry.bpf.o/fentry", "/pkg/fentry.bpf.o", "unlink", NULL);
+	case_alternatives("alternatives.bpf.o/fentry|kprobe", "/pkg/alternatives.bpf.o");
+	case_ksymvar("ksymvar.bpf.o/typed-ksym", "/pkg/ksymvar.bpf.o");
+#if !defined(__riscv)
+	case_kstacks("kstacks.bpf.o/kprobe-stacks", "/pkg/kstacks.bpf.o");
+#endif
 #if defined(__x86_64__)
 	case_lsm("lsmmkdir.bpf.o/lsm", "/pkg/lsmmkdir.bpf.o");
 #endif

@@ -14,8 +14,8 @@ bash targets/qemu/fetch-kernels.sh "$work" >&2
 # Packages, built once on the host for every arch.
 pkg="$work/pkg"
 [ -s "$pkg/vmlinux.h" ] || bpftool btf dump file /sys/kernel/btf/vmlinux format c > "$pkg/vmlinux.h"
-bpf() { clang-19 -g -O2 -target bpf -D__TARGET_ARCH_x86 -I "$pkg" "$@"; }
-for f in sigsnoop bootstrap opensnoop ksyscall fentry lsmmkdir; do
+bpf() { clang-19 -g -O2 -target bpf -D__TARGET_ARCH_x86 -I third_party/libbpf/include -I "$pkg" "$@"; }
+for f in sigsnoop bootstrap opensnoop ksyscall fentry lsmmkdir alternatives ksymvar kstacks; do
     bpf -c "tests/fixtures/$f.bpf.c" -o "$pkg/$f.bpf.o"
 done
 bpf -DKILL_SECTION='"kprobe/__riscv_sys_kill+8"' -c tests/fixtures/ksyscall.bpf.c -o "$pkg/kprobe_riscv.bpf.o"

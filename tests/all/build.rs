@@ -324,12 +324,13 @@ fn build_bad_inputs_each_get_one_clear_error() {
     assert!(f.stderr.contains("clang could not compile"), "{}", f.stderr);
     assert!(!scratch_has(&["syntax"], "package.json"));
 
-    // A header without structs.
+    // A header without structs: a warning, and the build goes on (issue 17 item 9).
     let f = build_source("nostruct", TINY, Some("#define X 1\nint f(void);\n"), &[]);
-    assert_eq!(f.status.code(), Some(1));
+    assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
     assert!(
-        f.stderr
-            .contains("nostruct.h: the header defines no struct"),
+        f.stderr.contains("warning: ")
+            && f.stderr
+                .contains("nostruct.h: the header defines no struct"),
         "{}",
         f.stderr
     );
@@ -384,4 +385,59 @@ fn scratch_has(names: &[&str], file: &str) -> bool {
     names
         .iter()
         .any(|n| Path::new(&scratch_path(n, file)).exists())
+}
+
+/// Issue 17 items 8 and 9: a tool written for a current libbpf builds on a machine whose
+/// system headers are older (BPF_UPROBE, bpf_ksym_exists, BPF_USDT come from the carried
+/// libbpf 1.7 headers; the kfunc it calls is declared by the vmlinux.h `build` makes), and
+/// `--export-type` picks the one struct of a header that the records carry.
+#[cfg_attr(edge_skip_toolchain, ignore = "needs clang-19, bpftool")]
+#[test]
+fn current_libbpf_tools_build_and_export_the_chosen_type() {
+    if !tools_ready("current_libbpf_tools_build_and_export_the_chosen_type") {
+        return;
+    }
+    let source = r#"#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/usdt.bpf.h>
+#include "modern.h"
+
+extern void edge_no_such_kfunc(void) __ksym __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} rb SEC(".maps");
+
+SEC("uprobe")
+int BPF_UPROBE(on_call, long a)
+{
+	struct event *e = bpf_ringbuf_reserve(&rb, sizeof(*e), 0);
+	if (!e)
+		return 0;
+	e->a = a;
+	e->missing = bpf_ksym_exists(edge_no_such_kfunc);
+	struct task_struct *t = bpf_task_from_pid(1);
+	if (t)
+		bpf_task_release(t);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(on_probe, int x)
+{
+	return x;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"#;
+    let header =
+        "struct ident { int id; char name[16]; };\nstruct event { long a; bool missing; };\n";
+    let f = build_source("modern", source, Some(header), &["--export-type", "event"]);
+    assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
+    let info = run(&["info", &scratch_path("modern", "package.json")]);
+    assert!(info.stdout.contains("struct event"), "{}", info.stdout);
+    assert!(!info.stdout.contains("struct ident"), "{}", info.stdout);
 }

@@ -147,8 +147,9 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
-const BPF_FIXTURES: [&str; 22] = [
+const BPF_FIXTURES: [&str; 23] = [
     "flexargs",
+    "usdt",
     "alternatives",
     "externs",
     "records",
@@ -213,12 +214,16 @@ pub fn fixtures() -> &'static Fixtures {
             "riscv64" => "riscv",
             a => a,
         };
+        // The libbpf headers `edge-ecli build` carries (libbpf 1.7), ahead of the system's.
+        let libbpf = Path::new(env!("CARGO_MANIFEST_DIR")).join("third_party/libbpf/include");
         // clang-19 for one fixture: source name, output name, extra flags (-g is one of them).
         let bpf = |name: &str, out: &str, extra: &[String]| {
             run_ok(
                 Command::new("clang-19")
                     .args(["-O2", "-target", "bpf", &format!("-D__TARGET_ARCH_{arch}")])
                     .args(extra)
+                    .arg("-I")
+                    .arg(&libbpf)
                     .arg("-I")
                     .arg(&dir)
                     .arg("-c")
@@ -249,6 +254,12 @@ pub fn fixtures() -> &'static Fixtures {
             "alternatives",
             "alternatives_missing",
             &[g.clone(), "-DEDGE_ONLY_MISSING".to_string()],
+        );
+        // Only a program whose tracepoint does not exist: nothing attaches.
+        bpf(
+            "badattach",
+            "badattach_only",
+            &[g.clone(), "-DEDGE_ONLY_BAD".to_string()],
         );
         // A strong extern no kernel has, for the extern error test.
         bpf(

@@ -514,3 +514,63 @@ fn alternatives_attach_once_and_missing_targets_are_skipped() {
         bad.stderr
     );
 }
+
+/// Item 7: USDT probes through libbpf's usdt.bpf.h: a section that names its probe, a bare
+/// `usdt` section given its probe at run time, arguments (registers, a constant, signed),
+/// and a probe guarded by its semaphore, which fires only because the kernel counts the
+/// attached tracer.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
+#[test]
+fn usdt_probes_fire_with_their_arguments() {
+    if !kernel_ready("usdt_probes_fire_with_their_arguments") {
+        return;
+    }
+    let _g = serial();
+    let trigger_bin = fixtures().trigger();
+    let guarded = format!("usdt_guarded={trigger_bin}:edge_ecli:guarded");
+    let s = Session::start(&["-j", "--attach", &guarded, &fixtures().obj("usdt")]);
+    let mut t = std::process::Command::new(&trigger_bin)
+        .args(["usdt", "3"])
+        .spawn()
+        .unwrap();
+    let pid = t.id();
+    t.wait().unwrap();
+    let out = s.wait_for(|o| o.matches("\"probe\":").count() >= 6);
+    let f = s.stop_with(libc::SIGINT);
+    assert!(f.status.success(), "{}", f.stderr);
+    let rows: Vec<String> = json_lines(&out);
+    let want: Vec<String> = (0..3)
+        .flat_map(|i| {
+            [
+                format!("{{\"pid\":{pid},\"probe\":1,\"arg0\":{i},\"arg1\":{},\"arg2\":-7,\"arg_cnt\":3}}", i * 1000),
+                format!("{{\"pid\":{pid},\"probe\":2,\"arg0\":77,\"arg1\":0,\"arg2\":0,\"arg_cnt\":1}}"),
+            ]
+        })
+        .collect();
+    assert_eq!(rows, want, "stderr:\n{}", f.stderr);
+    assert_no_leaks(&["usdt_tick", "usdt_guarded", "usdt_rb"]);
+
+    // Without a tracer the semaphore is 0 again: the guarded probe stays off.
+    let mut t = std::process::Command::new(&trigger_bin)
+        .args(["usdt", "1"])
+        .spawn()
+        .unwrap();
+    assert!(t.wait().unwrap().success());
+
+    let missing = format!("usdt_guarded={trigger_bin}:edge_ecli:nosuch");
+    let r = run(&[
+        "run",
+        "--strict",
+        "--timeout",
+        "1",
+        "--attach",
+        &missing,
+        &fixtures().obj("usdt"),
+    ]);
+    assert_eq!(r.status.code(), Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("has no USDT probe edge_ecli:nosuch"),
+        "{}",
+        r.stderr
+    );
+}

@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 
 /// A running daemon, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Option<Child>,
-    socket: String,
-    dir: PathBuf,
+    pub socket: String,
+    pub dir: PathBuf,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
-fn scratch(test: &str) -> PathBuf {
+pub(crate) fn scratch(test: &str) -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("daemon")
         .join(test);
@@ -27,21 +27,33 @@ fn scratch(test: &str) -> PathBuf {
     d
 }
 
-fn s(p: &Path) -> String {
+pub(crate) fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
 impl Daemon {
-    fn start(dir: &Path, extra: &[&str]) -> Daemon {
+    pub(crate) fn start(dir: &Path, extra: &[&str]) -> Daemon {
         Daemon::try_start(dir, extra).unwrap_or_else(|e| panic!("daemon did not start: {e}"))
     }
 
-    fn try_start(dir: &Path, extra: &[&str]) -> Result<Daemon, String> {
-        let socket = s(&dir.join("edge.sock"));
-        let state = s(&dir.join("state"));
+    pub(crate) fn try_start(dir: &Path, extra: &[&str]) -> Result<Daemon, String> {
+        Daemon::try_start_in(dir, extra, dir, "edge.sock", "state")
+    }
+
+    /// A daemon with its working directory `cwd`, its socket and state dir named under `dir`.
+    pub(crate) fn try_start_in(
+        dir: &Path,
+        extra: &[&str],
+        cwd: &Path,
+        sock: &str,
+        state: &str,
+    ) -> Result<Daemon, String> {
+        let socket = s(&dir.join(sock));
+        let state = s(&dir.join(state));
         let mut child = Command::new(bin())
             .args(["daemon", "--socket", &socket, "--state-dir", &state])
             .args(extra)
+            .current_dir(cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -72,17 +84,32 @@ impl Daemon {
     }
 
     /// One raw HTTP request over the socket: (status, body).
-    fn req(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    pub(crate) fn req(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
         raw(&self.socket, method, path, body)
     }
 
-    fn ctl(&self, args: &[&str]) -> Finished {
+    pub(crate) fn ctl(&self, args: &[&str]) -> Finished {
         let mut v = vec!["ctl", "--socket", self.socket.as_str()];
         v.extend_from_slice(args);
         run(&v)
     }
 
-    fn signal(&mut self, sig: i32) -> std::process::ExitStatus {
+    /// The daemon's pid.
+    pub(crate) fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    /// Where this daemon pins maps by name (it says so when it starts).
+    pub(crate) fn pin_root(&self) -> PathBuf {
+        let log = self.log();
+        let line = log
+            .lines()
+            .find_map(|l| l.split("maps pinned by name live under ").nth(1))
+            .unwrap_or_else(|| panic!("no pin root in the log:\n{log}"));
+        PathBuf::from(line.trim().trim_end_matches("/NAME"))
+    }
+
+    pub(crate) fn signal(&mut self, sig: i32) -> std::process::ExitStatus {
         let mut c = self.child.take().unwrap();
         unsafe { libc::kill(c.id() as i32, sig) };
         let t0 = Instant::now();
@@ -98,7 +125,7 @@ impl Daemon {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 }
@@ -117,7 +144,7 @@ impl Drop for Daemon {
     }
 }
 
-fn raw(socket: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+pub(crate) fn raw(socket: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
     let mut st = UnixStream::connect(socket).unwrap_or_else(|e| panic!("{socket}: {e}"));
     st.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let b = body.unwrap_or("");
@@ -143,12 +170,12 @@ fn raw(socket: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Stri
 }
 
 /// `"key":value` of a JSON answer (numbers and strings).
-fn jfield(text: &str, key: &str) -> Option<String> {
+pub(crate) fn jfield(text: &str, key: &str) -> Option<String> {
     field(text, key).map(str::to_string)
 }
 
 /// Waits until `f` holds (15 s at most).
-fn eventually(what: &str, f: impl Fn() -> bool) {
+pub(crate) fn eventually(what: &str, f: impl Fn() -> bool) {
     let t0 = Instant::now();
     while !f() {
         assert!(t0.elapsed() < Duration::from_secs(15), "never: {what}");
@@ -157,13 +184,13 @@ fn eventually(what: &str, f: impl Fn() -> bool) {
 }
 
 /// The events of an instance so far (GET events without follow).
-fn events(d: &Daemon, name: &str) -> String {
+pub(crate) fn events(d: &Daemon, name: &str) -> String {
     let (st, body) = d.req("GET", &format!("/v1/instances/{name}/events"), None);
     assert_eq!(st, 200, "{body}");
     dechunk(&body)
 }
 
-fn dechunk(body: &str) -> String {
+pub(crate) fn dechunk(body: &str) -> String {
     let mut out = String::new();
     let mut rest = body;
     while let Some((size, tail)) = rest.split_once("\r\n") {
@@ -177,7 +204,7 @@ fn dechunk(body: &str) -> String {
     out
 }
 
-fn ready(test: &str) -> bool {
+pub(crate) fn ready(test: &str) -> bool {
     kernel_ready(test)
 }
 
@@ -526,6 +553,39 @@ fn the_desired_state_file_is_reconciled_when_it_changes() {
     );
 }
 
+/// A sample line of `m` that starts with `prefix`: its value.
+fn sample(m: &str, prefix: &str) -> Option<f64> {
+    m.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn promtool(dir: &Path, m: &str) {
+    let file = dir.join("metrics.txt");
+    std::fs::write(&file, m).unwrap();
+    match Command::new("promtool")
+        .arg("check")
+        .arg("metrics")
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+    {
+        Ok(o) => assert!(
+            o.status.success(),
+            "promtool: {}{}\n{m}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "promtool is needed under CI: {e}"
+            );
+            eprintln!("SKIPPED promtool check: {e} (apt-get install prometheus)");
+        }
+    }
+}
+
 #[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn metrics_pass_promtool_with_counters_gauges_and_histograms() {
@@ -534,7 +594,13 @@ fn metrics_pass_promtool_with_counters_gauges_and_histograms() {
         return;
     }
     let dir = scratch("metrics");
-    let d = Daemon::start(&dir, &[]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let scrape = format!("127.0.0.1:{port}");
+    let d = Daemon::start(&dir, &["--bpf-stats", "--metrics-listen", &scrape]);
     let me = std::process::id().to_string();
     let c = Command::new(fixtures().trigger())
         .args(["seq", "50", "1000"])
@@ -565,42 +631,91 @@ fn metrics_pass_promtool_with_counters_gauges_and_histograms() {
     let mut c = c;
     c.stdin.take().unwrap().write_all(b"go\n").unwrap();
     assert!(c.wait().unwrap().success());
-    let (st, m) = d.req("GET", "/metrics", None);
-    assert_eq!(st, 200);
+    signal_sleeper(&[libc::SIGUSR1]);
+    eventually("sig counts its event", || {
+        sample(
+            &d.req("GET", "/metrics", None).1,
+            "edge_ecli_instance_events_total{ebpf_instance=\"sig\"}",
+        )
+        .unwrap_or(0.0)
+            >= 1.0
+    });
+    // Prometheus scrapes the metrics listener: no token, and nothing but metrics and health.
+    let get = |path: &str, method: &str| {
+        let mut c = std::net::TcpStream::connect(&scrape).unwrap();
+        write!(
+            c,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut o = String::new();
+        let _ = c.read_to_string(&mut o);
+        o
+    };
+    let scraped = get("/metrics", "GET");
+    assert!(scraped.starts_with("HTTP/1.1 200"), "{scraped}");
+    assert!(scraped.contains("text/plain; version=0.0.4"), "{scraped}");
+    assert!(get("/healthz", "GET").starts_with("HTTP/1.1 200"));
+    assert!(get("/v1/instances", "GET").starts_with("HTTP/1.1 404"));
+    assert!(get("/v1/instances/sig", "DELETE").starts_with("HTTP/1.1 404"));
+    let m = dechunk_or(&scraped);
     for want in [
-        "edge_ecli_instance_events_total{instance=\"sig\"}",
-        "edge_ecli_instance_state{instance=\"maps\",state=\"running\"} 1",
+        "edge_ecli_build_info{version=\"",
+        "edge_ecli_instance_state{ebpf_instance=\"maps\",state=\"running\"} 1",
+        "edge_ecli_instance_info{ebpf_instance=\"sig\",digest=\"sha256:",
         "# TYPE ebpf_writes_total counter",
-        "ebpf_writes_total{instance=\"maps\",key=\"",
+        "ebpf_writes_total{ebpf_instance=\"maps\",key=\"",
         "# TYPE ebpf_last_size gauge",
         "# TYPE ebpf_sizes histogram",
-        "ebpf_sizes_count{instance=\"maps\",key=\"0\"} 50",
-        "ebpf_pinned_total{instance=\"maps\",key=\"0\"} 50",
+        "ebpf_sizes_count{ebpf_instance=\"maps\",key=\"0\"} 50",
+        "ebpf_pinned_total{ebpf_instance=\"maps\",key=\"0\"} 50",
+        // Key fields named like Prometheus's target labels never collide with them.
+        "ebpf_jobs_total{ebpf_instance=\"maps\",key_instance=\"",
+        "# TYPE edge_ecli_program_run_count_total counter",
     ] {
         assert!(m.contains(want), "{want} missing:\n{m}");
     }
-    let file = dir.join("metrics.txt");
-    std::fs::write(&file, &m).unwrap();
-    match Command::new("promtool")
-        .arg("check")
-        .arg("metrics")
-        .stdin(std::fs::File::open(&file).unwrap())
-        .output()
-    {
-        Ok(o) => assert!(
-            o.status.success(),
-            "promtool: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "promtool is needed under CI: {e}"
-            );
-            eprintln!("SKIPPED promtool check: {e} (apt-get install prometheus)");
-        }
-    }
+    assert!(!m.contains("{instance="), "{m}");
+    assert!(m.contains(",key_job=\"7\"} 50"), "{m}");
+    // Writes of 1..=50 bytes: their sum is 1275; the estimate is close.
+    let sum = sample(&m, "ebpf_sizes_sum{ebpf_instance=\"maps\",key=\"0\"}").unwrap();
+    assert!((sum - 1275.0).abs() < 1275.0 * 0.15, "sum {sum}:\n{m}");
+    // With --bpf-stats the kernel counts the program's runs.
+    let runs = sample(
+        &m,
+        "edge_ecli_program_run_count_total{ebpf_instance=\"maps\",program=\"count_write\"",
+    )
+    .unwrap_or(0.0);
+    assert!(runs >= 50.0, "{runs}:\n{m}");
+    promtool(&dir, &m);
+    // A reload keeps counting where the old version stopped.
+    let before = sample(&m, "edge_ecli_instance_events_total{ebpf_instance=\"sig\"}").unwrap();
+    let f = d.ctl(&[
+        "reload",
+        "sig",
+        &example("package.json"),
+        "--filtered_pid",
+        &me,
+        "--target_signal",
+        "10",
+    ]);
+    assert!(f.status.success(), "{}", f.stderr);
+    assert!(f.stdout.contains("reloaded"), "{}", f.stdout);
+    let (_, m) = d.req("GET", "/metrics", None);
+    let after = sample(&m, "edge_ecli_instance_events_total{ebpf_instance=\"sig\"}").unwrap();
+    assert!(
+        after >= before,
+        "a reload reset the counter: {before} -> {after}"
+    );
+    promtool(&dir, &m);
+}
+
+/// The body of a whole HTTP answer (metrics come with a Content-Length).
+fn dechunk_or(answer: &str) -> String {
+    answer
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default()
 }
 
 #[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
@@ -742,17 +857,17 @@ fn failing_and_trapping_instances_are_marked_failed_and_the_daemon_stays_up() {
     }
     let dir = scratch("failed");
     let d = Daemon::start(&dir, &[]);
-    // Fails to load: a refused attach. The reply says why; nothing is kept.
+    // Fails to load: a section no loader knows. The reply says why; nothing is kept.
     let (st, b) = d.req(
         "PUT",
         "/v1/instances/bad",
         Some(&format!(
             "{{\"source\":\"{}\"}}",
-            fixtures().obj("badattach")
+            fixtures().obj("badsection")
         )),
     );
     assert_eq!(st, 422, "{b}");
-    assert!(b.contains("attaching program"), "{b}");
+    assert!(b.contains("unknown section name"), "{b}");
     // A guest that traps after it started waiting: failed, with the trap.
     let trap = wat::parse_str(
         r#"(module
@@ -780,7 +895,7 @@ fn failing_and_trapping_instances_are_marked_failed_and_the_daemon_stays_up() {
     let (_, b) = d.req("GET", "/v1/instances/trap", None);
     assert!(b.contains("unreachable"), "{b}");
     assert_eq!(d.req("GET", "/healthz", None).0, 200);
-    assert_no_leaks(&["bad_attach"]);
+    assert_no_leaks(&["odd_prog"]);
 }
 
 #[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
@@ -812,11 +927,13 @@ fn sigterm_stops_everything_and_a_killed_daemon_is_cleaned_up_on_restart() {
         ])
         .status
         .success());
-    let pinned = Path::new("/sys/fs/bpf/edge-ecli/maps/counter_pinned");
+    let root = d.pin_root();
+    let pinned = root.join("maps/counter_pinned");
     assert!(
         pinned.exists(),
         "the map is pinned by name under the daemon's root"
     );
+    let pinned = pinned.as_path();
     // SIGTERM: every instance stopped, pins and socket removed, nothing in the kernel.
     let st = d.signal(libc::SIGTERM);
     assert!(st.success(), "{st}: {}", d.log());

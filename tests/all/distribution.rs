@@ -971,11 +971,176 @@ fn hostile_servers_get_one_line_errors_and_leave_nothing_in_the_cache() {
             &[&url, want],
         );
     }
+    // A server that sends a byte every 300 ms never trips the idle timeout: the deadline of
+    // the whole transfer ends it, head or body.
+    let drips = [
+        format!("127.0.0.1:{port}/driphead/x:v1"),
+        format!("127.0.0.1:{port}/dripbody/x:v1"),
+        format!("http://127.0.0.1:{port}/files/drip.json"),
+    ];
+    for what in &drips {
+        let t0 = Instant::now();
+        let f = run(&[
+            "info",
+            "--cache-dir",
+            &c,
+            "--fetch-timeout",
+            "1",
+            "--fetch-deadline",
+            "3",
+            what,
+        ]);
+        refused(
+            &f,
+            &[what, "did not end within its deadline", "--fetch-deadline"],
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{what} took {:?}",
+            t0.elapsed()
+        );
+        assert_eq!(cache_files(&cache), (0, 0, 0), "{what}");
+    }
     // A stalled connect: a listening socket that never accepts (backlog full) is hard to make
     // portable; an address nobody listens on gives the connect error at once.
     let dead = format!("127.0.0.1:{}/edge/x:v1", free_port());
     refused(
         &run(&["info", "--cache-dir", &c, &dead]),
         &[&dead, "cannot connect"],
+    );
+}
+
+#[cfg_attr(edge_skip_registry, ignore = "needs docker-registry etc.")]
+#[test]
+fn a_file_named_like_a_reference_is_neither_until_the_user_says_which() {
+    if !services("a_file_named_like_a_reference_is_neither_until_the_user_says_which") {
+        return;
+    }
+    let d = scratch("ambiguous");
+    let (_reg, addr) = registry(&d, "127.0.0.1", Auth::None);
+    let r = format!("{addr}/edge/sigsnoop:v1");
+    ok(&run(&["push", &example("package.json"), &r]), "push");
+    // A file in the working directory with the very name of the reference.
+    let file = d.join(&r);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::copy(example("sigsnoop.bpf.o"), &file).unwrap();
+    let cache = s(&d.join("cache"));
+    let info = |prog: &str| {
+        let o = Command::new(bin())
+            .args(["info", "--cache-dir", &cache, prog])
+            .current_dir(&d)
+            .output()
+            .unwrap();
+        Finished {
+            status: o.status,
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    };
+    refused(
+        &info(&r),
+        &[
+            &format!("./{r}"),
+            &format!("oci://{r}"),
+            "both a file here and a registry reference",
+        ],
+    );
+    // Said which: the file (a raw object) and the registry's package (a package.json).
+    let f = info(&format!("./{r}"));
+    ok(&f, "the file");
+    let g = info(&format!("oci://{r}"));
+    ok(&g, "the registry");
+    assert_ne!(f.stdout, g.stdout, "two different packages");
+    ok(&info(&format!("docker://{r}")), "skopeo's prefix");
+}
+
+#[cfg_attr(edge_skip_registry, ignore = "needs docker-registry etc.")]
+#[test]
+fn https_never_turns_into_plain_http_and_credentials_travel_only_over_tls() {
+    if !services("https_never_turns_into_plain_http_and_credentials_travel_only_over_tls") {
+        return;
+    }
+    let d = scratch("downgrade");
+    py(&["ca", &s(&d)]);
+    let (port, plain) = (free_port(), free_port());
+    let log = d.join("plain.log");
+    let _srv = Service::start(
+        Command::new(PYTHON).arg(tools()).args([
+            "downgrade",
+            &port.to_string(),
+            &s(&d.join("cert.pem")),
+            &s(&d.join("key.pem")),
+            &plain.to_string(),
+            &s(&log),
+        ]),
+        &format!("127.0.0.1:{port}"),
+    );
+    let ca = s(&d.join("ca.pem"));
+    let cache = s(&d.join("cache"));
+    // A redirect from HTTPS to plain HTTP is not followed.
+    let url = format!("https://127.0.0.1:{port}/redirect/package.json");
+    refused(
+        &run(&["info", "--ca-file", &ca, "--cache-dir", &cache, &url]),
+        &[&url, "plain HTTP", "refused"],
+    );
+    // An HTTPS registry whose token realm is plain HTTP gets no credentials there.
+    let r = format!("127.0.0.1:{port}/edge/x:v1");
+    let home = d.join("home");
+    let cfg = docker_config(
+        &home.join(".docker"),
+        &format!("127.0.0.1:{port}"),
+        "edge",
+        "s3cret",
+    );
+    let f = run_env(
+        &["info", "--ca-file", &ca, "--cache-dir", &cache, &r],
+        &[
+            ("DOCKER_CONFIG", cfg.as_str()),
+            ("REGISTRY_AUTH_FILE", "/nonexistent"),
+        ],
+    );
+    refused(&f, &[&r, "token realm", "plain HTTP", "refused"]);
+    let seen = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !seen.contains("Authorization=Basic"),
+        "credentials went over plain HTTP: {seen}"
+    );
+    assert!(
+        !seen.contains("package.json"),
+        "the redirect was followed: {seen}"
+    );
+}
+
+#[cfg_attr(edge_skip_registry, ignore = "needs docker-registry etc.")]
+#[test]
+fn a_package_the_policy_refuses_leaves_nothing_a_later_run_could_use() {
+    let _g = serial();
+    if !services("a_package_the_policy_refuses_leaves_nothing_a_later_run_could_use") {
+        return;
+    }
+    let d = scratch("refused_cache");
+    let (k, kp) = (s(&d.join("c.key")), s(&d.join("c.pub")));
+    py(&["keygen", &k, &kp]);
+    let (reg, addr) = registry(&d, "127.0.0.1", Auth::None);
+    let r = format!("{addr}/edge/unsigned:v1");
+    ok(&run(&["push", &example("package.json"), &r]), "push");
+    let cache = d.join("cache");
+    let c = s(&cache);
+    for cmd in ["info", "pull"] {
+        refused(
+            &run(&[cmd, "--verify-key", &kp, "--cache-dir", &c, &r]),
+            &[&r, "not signed"],
+        );
+        assert_eq!(
+            cache_files(&cache),
+            (0, 0, 0),
+            "{cmd} left a refused package cached"
+        );
+    }
+    // Offline, without a policy: nothing was kept to run.
+    drop(reg);
+    refused(
+        &run(&["info", "--cache-dir", &c, &r]),
+        &[&r, "never pulled"],
     );
 }

@@ -444,17 +444,30 @@ fn attach_failure_is_named_and_cleaned_up() {
     if !is_root_ready("attach_failure_is_named_and_cleaned_up") {
         return;
     }
-    let f = run(&["run", &fixtures().obj("badattach")]);
-    assert_eq!(f.status.code(), Some(1), "{}", f.stderr);
-    let line = f.stderr.trim_end();
-    assert_eq!(line.lines().count(), 1, "{line}");
-    for want in [
-        "attaching program bad_second",
-        "\"tp/edge_no_such_category/edge_no_such_event\"",
-        "hint:",
+    // With --strict (and with nothing else attachable) a missing target is the error.
+    for args in [
+        vec!["run", "--strict", &fixtures().obj("badattach")],
+        vec!["run", &fixtures().obj("badattach_only")],
     ] {
-        assert!(line.contains(want), "{want:?} not in {line}");
+        let f = run(&args.iter().map(|s| s.as_ref()).collect::<Vec<&str>>());
+        assert_eq!(f.status.code(), Some(1), "{}", f.stderr);
+        let line = f.stderr.trim_end();
+        assert_eq!(line.lines().count(), 1, "{line}");
+        for want in [
+            "attaching program bad_second",
+            "\"tp/edge_no_such_category/edge_no_such_event\"",
+            "hint:",
+        ] {
+            assert!(line.contains(want), "{want:?} not in {line}");
+        }
+        assert_no_leaks(&["good_first", "bad_second"]);
     }
+    // Without, it is skipped with one warning line and the other program runs.
+    let f = run(&["run", "--timeout", "1", &fixtures().obj("badattach")]);
+    assert_eq!(f.status.code(), Some(0), "{}", f.stderr);
+    let skipped: Vec<&str> = f.stderr.lines().filter(|l| l.contains("skipped")).collect();
+    assert_eq!(skipped.len(), 1, "{}", f.stderr);
+    assert!(skipped[0].contains("bad_second"), "{}", f.stderr);
     assert_no_leaks(&["good_first", "bad_second"]);
 }
 

@@ -17,6 +17,7 @@ mod common;
 mod compat;
 mod core_btf;
 mod daemon;
+mod daemon_safety;
 mod deploy;
 mod distribution;
 mod errors;

@@ -15,6 +15,10 @@ python3-cryptography. Everything listens on 127.0.0.1 only.
   oci.py https DIR PORT CERT KEY             serve DIR over HTTPS
   oci.py token PORT KEY CERT USERS ISSUER    a token realm for docker-registry's token auth
   oci.py hostile PORT DIR                    a registry and web server that misbehaves
+  oci.py downgrade PORT CERT KEY HTTPPORT LOG an HTTPS registry and web server that point to
+                                             plain HTTP (a token realm, redirects), and the
+                                             plain HTTP server at HTTPPORT, which logs every
+                                             request it gets (and its Authorization) to LOG
 """
 
 import base64
@@ -324,6 +328,11 @@ def hostile(port, d):
             if case == "stall":
                 time.sleep(30)
                 return
+            if case == "driphead":
+                # A byte of the head every 300 ms, for ever: no read ever waits a second.
+                return self.drip(b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100000)
+            if case == "dripbody" and kind == "blobs" and what != digest(EMPTY):
+                return self.drip(b"HTTP/1.1 200 OK\r\nContent-Length: 64\r\n\r\n" + good_layer)
             if case == "loop":
                 return self.send(307, extra=[("Location", self.path)])
             if case == "unauthorized":
@@ -375,7 +384,19 @@ def hostile(port, d):
                 return self.send(200, good_layer, "application/octet-stream")
             return self.send(404)
 
+        def drip(self, data):
+            try:
+                for b in data:
+                    self.wfile.write(bytes([b]))
+                    self.wfile.flush()
+                    time.sleep(0.3)
+            except Exception:
+                pass
+            self.close_connection = True
+
         def file(self, name):
+            if name == "drip.json":
+                return self.drip(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"{" * 100000)
             if name.startswith("loop"):
                 return self.send(302, extra=[("Location", "/files/" + name)])
             if name == "stall.json":
@@ -389,10 +410,55 @@ def hostile(port, d):
     http.server.ThreadingHTTPServer(("127.0.0.1", int(port)), H).serve_forever()
 
 
+def downgrade(port, cert, key, http_port, log):
+    """HTTPS at PORT: /v2/... answers 401 with a Bearer realm on plain HTTP, /redirect/X
+    redirects to http://127.0.0.1:HTTPPORT/X. Plain HTTP at HTTPPORT logs what reaches it."""
+    import threading
+    plain = f"http://127.0.0.1:{http_port}"
+
+    class Tls(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            if self.path.startswith("/v2/"):
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", f'Bearer realm="{plain}/token",service="edge"')
+            else:
+                self.send_response(302)
+                self.send_header("Location", plain + "/" + self.path.split("/")[-1])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    class Plain(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            with open(log, "a") as f:
+                f.write(f"{self.path} Authorization={self.headers.get('Authorization', '')}\n")
+            body = json.dumps({"token": "t0ken"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    open(log, "w").close()
+    p = http.server.ThreadingHTTPServer(("127.0.0.1", int(http_port)), Plain)
+    threading.Thread(target=p.serve_forever, daemon=True).start()
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(port)), Tls)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    srv.serve_forever()
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     {"layout": layout, "keygen": keygen, "sign-layout": sign_layout, "push-layout": push_layout,
-     "ca": ca, "https": https, "token": token, "hostile": hostile}[cmd](*args)
+     "ca": ca, "https": https, "token": token, "hostile": hostile, "downgrade": downgrade}[cmd](*args)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ mod socket;
 mod tc;
 mod tracepoint;
 mod uprobe;
+mod usdt;
 mod xdp;
 
 use std::os::fd::OwnedFd;
@@ -37,11 +38,17 @@ pub struct AttachOptions {
     pub cgroup: Option<String>,
     /// Sampling frequency of perf_event programs, per CPU.
     pub freq: u64,
+    /// Absolute uprobe paths are resolved under this directory: the node's root as a
+    /// container sees it (a read-only bind mount of the node's `/`).
+    pub host_root: Option<String>,
     /// `--attach NAME=TARGET`: the target of program NAME (or of every program whose section
     /// names NAME), for sections whose target the tool's user space filled in.
     pub targets: Vec<(String, String)>,
     /// A program that cannot attach here is an error even when others attached.
     pub strict: bool,
+    /// `--only`: attach these programs and no others (as a tool's user space turns the rest
+    /// off); empty: all.
+    pub only: Vec<String>,
 }
 
 pub const DEFAULT_FREQ: u64 = 49;
@@ -55,8 +62,10 @@ impl Default for AttachOptions {
             iface: None,
             cgroup: None,
             freq: DEFAULT_FREQ,
+            host_root: None,
             targets: Vec::new(),
             strict: false,
+            only: Vec::new(),
         }
     }
 }
@@ -93,7 +102,7 @@ impl AttachOptions {
             Section::CgroupSkb { .. } | Section::Cgroup { .. } | Section::Sockops => {
                 o.cgroup = Some(target.into())
             }
-            Section::Uprobe { .. } => o.uprobe_target = Some(target.into()),
+            Section::Uprobe { .. } | Section::Usdt { .. } => o.uprobe_target = Some(target.into()),
             _ => {}
         }
         o
@@ -106,6 +115,8 @@ pub(super) struct Ctx<'a> {
     pub verify: Duration,
     pub kbtf: Option<&'a aya::Btf>,
     pub held: &'a mut Vec<OwnedFd>,
+    /// The object's USDT spec map, when it has one.
+    pub usdt: Option<&'a mut usdt::Specs>,
 }
 
 impl<'a> Ctx<'a> {
@@ -237,6 +248,8 @@ fn hint(sec: &Section, f: &Failure) -> &'static str {
 }
 
 /// Loads `prog` and attaches it as `sec` says.
+pub use usdt::Specs as UsdtSpecs;
+
 pub(super) fn attach(
     prog: &mut Program,
     sec: &Section,
@@ -250,6 +263,7 @@ pub(super) fn attach(
         Section::BtfTracing { target, .. } => btf_tracing::attach(prog, target, ctx),
         Section::Kprobe { func, offset, .. } => kprobe::attach(prog, func, *offset, ctx),
         Section::Uprobe { target, .. } => uprobe::attach(prog, target, opts, ctx),
+        Section::Usdt { target } => usdt::attach(prog, target, opts, ctx),
         Section::Xdp => xdp::attach(prog, p, opts, ctx),
         Section::Tc { egress } => tc::attach(prog, *egress, p, opts, ctx),
         Section::Socket => socket::attach(prog, opts, ctx),

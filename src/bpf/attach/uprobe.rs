@@ -41,6 +41,17 @@ pub(super) fn attach(
     };
     let target = opts.uprobe_target.as_deref().unwrap_or(section_target);
     let (path, func, off) = split(target)?;
+    let rooted = match &opts.host_root {
+        Some(r) if path.starts_with('/') => {
+            format!(
+                "{}/{}",
+                r.trim_end_matches('/'),
+                path.trim_start_matches('/')
+            )
+        }
+        _ => path.to_string(),
+    };
+    let path = rooted.as_str();
     ctx.load(|| t.load())?;
     let point = if off == 0 {
         UProbeAttachLocation::Symbol(func)

@@ -190,7 +190,14 @@ impl<'a> Registry<'a> {
                             net(format!("{}: a redirect without a Location", self.what))
                         })?
                         .to_string();
-                    url = url.join(&loc)?;
+                    let next = url.join(&loc)?;
+                    if url.downgrades_to(&next) {
+                        return Err(net(format!(
+                            "{}: the registry redirected from {url} to plain HTTP ({next}); refused (never from HTTPS to HTTP)",
+                            self.what
+                        )));
+                    }
+                    url = next;
                     // Storage behind a registry gets signed URLs, never our credentials.
                     with_auth = false;
                 }
@@ -212,6 +219,15 @@ impl<'a> Registry<'a> {
                         ),
                     )
                 })?;
+                if let Some(b) = self.base.as_ref().filter(|b| !b.may_carry_credentials()) {
+                    return Err(Error::new(
+                        ErrorKind::Denied,
+                        format!(
+                            "{}: refusing to send the credentials of {} from {} to {} over plain HTTP (credentials go only over HTTPS or to loopback)",
+                            self.what, c.user, c.from, b.authority()
+                        ),
+                    ));
+                }
                 self.authz = Some(c.basic());
             }
             Some(Challenge::Bearer { realm, service, .. }) => {
@@ -219,6 +235,13 @@ impl<'a> Registry<'a> {
                 let scope = format!("repository:{}:{actions}", self.reference.repository);
                 let mut u = Url::parse(&realm)
                     .map_err(|e| net(format!("{}: bad token realm: {e}", self.what)))?;
+                let base_https = self
+                    .base
+                    .as_ref()
+                    .is_some_and(|b| b.scheme == Scheme::Https);
+                if base_https && u.scheme == Scheme::Http {
+                    return Err(net(format!("{}: the registry speaks HTTPS but its token realm {realm} is plain HTTP; refused (never from HTTPS to HTTP)", self.what)));
+                }
                 if u.scheme == Scheme::Http && !is_loopback(&u.host) && !self.plain_allowed {
                     return Err(net(format!("{}: the token realm {realm} is plain HTTP; refusing to send credentials there", self.what)));
                 }
@@ -235,9 +258,12 @@ impl<'a> Registry<'a> {
                     u.target
                         .push_str(&format!("scope={}", percent_encode(&scope)));
                 }
+                // Credentials only over TLS or to loopback: a plain-HTTP realm of an insecure
+                // registry is asked for an anonymous token.
                 let h: Vec<(&str, String)> = self
                     .creds
                     .iter()
+                    .filter(|_| u.may_carry_credentials())
                     .map(|c| ("Authorization", c.basic()))
                     .collect();
                 let r = self.client.send("GET", &u, &h, None)?;

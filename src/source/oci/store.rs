@@ -226,11 +226,14 @@ enum Files {
 
 fn read_limited(p: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
     use std::io::Read;
-    let f = std::fs::File::open(p).map_err(|e| {
-        Error::new(
-            ErrorKind::NotFound,
-            format!("{what}: cannot open {}: {e}", p.display()),
-        )
+    // A layout holds regular files only: a FIFO planted in one must not block the reader.
+    let f = crate::files::open_regular(p).map_err(|e| {
+        let kind = match e.kind() {
+            std::io::ErrorKind::PermissionDenied => ErrorKind::Denied,
+            std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+            _ => ErrorKind::Invalid,
+        };
+        Error::new(kind, format!("{what}: cannot open {}: {e}", p.display()))
     })?;
     let mut v = Vec::new();
     f.take(limit + 1)

@@ -89,6 +89,7 @@ impl KProbe {
             offset,
             None, // pid
             None, // cookie
+            0,    // edge-ecli patch: no reference counter
         )
     }
 

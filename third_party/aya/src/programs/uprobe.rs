@@ -232,6 +232,19 @@ impl UProbe {
         target: T,
         scope: UProbeScope,
     ) -> Result<UProbeLinkId, ProgramError> {
+        self.attach_with_ref_ctr(point, target, scope, 0)
+    }
+
+    /// edge-ecli patch: [`UProbe::attach`] with a reference counter (a USDT semaphore): the
+    /// kernel increments the u16 at file offset `ref_ctr_offset` of the target while the
+    /// probe is attached, which turns on probes guarded by `PROVIDER_NAME_ENABLED()`.
+    pub fn attach_with_ref_ctr<'a, T: AsRef<Path>, Point: Into<UProbeAttachPoint<'a>>>(
+        &mut self,
+        point: Point,
+        target: T,
+        scope: UProbeScope,
+        ref_ctr_offset: u64,
+    ) -> Result<UProbeLinkId, ProgramError> {
         let UProbeAttachPoint { location, cookie } = point.into();
         let target = target.as_ref();
         let (proc_map_pid, perf_event_pid) = match scope {
@@ -277,7 +290,15 @@ impl UProbe {
 
         let Self { data, kind } = self;
         let path = path.as_os_str();
-        attach::<Self, _>(data, *kind, path, offset, perf_event_pid, cookie)
+        attach::<Self, _>(
+            data,
+            *kind,
+            path,
+            offset,
+            perf_event_pid,
+            cookie,
+            ref_ctr_offset,
+        )
     }
 
     /// Creates a program from a pinned entry on a bpffs.

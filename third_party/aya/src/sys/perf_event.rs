@@ -163,6 +163,7 @@ pub(crate) fn perf_event_open_probe(
     name: &OsStr,
     offset: u64,
     pid: Option<u32>,
+    ref_ctr_offset: u64,
 ) -> io::Result<crate::MockableFd> {
     use std::os::unix::ffi::OsStrExt as _;
 
@@ -171,6 +172,9 @@ pub(crate) fn perf_event_open_probe(
     if let Some(ret_bit) = ret_bit {
         attr.config = 1 << ret_bit;
     }
+    // edge-ecli patch: the uprobe PMU takes a reference counter's offset in config:32-63
+    // (/sys/bus/event_source/devices/uprobe/format/ref_ctr_offset): a USDT semaphore.
+    attr.config |= ref_ctr_offset << 32;
 
     let c_name = CString::new(name.as_bytes()).unwrap();
 
