@@ -35,7 +35,9 @@ pub fn command_paths() -> Vec<String> {
 fn all_flags() -> Vec<String> {
     fn walk(c: &CommandInfoWithArgs, out: &mut Vec<String>) {
         for f in c.flags {
-            out.push(f.long.to_string());
+            if !out.iter().any(|o| o == f.long) {
+                out.push(f.long.to_string());
+            }
         }
         for s in &c.commands {
             walk(&s.command, out);
@@ -43,8 +45,6 @@ fn all_flags() -> Vec<String> {
     }
     let mut out = Vec::new();
     walk(&Cli::get_args_info(), &mut out);
-    out.sort();
-    out.dedup();
     out
 }
 

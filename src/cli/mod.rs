@@ -92,6 +92,11 @@ fn top_help() -> String {
 
 /// Runs edge-ecli with `argv` (argv[0] first); returns the exit code.
 pub fn main(argv: Vec<String>) -> i32 {
+    // A shell's completion script asking for candidates (`edge-ecli completion SHELL`).
+    if std::env::var_os(completion::COMPLETE_VAR).is_some() {
+        print!("{}", completion::candidates(argv.get(1..).unwrap_or(&[])));
+        return 0;
+    }
     logger::mark_start();
     let argv = match argv::prepare(argv) {
         Ok(a) => a,

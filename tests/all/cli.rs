@@ -271,9 +271,23 @@ fn completion(shell: &str) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// Runs `script` in `prog` with the binary under test on PATH as `edge-ecli` (the completion
+/// scripts call it back for the candidates).
 fn shell(prog: &str, script: &str) -> String {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli/bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("edge-ecli");
+    if !link.exists() {
+        std::os::unix::fs::symlink(bin(), &link).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let o = Command::new(prog)
         .args(["-c", script])
+        .env("PATH", path)
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("{prog}: {e} (bash tests/setup.sh installs zsh and fish)"));
@@ -305,22 +319,26 @@ fn completion_completes_in_bash_zsh_and_fish() {
     assert!(out.lines().any(|l| l == "--timestamp"), "{out}");
     let out = complete("edge-ecli ctl l");
     assert_eq!(out.lines().collect::<Vec<_>>(), ["list", "logs"], "{out}");
-    let out = complete("edge-ecli ctl logs --t");
+    let out = complete("edge-ecli ctl --socket /s logs --t");
     assert!(out.lines().any(|l| l == "--tail"), "{out}");
     let out = complete("edge-ecli completion ''");
     assert!(out.contains("zsh") && out.contains("fish"), "{out}");
+    let out = complete("edge-ecli run --btf /us");
+    assert!(out.lines().any(|l| l == "/usr"), "a path: {out}");
     // zsh: the function with compsys's builtins stood in for, printing what they are given.
     let zsh = completion("zsh");
     let out = shell(
         "zsh",
         &format!(
-            "_describe() {{ print -l -- \"${{(@P)4}}\" }}; _files() {{ print files }}; compadd() {{ print -l -- \"${{(@P)2}}\" }}; _message() {{ }}; \
-             source {zsh} 2>/dev/null; words=(edge-ecli ctl ''); CURRENT=3; PREFIX=''; _edge_ecli; \
-             words=(edge-ecli run --); CURRENT=3; PREFIX=--; _edge_ecli"
+            "_describe() {{ print -l -- \"${{(@P)2}}\" }}; _files() {{ print files }}; \
+             source {zsh} 2>/dev/null; words=(edge-ecli ctl ''); CURRENT=3; _edge_ecli; \
+             words=(edge-ecli run --); CURRENT=3; _edge_ecli; \
+             words=(edge-ecli run --btf ''); CURRENT=4; _edge_ecli"
         ),
     );
     assert!(out.contains("list:List the instances"), "{out}");
     assert!(out.contains("--timeout:stop after SECS seconds"), "{out}");
+    assert!(out.lines().any(|l| l == "files"), "{out}");
     // fish: its own completion machinery.
     let fish = completion("fish");
     let out = shell(
