@@ -578,6 +578,7 @@ fn usdt_probes_fire_with_their_arguments() {
 /// Item 10, the daemon's side: the maps a tool's results live in are exported as metrics too
 /// (a histogram for a value with slots, a gauge per field otherwise, per-CPU values summed),
 /// and promtool accepts them.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn result_maps_are_daemon_metrics() {
     use crate::daemon::{eventually, ready, scratch, Daemon};
