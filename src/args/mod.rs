@@ -25,6 +25,9 @@ pub struct Invocation {
     /// The flags that belong before PROG (`-j`, `--timeout`...): one of them after PROG gets
     /// the hint that it goes before.
     pub outer_flags: Vec<String>,
+    /// Those of `outer_flags` that take a value (`--timeout SECS`): the hint moves the value
+    /// with the flag.
+    pub outer_options: Vec<String>,
 }
 
 impl Invocation {
@@ -203,13 +206,20 @@ pub fn help(meta: &Meta, btf: &Btf, inv: &Invocation) -> String {
 }
 
 /// Why `arg` is not one of the package's flags, and what to do.
-fn unknown(arg: &str, flags: &[Flag], inv: &Invocation) -> Error {
+/// `next` is the argument after it (the value, when `arg` is an option of edge-ecli).
+fn unknown(arg: &str, next: Option<&str>, flags: &[Flag], inv: &Invocation) -> Error {
     let name = arg.split_once('=').map_or(arg, |(n, _)| n);
     let help = format!("`{} --help` lists the package's flags", inv.command());
     let msg = if inv.outer_flags.iter().any(|f| f == name) {
+        let with_value = match next {
+            Some(v) if !arg.contains('=') && inv.outer_options.iter().any(|f| f == name) => {
+                format!("{arg} {v}")
+            }
+            _ => arg.to_string(),
+        };
         format!(
             "{arg} is a flag of edge-ecli, not of the package: put it before PROG (`{}`)",
-            inv.with_flag(arg)
+            inv.with_flag(&with_value)
         )
     } else if !arg.starts_with('-') {
         format!("unexpected argument \"{arg}\": the package takes only flags ({help})")
@@ -279,7 +289,7 @@ pub fn parse(meta: &Meta, btf: &Btf, inv: &Invocation, args: &[String]) -> Resul
                 (None, None)
             };
         let Some(f) = flag else {
-            return Err(unknown(a, &flags, inv));
+            return Err(unknown(a, args.get(i).map(String::as_str), &flags, inv));
         };
         if f.is_switch() {
             let v = match (inline.as_deref(), f.bool_default) {
@@ -458,6 +468,7 @@ mod tests {
             command: None,
             prog: Some("x.json".into()),
             outer_flags: vec!["-j".into(), "--json".into(), "--timeout".into()],
+            outer_options: vec!["--timeout".into()],
         };
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let p = parse(&m, &b, &inv, &args(&["--small-one", "7"])).unwrap();
@@ -475,6 +486,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("edge-ecli run --timeout=3 x.json"), "{e}");
+        // An option's value moves with it.
+        let e = parse(&m, &b, &inv, &args(&["--timeout", "3"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("(`edge-ecli run --timeout 3 x.json`)"), "{e}");
         let e = parse(&m, &b, &inv, &args(&["--smal-one", "1"]))
             .unwrap_err()
             .to_string();

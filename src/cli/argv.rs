@@ -149,6 +149,8 @@ pub fn help_text(out: &str) -> String {
         "  --help, help      display usage information",
         "  -h, --help        display usage information",
     )
+    // argh writes a greedy positional as `[NAME...]`; ours is named `PROG [ARGS`.
+    .replace("[PROG [ARGS...]", "[PROG [ARGS...]]")
 }
 
 /// argh's error, with the closest command or flag when a word was not recognised.

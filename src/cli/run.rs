@@ -153,11 +153,13 @@ fn output_choice(json: bool, output: Option<&str>) -> Result<(Format, Option<Vec
     Ok((format, fields))
 }
 
-/// The flags of `run` that go before PROG, as the user may type them.
-fn outer_flags() -> Vec<String> {
+/// The flags of `run` that go before PROG, as the user may type them (only those that take a
+/// value with `options`).
+fn outer_flags(options: bool) -> Vec<String> {
     let mut v = Vec::new();
     for f in RunCmd::get_args_info().flags {
-        if f.long == "--help" {
+        let takes_value = matches!(f.kind, argh::FlagInfoKind::Option { .. });
+        if f.long == "--help" || (options && !takes_value) {
             continue;
         }
         v.push(f.long.to_string());
@@ -275,7 +277,8 @@ impl RunCmd {
         opts.invocation = Invocation {
             command: Some("edge-ecli run".into()),
             prog: Some(prog.clone()),
-            outer_flags: outer_flags(),
+            outer_flags: outer_flags(false),
+            outer_options: outer_flags(true),
         };
         let args = std::mem::take(&mut self.rest);
         // Before the instance's thread starts, so it inherits the blocked signals.

@@ -63,6 +63,12 @@ fn help_and_version_every_usual_way() {
     }
     let f = run(&["ctl", "logs", "-h"]);
     assert!(f.stdout.contains("--tail"), "{}", f.stdout);
+    // PROG and the package's ARGS: brackets that close.
+    for cmd in [&["run", "-h"][..], &["ctl", "start", "-h"]] {
+        let f = run(cmd);
+        let usage = f.stdout.lines().next().unwrap_or("");
+        assert!(usage.ends_with(" [PROG [ARGS...]]"), "{usage}");
+    }
     let want = format!("edge-ecli {}\n", env!("CARGO_PKG_VERSION"));
     for args in [&["-V"][..], &["--version"]] {
         let f = run(args);
@@ -210,6 +216,12 @@ fn package_flags_take_dashes_short_filters_and_hints() {
             ],
         );
     }
+    // An option's value moves with it.
+    fails(
+        &run(&["run", &p, "--timeout", "3"]),
+        2,
+        &[&format!("(`edge-ecli run --timeout 3 {p}`)")],
+    );
 }
 
 #[test]
