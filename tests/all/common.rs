@@ -658,3 +658,20 @@ pub fn guests() -> &'static Guests {
         Guests { dir }
     })
 }
+
+/// Runs `args` under a pseudo-terminal (`script`), as at a terminal; returns what it showed.
+pub fn at_a_terminal(args: &[&str]) -> (bool, String) {
+    let line: Vec<String> = std::iter::once(bin())
+        .chain(args.iter().map(|a| a.to_string()))
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect();
+    let o = Command::new("script")
+        .args(["-qec", &line.join(" "), "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux)");
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}

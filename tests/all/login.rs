@@ -182,23 +182,6 @@ fn big_wasm(dir: &Path, mib: usize, fill: u8) -> String {
     s(&p)
 }
 
-/// Runs `args` under a pseudo-terminal (`script`), as at a terminal; returns what it showed.
-fn at_a_terminal(args: &[&str]) -> (bool, String) {
-    let line: Vec<String> = std::iter::once(bin())
-        .chain(args.iter().map(|a| a.to_string()))
-        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
-        .collect();
-    let o = Command::new("script")
-        .args(["-qec", &line.join(" "), "/dev/null"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("script (util-linux)");
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-    )
-}
-
 #[cfg_attr(edge_skip_registry, ignore = "needs docker-registry etc.")]
 #[test]
 fn progress_shows_on_a_terminal_only_and_not_with_quiet() {

@@ -18,12 +18,15 @@ fn scratch(test: &str) -> PathBuf {
 }
 
 /// The guest prints two lines and sleeps for ever; `--timeout` stops it (by force, since it
-/// sleeps again after its EINTR). Before the guest's stdout was a character device, wasi-libc
-/// buffered it fully and the lines died with the guest.
+/// sleeps again after its EINTR). The lines reach a pipe, a file and a terminal. Before the
+/// guest's stdout was a character device, wasi-libc buffered it fully and the lines died with
+/// the guest.
 #[cfg_attr(edge_skip_toolchain, ignore = "needs clang-19, bpftool")]
 #[test]
-fn a_wasm_guests_lines_reach_a_file_and_a_pipe_before_a_forced_stop() {
-    if !toolchain_available("a_wasm_guests_lines_reach_a_file_and_a_pipe_before_a_forced_stop") {
+fn a_wasm_guests_lines_reach_a_pipe_a_file_and_a_terminal_before_a_forced_stop() {
+    if !toolchain_available(
+        "a_wasm_guests_lines_reach_a_pipe_a_file_and_a_terminal_before_a_forced_stop",
+    ) {
         return;
     }
     let guest = guests().path("print_sleep.wasm");
@@ -49,6 +52,10 @@ fn a_wasm_guests_lines_reach_a_file_and_a_pipe_before_a_forced_stop() {
         .unwrap();
     assert_eq!(st.code(), Some(0));
     assert_eq!(std::fs::read_to_string(&out).unwrap(), want);
+    // A terminal (a pty turns each \n into \r\n).
+    let (ok, shown) = at_a_terminal(&["run", "--timeout", "0.5", &guest]);
+    assert!(ok, "{shown}");
+    assert!(shown.replace("\r\n", "\n").starts_with(want), "{shown}");
 }
 
 /// `2025-01-02T03:04:05.123456Z` within a minute of now.
