@@ -40,7 +40,8 @@ fn answer(r: Response) -> Result<String> {
         404 => ErrorKind::NotFound,
         409 => ErrorKind::Conflict,
         401 | 403 => ErrorKind::Denied,
-        400 => ErrorKind::Usage,
+        // The daemon refused what it was sent (a name, a source, a package's flags): ctl's own
+        // command line was fine, so this is not a usage error (exit 1, not 2).
         _ => ErrorKind::Invalid,
     };
     Err(Error::new(

@@ -1037,14 +1037,17 @@ fn a_file_named_like_a_reference_is_neither_until_the_user_says_which() {
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         }
     };
-    refused(
-        &info(&r),
-        &[
-            &format!("./{r}"),
-            &format!("oci://{r}"),
-            "both a file here and a registry reference",
-        ],
-    );
+    // Which one is meant is for the command line to say: a usage error (exit 2), one line.
+    let f = info(&r);
+    assert_eq!(f.status.code(), Some(2), "{}", f.stderr);
+    assert_eq!(f.stderr.lines().count(), 1, "{}", f.stderr);
+    for w in [
+        &format!("./{r}"),
+        &format!("oci://{r}"),
+        "both a file here and a registry reference",
+    ] {
+        assert!(f.stderr.contains(w), "{w:?} not in {}", f.stderr);
+    }
     // Said which: the file (a raw object) and the registry's package (a package.json).
     let f = info(&format!("./{r}"));
     ok(&f, "the file");
