@@ -387,6 +387,8 @@ fn man(tree: &[Node]) -> String {
          .TP\n.B XDG_RUNTIME_DIR\nCredentials in \\fI$XDG_RUNTIME_DIR/containers/auth.json\\fR, else \
          \\fI/run/containers/$UID/auth.json\\fR, then \\fI~/.config/containers/auth.json\\fR.\n\
          .TP\n.B DOCKER_CONFIG\nDirectory of docker's \\fIconfig.json\\fR (default \\fI~/.docker\\fR).\n\
+         .TP\n.B EDGE_ECLI_COMPLETE\nSet by the completion scripts: edge\\-ecli then prints the candidates for its \
+         arguments instead of running.\n\
          .SH FILES\n\
          .TP\n.I /run/edge\\-ecli.sock\nThe daemon's API socket.\n\
          .TP\n.I /var/lib/edge\\-ecli\nThe daemon's state and, as root, the cache of pulled packages.\n\
@@ -459,5 +461,10 @@ mod tests {
             }
         }
         assert!(tree.iter().any(|n| n.path == ["ctl", "logs"]));
+        // The variable the scripts set is documented under its real name.
+        assert!(
+            m.contains(&format!(".B {COMPLETE_VAR}\n")),
+            "man lacks {COMPLETE_VAR}"
+        );
     }
 }
