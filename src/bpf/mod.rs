@@ -19,7 +19,7 @@ use aya::maps::Map;
 use aya::{Ebpf, EbpfLoader};
 
 pub use attach::AttachOptions;
-pub use buffer::EventBuffers;
+pub use buffer::{EventBuffers, RecordBuffers};
 pub use kernel_btf::KernelBtf;
 pub use section::Section;
 
