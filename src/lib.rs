@@ -33,6 +33,7 @@ pub mod btf;
 #[doc(hidden)]
 pub mod http;
 mod logger;
+mod sys;
 mod text;
 #[doc(hidden)]
 pub mod wasm;

@@ -274,6 +274,7 @@ pub fn fixtures() -> &'static Fixtures {
 /// True when the kernel tests can run here. Outside CI a missing capability skips with a
 /// reason; under CI=true it fails.
 pub fn kernel_available(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
     let reason = if unsafe { libc::geteuid() } != 0 {
         Some("not running as root")
     } else if !Path::new("/sys/kernel/btf/vmlinux").exists() {
@@ -412,6 +413,7 @@ impl Session {
 
     /// Sends `sig` and collects everything.
     pub fn stop_with(self, sig: i32) -> Finished {
+        // SAFETY: kill(2) with a pid we spawned; no memory is involved.
         unsafe { libc::kill(self.child.id() as i32, sig) };
         self.finish()
     }
@@ -543,6 +545,7 @@ fn held_by_a_process(what: &str, line: &str) -> bool {
 pub fn signal_sleeper(sigs: &[i32]) -> String {
     let mut child = Command::new("sleep").arg("30").spawn().unwrap();
     for &sig in sigs {
+        // SAFETY: kill(2) with a pid we spawned; no memory is involved.
         unsafe { libc::kill(child.id() as i32, sig) };
     }
     let _ = child.wait();

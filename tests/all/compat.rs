@@ -7,6 +7,7 @@ use crate::common::*;
 /// `openat(2)` itself (musl's `File::open` is `open(2)` on x86_64, which these probes do not see).
 fn openat(path: &str, flags: i32) {
     let c = std::ffi::CString::new(path).unwrap();
+    // SAFETY: openat on a NUL-terminated path that lives through the call; the fd it returns is closed here.
     unsafe {
         let fd = libc::syscall(libc::SYS_openat, libc::AT_FDCWD, c.as_ptr(), flags, 0o600);
         if fd >= 0 {
@@ -353,6 +354,7 @@ fn externs_resolve_as_libbpf_resolves_them() {
         "--target_nr",
         &nr,
     ]);
+    // SAFETY: a syscall with no arguments, made to fire its tracepoint.
     unsafe { libc::syscall(libc::SYS_getppid) };
     let out = s.wait_for(|o| o.contains("version"));
     let f = s.stop_with(libc::SIGINT);
@@ -361,7 +363,9 @@ fn externs_resolve_as_libbpf_resolves_them() {
         .into_iter()
         .next()
         .unwrap_or_else(|| panic!("{out}\n{}", f.stderr));
+    // SAFETY: utsname is plain data, valid at all-zero.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: u is a valid, writable utsname.
     unsafe { libc::uname(&mut u) };
     let release: String = u
         .release
@@ -439,6 +443,7 @@ fn alternatives_attach_once_and_missing_targets_are_skipped() {
     let placeholder = "syscalls/sys_enter_edge_placeholder=syscalls/sys_enter_getppid";
     let s = Session::start(&["--attach", placeholder, &obj]);
     for _ in 0..3 {
+        // SAFETY: a syscall with no arguments, made to fire its tracepoint.
         unsafe { libc::syscall(libc::SYS_getppid) };
     }
     trigger(&["exit", "0"]); // an exec

@@ -90,6 +90,7 @@ fn programs_see_the_kernels_own_values() {
     let max = values.iter().find(|(n, _)| n == "PIDTYPE_MAX").unwrap().1;
     let me = std::process::id().to_string();
     let s = Session::start(&["-j", &fixtures().obj("corerelo"), "--target_tgid", &me]);
+    // SAFETY: a syscall with no arguments, made to fire its tracepoint.
     unsafe { libc::getppid() };
     let out = s.wait_for(|o| o.contains("tgid"));
     // the tp_btf program was attached through the cut BTF's btf_trace_sched_process_exec

@@ -111,6 +111,7 @@ impl Daemon {
 
     pub(crate) fn signal(&mut self, sig: i32) -> std::process::ExitStatus {
         let mut c = self.child.take().unwrap();
+        // SAFETY: kill(2) with a pid we spawned; no memory is involved.
         unsafe { libc::kill(c.id() as i32, sig) };
         let t0 = Instant::now();
         loop {
@@ -133,6 +134,7 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) with a pid we spawned; no memory is involved.
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
             let t0 = Instant::now();
             while c.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(20) {

@@ -106,6 +106,7 @@ fn a_start_that_never_attaches_wedges_nothing_and_a_stop_wins() {
     // A FIFO nobody writes is refused at once, not opened and waited on.
     let fifo = dir.join("fifo");
     let c = std::ffi::CString::new(s(&fifo)).unwrap();
+    // SAFETY: a NUL-terminated path that lives through the call.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0);
     let (st, b) = d.req("PUT", "/v1/instances/fifo", Some(&body(&s(&fifo))));
     assert_eq!(st, 400, "{b}");
@@ -551,6 +552,7 @@ fn the_policy_keys_and_token_are_read_again_when_they_change_or_on_sighup() {
         "not seen without SIGHUP"
     );
     assert_eq!(d.req("DELETE", "/v1/instances/sig", None).0, 200);
+    // SAFETY: kill(2) with a pid we spawned; no memory is involved.
     unsafe { libc::kill(d.pid(), libc::SIGHUP) };
     eventually("SIGHUP reads the policy again", || {
         d.log().contains("SIGHUP") && d.req("PUT", "/v1/instances/sig", Some(&body(&pkg))).0 == 422

@@ -302,6 +302,7 @@ fn info_and_pack_explain_wasm_modules() {
 #[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn unprivileged_user_gets_a_hint() {
+    // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0
         || std::process::Command::new("setpriv")
             .arg("--help")

@@ -425,6 +425,7 @@ fn spinning_guest_is_stopped_and_its_objects_released() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    // SAFETY: kill(2) with a pid we spawned; no memory is involved.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0));
@@ -508,6 +509,7 @@ fn signal_until_exit(guest: &mut std::process::Child) {
             t0.elapsed() < std::time::Duration::from_secs(40),
             "the guest never ended"
         );
+        // SAFETY: kill(2) with a pid we spawned; no memory is involved.
         unsafe { libc::kill(target.id() as i32, libc::SIGUSR1) };
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -611,6 +613,7 @@ fn guest_ignoring_eintr_ends_at_once_with_a_handful_of_lines() {
         std::io::Read::read_exact(&mut out, &mut first).unwrap();
         let stop_at = if how == "SIGTERM" {
             std::thread::sleep(std::time::Duration::from_millis(300));
+            // SAFETY: kill(2) with a pid we spawned; no memory is involved.
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
             std::time::Instant::now()
         } else {

@@ -240,13 +240,11 @@ pub fn rfc3339_utc(t: std::time::SystemTime) -> String {
 
 /// Local wall-clock time as HH:MM:SS.
 pub fn local_hms() -> String {
-    // SAFETY: time(NULL) and localtime_r with a valid out-pointer have no other preconditions.
-    unsafe {
-        let t = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&t, &mut tm);
-        format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
-    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (h, m, s) = crate::sys::local_time_of_day(now);
+    format!("{h:02}:{m:02}:{s:02}")
 }
 
 #[cfg(test)]

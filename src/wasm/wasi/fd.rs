@@ -149,12 +149,10 @@ pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Erro
             let Some(raw) = h.wasi.raw(fd) else {
                 return EBADF;
             };
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            // SAFETY: raw is open; st is a valid out-pointer.
-            if unsafe { libc::fstat(raw, &mut st) } < 0 {
-                return errno_of(&std::io::Error::last_os_error());
+            match crate::sys::fstat(raw) {
+                Ok(st) => filestat(m, out, &st),
+                Err(e) => errno_of(&e),
             }
-            filestat(m, out, &st)
         },
     )?;
     Ok(())

@@ -95,12 +95,10 @@ pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Erro
                 Ok(fd) => fd,
                 Err(e) => return errno_of(&e),
             };
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            // SAFETY: fd is open; st is a valid out-pointer.
-            if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
-                return errno_of(&std::io::Error::last_os_error());
+            match crate::sys::fstat(fd.as_raw_fd()) {
+                Ok(st) => filestat(m, out, &st),
+                Err(e) => errno_of(&e),
             }
-            filestat(m, out, &st)
         },
     )?;
     Ok(())
