@@ -167,6 +167,7 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // SAFETY: kill(2) of the daemon we spawned; no memory is involved.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let t0 = Instant::now();
         while self.child.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(20) {

@@ -91,6 +91,7 @@ fn run_block(root: &Path, path_dir: &Path, b: &Block) -> Result<String, String> 
         }
         if t0.elapsed() > LIMIT {
             // The whole group: what the block started in the background too.
+            // SAFETY: kill(2) of the process group we spawned; no memory is involved.
             unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.wait();
             break None;
@@ -98,6 +99,7 @@ fn run_block(root: &Path, path_dir: &Path, b: &Block) -> Result<String, String> 
         std::thread::sleep(Duration::from_millis(50));
     };
     // Whatever the block left running is stopped with it.
+    // SAFETY: kill(2) of the process group we spawned; no memory is involved.
     unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
     let _ = err_thread.join();
     let out = out_thread.join().unwrap_or_default();
