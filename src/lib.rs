@@ -17,6 +17,7 @@ pub mod error;
 pub mod event;
 pub mod files;
 pub mod package;
+pub mod progress;
 pub mod runtime;
 pub mod source;
 pub mod trust;

@@ -1,11 +1,11 @@
 //! `edge-ecli pack`: an eunomia-compatible package.json from a BPF object.
 
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::{package, source};
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 /// Make an eunomia-compatible package.json from a BPF object.
 #[argh(subcommand, name = "pack")]
 pub struct PackCmd {

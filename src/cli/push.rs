@@ -1,23 +1,16 @@
-//! `edge-ecli push FILE REF`: publish a package to a registry. Wasm modules go in eunomia
-//! ecli's format (config `application/vnd.wasm.config.v1+json`, one
-//! `application/vnd.wasm.content.layer.v1+wasm` layer, so `ecli pull` reads them);
-//! package.json and `.bpf.o` in ours (an empty config and one `application/vnd.edge-ecli.*`
-//! layer, with `artifactType`). The manifest is uploaded exactly as hashed.
+//! `edge-ecli push FILE REF`: publish a package to a registry (`source::oci::publish` says in
+//! which format); progress on a terminal.
 
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 
-use crate::codec::sha256_digest;
-use crate::error::{Error, ErrorKind, Result};
-use crate::http::client::{Client, ClientOptions};
-use crate::source::oci::artifact::manifest_for;
-use crate::source::oci::manifest::OCI_MANIFEST;
-use crate::source::oci::reference::Reference;
-use crate::source::oci::registry::Registry;
-use crate::{package, source};
+use crate::error::Result;
+use crate::http::client::ClientOptions;
+use crate::source::{self, oci::publish};
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 /// Publish a package (package.json, .bpf.o or .wasm) to an OCI registry under REF
-/// (HOST[:PORT]/REPO[:TAG]); credentials come from docker's or podman's login files.
+/// (HOST[:PORT]/REPO[:TAG]); credentials come from `edge-ecli login` (podman's file) or
+/// docker's.
 #[argh(subcommand, name = "push")]
 pub struct PushCmd {
     /// extra CA certificates (PEM) trusted for HTTPS
@@ -26,6 +19,9 @@ pub struct PushCmd {
     /// registry (HOST or HOST:PORT) that may be reached over plain HTTP (repeatable)
     #[argh(option, arg_name = "HOST")]
     insecure_registry: Vec<String>,
+    /// no progress on the terminal
+    #[argh(switch, short = 'q')]
+    quiet: bool,
     /// the package file, or - for standard input
     #[argh(positional, arg_name = "FILE")]
     pub file: String,
@@ -36,39 +32,19 @@ pub struct PushCmd {
 
 impl PushCmd {
     pub fn main(self) -> Result<i32> {
-        let r = Reference::parse(&self.reference)?;
-        if r.digest.is_some() {
-            return Err(Error::new(
-                ErrorKind::Usage,
-                format!(
-                    "{}: push to a tag, not a digest (the digest is the manifest's)",
-                    self.reference
-                ),
-            ));
-        }
         let bytes = source::read(&self.file)?;
-        let kind = package::detect(&bytes).map_err(|e| e.context(&self.file))?;
-        // Refuse what would not run: the same decoding `run` does.
-        if kind != package::Kind::Wasm {
-            package::load(bytes.clone(), &self.file).map_err(|e| e.context(&self.file))?;
-        }
-        let title = self
-            .file
-            .rsplit('/')
-            .next()
-            .unwrap_or(&self.file)
-            .to_string();
-        let layer = sha256_digest(&bytes);
-        let (config, manifest, digest) = manifest_for(kind, &layer, bytes.len(), &title);
-        let client = Client::new(ClientOptions {
-            ca_file: self.ca_file.clone(),
-            ..ClientOptions::default()
-        });
-        let mut reg = Registry::new(&client, &r, &self.insecure_registry, true)?;
-        reg.push_blob(config)?;
-        reg.push_blob(&bytes)?;
-        reg.push_manifest(r.target(), &manifest, OCI_MANIFEST)?;
-        println!("{}@{digest}", r.with_tag(r.target()));
+        let opts = publish::PushOptions {
+            http: ClientOptions {
+                ca_file: self.ca_file.clone(),
+                ..ClientOptions::default()
+            },
+            insecure: self.insecure_registry.clone(),
+            meter: super::progress::meter("pushing", self.quiet),
+        };
+        println!(
+            "{}",
+            publish::push(&bytes, &self.file, &self.reference, &opts)?
+        );
         Ok(0)
     }
 }

@@ -26,6 +26,7 @@ fn relocated(obj: &[u8], target: &aya_obj::btf::Btf) -> Vec<String> {
         .collect()
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn cut_btf_relocates_exactly_like_the_whole() {
     if !kernel_ready("cut_btf_relocates_exactly_like_the_whole") {
@@ -73,6 +74,7 @@ fn member_offset(b: &Btf, id: u32, member: &str) -> Option<u32> {
 
 /// The corerelo fixture prints what each relocation gave the kernel; the whole kernel BTF,
 /// parsed here, says what it must be.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn programs_see_the_kernels_own_values() {
     if !kernel_ready("programs_see_the_kernels_own_values") {

@@ -64,6 +64,7 @@ fn dripping_server() -> u16 {
     port
 }
 
+#[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn a_start_that_never_attaches_wedges_nothing_and_a_stop_wins() {
     let _g = serial();
@@ -168,6 +169,7 @@ fn dribble(addr: String) -> (String, Duration) {
     (String::from_utf8_lossy(&got).into_owned(), t0.elapsed())
 }
 
+#[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn dribbling_clients_never_lock_out_the_socket_and_wrong_tokens_end_at_their_header() {
     if !ok_ready("dribbling_clients_never_lock_out_the_socket_and_wrong_tokens_end_at_their_header")
@@ -259,6 +261,7 @@ fn ctl_as_nobody(d: &Daemon, args: &[&str]) -> (i32, String) {
     )
 }
 
+#[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn a_socket_group_member_names_only_regular_files_it_can_read_itself() {
     let _g = serial();
@@ -316,6 +319,7 @@ fn a_socket_group_member_names_only_regular_files_it_can_read_itself() {
     );
 }
 
+#[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn relative_sources_are_the_clients_and_survive_a_restart() {
     let _g = serial();
@@ -352,6 +356,7 @@ fn relative_sources_are_the_clients_and_survive_a_restart() {
     assert_eq!(jfield(&b, "state").as_deref(), Some("running"), "{b}");
 }
 
+#[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn a_second_daemon_never_touches_the_first_ones_pins_or_state() {
     let _g = serial();
@@ -406,6 +411,7 @@ fn sha256_of(path: &str) -> String {
     )
 }
 
+#[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn pins_bodies_failed_starts_and_a_missing_config_are_checked() {
     let _g = serial();
@@ -474,6 +480,7 @@ fn rewrite_unseen(path: &Path, text: &str) {
     f.set_modified(old).unwrap();
 }
 
+#[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn the_policy_keys_and_token_are_read_again_when_they_change_or_on_sighup() {
     let _g = serial();

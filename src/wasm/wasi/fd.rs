@@ -10,6 +10,10 @@ use crate::event::Stream;
 use crate::wasm::host::Host;
 use crate::wasm::mem;
 
+/// WASI rights bits (preview1 `rights`).
+const RIGHT_FD_SEEK: u64 = 1 << 2;
+const RIGHT_FD_TELL: u64 = 1 << 5;
+
 /// (A table of host functions, one entry per import.)
 pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
     linker.func_wrap(
@@ -71,15 +75,19 @@ pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Erro
         "fd_fdstat_get",
         |mut c: Caller<'_, Host>, fd: i32, out: i32| -> i32 {
             let (m, h) = mem::split(&mut c);
-            let ft = match h.wasi.fds.get(fd as usize) {
-                Some(Some(Fd::Dir(..))) => FILETYPE_DIRECTORY,
-                Some(Some(Fd::File(_))) => FILETYPE_REGULAR_FILE,
-                Some(Some(_)) => FILETYPE_CHARACTER_DEVICE,
+            // Stdio is a character device that cannot seek or tell: what wasi-libc's isatty
+            // asks, so its stdout is line-buffered (each line reaches the output as it is
+            // printed, as on a terminal) instead of fully buffered and lost at a forced stop.
+            // The host batches the writes it passes on.
+            let (ft, rights) = match h.wasi.fds.get(fd as usize) {
+                Some(Some(Fd::Dir(..))) => (FILETYPE_DIRECTORY, u64::MAX),
+                Some(Some(Fd::File(_))) => (FILETYPE_REGULAR_FILE, u64::MAX),
+                Some(Some(_)) => (FILETYPE_CHARACTER_DEVICE, !(RIGHT_FD_SEEK | RIGHT_FD_TELL)),
                 _ => return EBADF,
             };
             let mut st = [0u8; 24];
             st[0] = ft;
-            st[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+            st[8..16].copy_from_slice(&rights.to_le_bytes());
             st[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
             written(mem::write(m, out, &st))
         },
@@ -207,9 +215,12 @@ fn fd_write(c: &mut Caller<'_, Host>, fd: i32, iovs: i32, n: i32, nwritten: i32)
     };
     let total: usize = vs.iter().map(|v| v.1).sum();
     if let Some(stream) = stream {
-        let r = if let [(p, l)] = vs[..] {
-            h.sink.write(stream, &m[p..p + l])
+        let r = if stream == Stream::Out {
+            vs.iter()
+                .try_for_each(|&(p, l)| h.write_stdout(&m[p..p + l]))
         } else {
+            // Stderr is not buffered, and comes after the stdout printed before it.
+            let _ = h.flush_output();
             let mut buf = Vec::with_capacity(total);
             for (p, l) in vs {
                 buf.extend_from_slice(&m[p..p + l]);
