@@ -47,6 +47,8 @@ impl ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     msg: String,
+    /// The input the message names first, when it was made by [`Error::on`].
+    subject: Option<String>,
 }
 
 /// edge-ecli's result type.
@@ -63,7 +65,27 @@ impl Error {
         Error {
             kind,
             msg: m.into(),
+            subject: None,
         }
+    }
+
+    /// An error about the input `what`, which the message names first (`what: m`). A caller
+    /// that names its input in errors can then see it is named already ([`Error::about`]).
+    pub fn on(what: &str, kind: ErrorKind, m: impl fmt::Display) -> Error {
+        Error {
+            kind,
+            msg: format!("{what}: {m}"),
+            subject: Some(what.to_string()),
+        }
+    }
+
+    /// This error, about `what`: as it is when it already names `what` first, else with
+    /// `what` put first.
+    pub fn about(self, what: &str) -> Error {
+        if self.subject.as_deref() == Some(what) {
+            return self;
+        }
+        Error::on(what, self.kind, self.msg)
     }
 
     /// Input that is not what it claims to be ([`ErrorKind::Invalid`]).
@@ -86,6 +108,7 @@ impl Error {
         Error {
             kind: self.kind,
             msg: format!("{what}: {}", self.msg),
+            subject: None,
         }
     }
 }
@@ -118,5 +141,25 @@ pub trait Context<T> {
 impl<T> Context<T> for Result<T> {
     fn context(self, what: impl fmt::Display) -> Result<T> {
         self.map_err(|e| e.context(what))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_names_its_input_once() {
+        let e = Error::on("ghcr.io/a/b:v1", ErrorKind::NotFound, "not found");
+        assert_eq!(e.clone().about("ghcr.io/a/b:v1").to_string(), e.to_string());
+        // Another input, or a message that only happens to start with the name, gets it first.
+        let other = e.clone().about("ghcr.io/a/b");
+        assert_eq!(other.to_string(), "ghcr.io/a/b: ghcr.io/a/b:v1: not found");
+        assert_eq!(other.kind(), ErrorKind::NotFound);
+        let text = Error::msg("ghcr.io/a/b:v1 is odd").about("ghcr.io/a/b:v1");
+        assert_eq!(text.to_string(), "ghcr.io/a/b:v1: ghcr.io/a/b:v1 is odd");
+        // A context in front ends the naming.
+        let ctx = e.context("pulling").about("ghcr.io/a/b:v1");
+        assert_eq!(ctx.to_string(), "ghcr.io/a/b:v1: pulling: ghcr.io/a/b:v1: not found");
     }
 }

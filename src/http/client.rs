@@ -325,26 +325,29 @@ pub struct Response {
     body: Box<dyn Read>,
 }
 
-fn net(what: impl std::fmt::Display) -> Error {
-    Error::new(ErrorKind::Network, what.to_string())
+/// A network error about `url`, which its message names first.
+fn net(url: &Url, m: impl std::fmt::Display) -> Error {
+    Error::on(&url.to_string(), ErrorKind::Network, m)
 }
 
 /// Says what a read error means for the user.
 fn read_error(url: &Url, e: &io::Error, timeout: Duration) -> Error {
     if e.get_ref().is_some_and(|x| x.is::<DeadlinePassed>()) {
-        return net(format!(
-            "{url}: the transfer did not end within its deadline (--fetch-deadline); the server is too slow or keeps sending"
-        ));
+        return net(url, "the transfer did not end within its deadline (--fetch-deadline); the server is too slow or keeps sending");
     }
     match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => net(format!(
-            "{url}: the server sent nothing for {} s; try again later (or raise --fetch-timeout)",
-            timeout.as_secs_f64()
-        )),
-        io::ErrorKind::UnexpectedEof => net(format!(
-            "{url}: the connection closed before the whole body arrived (truncated)"
-        )),
-        _ => net(format!("{url}: {e}")),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => net(
+            url,
+            format!(
+                "the server sent nothing for {} s; try again later (or raise --fetch-timeout)",
+                timeout.as_secs_f64()
+            ),
+        ),
+        io::ErrorKind::UnexpectedEof => net(
+            url,
+            "the connection closed before the whole body arrived (truncated)",
+        ),
+        _ => net(url, format!("{e}")),
     }
 }
 
@@ -377,15 +380,12 @@ impl Response {
     /// Content-Length above the limit is refused before reading, and reading stops at the
     /// limit. A body shorter than its Content-Length is an error (truncated).
     pub fn body(mut self, limit: u64, what: &str, timeout: Duration) -> Result<Vec<u8>> {
-        let len = self
-            .head
-            .content_length()
-            .map_err(|e| net(format!("{}: {e}", self.url)))?;
+        let len = self.head.content_length().map_err(|e| net(&self.url, e))?;
         let too_big = || {
-            net(format!(
-                "{}: the {what} is larger than the {limit}-byte limit; refusing it",
-                self.url
-            ))
+            net(
+                &self.url,
+                format!("the {what} is larger than the {limit}-byte limit; refusing it"),
+            )
         };
         if len.is_some_and(|l| l > limit) {
             return Err(too_big());
@@ -408,11 +408,13 @@ impl Response {
             return Err(too_big());
         }
         if len.is_some_and(|l| l != n as u64) {
-            return Err(net(format!(
-                "{}: the {what} is {n} bytes but the server announced {}: truncated",
-                self.url,
-                len.unwrap_or(0)
-            )));
+            return Err(net(
+                &self.url,
+                format!(
+                    "the {what} is {n} bytes but the server announced {}: truncated",
+                    len.unwrap_or(0)
+                ),
+            ));
         }
         Ok(out)
     }
@@ -452,9 +454,10 @@ impl Client {
         let addrs: Vec<_> = (url.host.as_str(), url.port)
             .to_socket_addrs()
             .map_err(|e| {
-                Error::new(
+                Error::on(
+                    &url.to_string(),
                     ErrorKind::Unreachable,
-                    format!("{url}: cannot resolve {}: {e}", url.host),
+                    format!("cannot resolve {}: {e}", url.host),
                 )
             })?
             .collect();
@@ -478,9 +481,10 @@ impl Client {
         }
         let tcp = tcp.ok_or_else(|| {
             let e = last.map_or_else(|| "no address".to_string(), |e| e.to_string());
-            Error::new(
+            Error::on(
+                &url.to_string(),
                 ErrorKind::Unreachable,
-                format!("{url}: cannot connect to {}: {e}", url.authority()),
+                format!("cannot connect to {}: {e}", url.authority()),
             )
         })?;
         tcp.set_read_timeout(Some(self.opts.io_timeout)).ok();
@@ -494,14 +498,15 @@ impl Client {
                     .tls
                     .get_or_init(|| super::tls::client_config(self.opts.ca_file.as_deref()))
                     .clone()?;
-                let conn = super::tls::connect(config, &url.host)
-                    .map_err(|e| net(format!("{url}: {e}")))?;
+                let conn =
+                    super::tls::connect(config, &url.host).map_err(|e| net(url, format!("{e}")))?;
                 Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp))))
             }
             #[cfg(not(feature = "tls"))]
-            Scheme::Https => Err(net(format!(
-                "{url}: this edge-ecli was built without TLS (cargo feature \"tls\")"
-            ))),
+            Scheme::Https => Err(net(
+                url,
+                format!("this edge-ecli was built without TLS (cargo feature \"tls\")"),
+            )),
         }
     }
 
@@ -625,10 +630,10 @@ impl Client {
                 };
                 read_error(url, &e, self.opts.io_timeout)
             }
-            e => net(format!("{url}: {e}")),
+            e => net(url, format!("{e}")),
         })?;
         if !head.line[0].starts_with("HTTP/1.") || head.status().is_none() {
-            return Err(net(format!("{url}: the server did not answer HTTP/1.x")));
+            return Err(net(url, "the server did not answer HTTP/1.x"));
         }
         let body: Box<dyn Read> = if method == "HEAD" || matches!(head.status(), Some(204 | 304)) {
             Box::new(io::empty())

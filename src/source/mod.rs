@@ -224,11 +224,13 @@ fn read_limited(r: impl Read, limit: u64, what: &str) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     r.take(limit + 1)
         .read_to_end(&mut buf)
-        .map_err(|e| Error::msg(format!("{what}: cannot read: {e}")))?;
+        .map_err(|e| Error::on(what, ErrorKind::Other, format!("cannot read: {e}")))?;
     if buf.len() as u64 > limit {
-        return Err(Error::invalid(format!(
-            "{what}: larger than the {limit}-byte limit"
-        )));
+        return Err(Error::on(
+            what,
+            ErrorKind::Invalid,
+            format!("larger than the {limit}-byte limit"),
+        ));
     }
     Ok(buf)
 }
@@ -321,7 +323,7 @@ fn fetch_unverified(prog: &str, opts: &FetchOptions) -> Result<(Fetched, Option<
                 .map(|b| String::from_utf8_lossy(&b).into_owned());
             done(Fetched::plain(bytes, &p, sig))
         }
-        Source::Url(u) => from_url(&u, opts).map_err(|e| named(e, &u)),
+        Source::Url(u) => from_url(&u, opts).map_err(|e| e.about(&u)),
         Source::Registry(r) => from_registry(&r, opts),
         Source::Layout { dir, tag } => {
             let mut l = Layout::open_dir(&dir)?;
@@ -445,18 +447,9 @@ fn from_url(url: &str, opts: &FetchOptions) -> Result<(Fetched, Option<CacheWrit
     }
 }
 
-/// `e`, naming `what` first if it does not yet.
-fn named(e: Error, what: &str) -> Error {
-    if e.to_string().starts_with(what) {
-        e
-    } else {
-        e.context(what)
-    }
-}
-
 fn from_registry(r: &Reference, opts: &FetchOptions) -> Result<(Fetched, Option<CacheWrite>)> {
     let what = r.to_string();
-    let (mut f, w) = registry_fetch(r, opts).map_err(|e| named(e, &what))?;
+    let (mut f, w) = registry_fetch(r, opts).map_err(|e| e.about(&what))?;
     f.tag = r.tag.clone();
     Ok((f, w))
 }

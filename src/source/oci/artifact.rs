@@ -49,9 +49,7 @@ pub fn package_of(a: &Artifact, what: &str) -> Result<(Vec<u8>, Option<String>)>
         return Ok((b.clone(), title(d)));
     }
     if layer(a, GADGET_WASM).is_some() || cfg == GADGET_CONFIG {
-        return Err(Error::new(
-            ErrorKind::Invalid,
-            format!("{what}: an Inspektor Gadget image whose program is Wasm for Gadget's own ABI, which edge-ecli does not run; use a gadget with an eBPF layer ({GADGET_EBPF})"),
+        return Err(Error::on(what, ErrorKind::Invalid, format!("an Inspektor Gadget image whose program is Wasm for Gadget's own ABI, which edge-ecli does not run; use a gadget with an eBPF layer ({GADGET_EBPF})"),
         ));
     }
     let tar_layer = a.blobs.iter().skip(1).find(|(d, _)| {
@@ -89,10 +87,7 @@ pub fn package_of(a: &Artifact, what: &str) -> Result<(Vec<u8>, Option<String>)>
         .map(|(d, _)| d.media_type.as_str())
         .collect();
     types.dedup();
-    Err(Error::new(
-        ErrorKind::Invalid,
-        format!(
-            "{what}: not an eBPF package: config {cfg:?}, layers {types:?}; edge-ecli reads ecli Wasm ({WASM_LAYER}), bumblebee ({BUMBLEBEE_LAYER}), bpfman bytecode images (tar+gzip), Inspektor Gadget eBPF ({GADGET_EBPF}) and its own ({EDGE_PACKAGE}, {EDGE_OBJECT})"
+    Err(Error::on(what, ErrorKind::Invalid, format!("not an eBPF package: config {cfg:?}, layers {types:?}; edge-ecli reads ecli Wasm ({WASM_LAYER}), bumblebee ({BUMBLEBEE_LAYER}), bpfman bytecode images (tar+gzip), Inspektor Gadget eBPF ({GADGET_EBPF}) and its own ({EDGE_PACKAGE}, {EDGE_OBJECT})"
         ),
     ))
 }

@@ -251,9 +251,10 @@ pub fn token_of(body: &[u8], what: &str) -> Result<String> {
     let mut buf = vec![0u8; body.len()];
     let (t, _): (TokenAnswer, usize) = serde_json_core::from_slice_escaped(body, &mut buf)
         .map_err(|e| {
-            Error::new(
+            Error::on(
+                what,
                 ErrorKind::Network,
-                format!("{what}: the token realm answered no token JSON ({e})"),
+                format!("the token realm answered no token JSON ({e})"),
             )
         })?;
     t.token
@@ -261,9 +262,10 @@ pub fn token_of(body: &[u8], what: &str) -> Result<String> {
         .map(|s| s.to_string())
         .filter(|s| !s.is_empty() && s.bytes().all(|c| c.is_ascii_graphic()))
         .ok_or_else(|| {
-            Error::new(
+            Error::on(
+                what,
                 ErrorKind::Network,
-                format!("{what}: the token realm answered no usable token"),
+                "the token realm answered no usable token",
             )
         })
 }

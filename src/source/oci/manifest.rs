@@ -163,9 +163,13 @@ pub fn parse_descriptors(bytes: &[u8], what: &str) -> Result<Vec<Descriptor>> {
     let mut buf = vec![0u8; bytes.len()];
     let (i, _): (RawIndex, usize) =
         serde_json_core::from_slice_escaped(bytes, &mut buf).map_err(|e| {
-            Error::invalid(format!(
-                "{what}: index.json is not an OCI image index ({e}; at most 64 manifests are read)"
-            ))
+            Error::on(
+                what,
+                ErrorKind::Invalid,
+                format!(
+                    "index.json is not an OCI image index ({e}; at most 64 manifests are read)"
+                ),
+            )
         })?;
     Ok(i.manifests.into_iter().map(Descriptor::from).collect())
 }
@@ -173,7 +177,7 @@ pub fn parse_descriptors(bytes: &[u8], what: &str) -> Result<Vec<Descriptor>> {
 impl Manifest {
     /// Parses manifest JSON; `what` names it in errors.
     pub fn parse(bytes: &[u8], what: &str) -> Result<Manifest> {
-        let bad = |m: String| Error::new(ErrorKind::Network, format!("{what}: {m}"));
+        let bad = |m: String| Error::on(what, ErrorKind::Network, m);
         if bytes.len() as u64 > MAX_MANIFEST {
             return Err(bad(format!(
                 "the manifest is larger than {MAX_MANIFEST} bytes"
@@ -233,10 +237,11 @@ impl Manifest {
                     .filter_map(|d| d.platform.as_ref())
                     .map(|p| format!("{}/{}", p.os, p.architecture))
                     .collect();
-                Error::new(
+                Error::on(
+                    what,
                     ErrorKind::NotFound,
                     format!(
-                        "{what}: the index has no linux/{arch} manifest (it has: {})",
+                        "the index has no linux/{arch} manifest (it has: {})",
                         if have.is_empty() {
                             "none with a platform".into()
                         } else {

@@ -42,10 +42,11 @@ pub fn signature_tag(digest: &str) -> String {
 
 fn check_blob(what: &str, d: &Descriptor, bytes: &[u8]) -> Result<()> {
     if bytes.len() as u64 != d.size {
-        return Err(Error::new(
+        return Err(Error::on(
+            what,
             ErrorKind::Network,
             format!(
-                "{what}: blob {} is {} bytes but the manifest says {}: size mismatch",
+                "blob {} is {} bytes but the manifest says {}: size mismatch",
                 d.digest,
                 bytes.len(),
                 d.size
@@ -54,10 +55,11 @@ fn check_blob(what: &str, d: &Descriptor, bytes: &[u8]) -> Result<()> {
     }
     let got = sha256_digest(bytes);
     if got != d.digest.as_str() {
-        return Err(Error::new(
+        return Err(Error::on(
+            what,
             ErrorKind::Network,
             format!(
-                "{what}: blob {} has the digest {got}: digest mismatch (corrupted or tampered)",
+                "blob {} has the digest {got}: digest mismatch (corrupted or tampered)",
                 d.digest
             ),
         ));
@@ -74,16 +76,18 @@ fn fetch_manifest(store: &mut dyn Store, what: &str, name: &str) -> Result<Optio
         return Ok(None);
     };
     if bytes.len() as u64 > MAX_MANIFEST {
-        return Err(Error::new(
+        return Err(Error::on(
+            what,
             ErrorKind::Network,
-            format!("{what}: the manifest is larger than 4 MiB; refusing it"),
+            "the manifest is larger than 4 MiB; refusing it",
         ));
     }
     let digest = sha256_digest(&bytes);
     if valid_digest(name) && digest != name {
-        return Err(Error::new(
+        return Err(Error::on(
+            what,
             ErrorKind::Network,
-            format!("{what}: the manifest has the digest {digest}, not {name}: digest mismatch"),
+            format!("the manifest has the digest {digest}, not {name}: digest mismatch"),
         ));
     }
     Ok(Some((bytes, digest, ct)))
@@ -97,25 +101,28 @@ pub fn assemble(
     with_signature: bool,
 ) -> Result<Artifact> {
     let (mut bytes, mut digest, mut ct) = fetch_manifest(store, what, name)?.ok_or_else(|| {
-        Error::new(
+        Error::on(
+            what,
             ErrorKind::NotFound,
-            format!("{what}: not found (no manifest {name}); check the name and tag"),
+            format!("not found (no manifest {name}); check the name and tag"),
         )
     })?;
     let mut parsed = Manifest::parse(&bytes, what)?;
     if parsed.is_index(ct.as_deref()) {
         let d = parsed.select_platform(what)?.digest.to_string();
         (bytes, digest, ct) = fetch_manifest(store, what, &d)?.ok_or_else(|| {
-            Error::new(
+            Error::on(
+                what,
                 ErrorKind::Network,
-                format!("{what}: the index names {d}, which is missing"),
+                format!("the index names {d}, which is missing"),
             )
         })?;
         parsed = Manifest::parse(&bytes, what)?;
         if parsed.is_index(ct.as_deref()) {
-            return Err(Error::new(
+            return Err(Error::on(
+                what,
                 ErrorKind::Network,
-                format!("{what}: an index inside an index is not read"),
+                "an index inside an index is not read",
             ));
         }
     }
@@ -129,17 +136,16 @@ pub fn assemble(
     let mut total = 0u64;
     for d in parsed.config.iter().chain(parsed.layers.iter()) {
         if d.size > MAX_PACKAGE_SIZE {
-            return Err(Error::new(
-                ErrorKind::Network,
-                format!("{what}: blob {} is {} bytes, over the {MAX_PACKAGE_SIZE}-byte package limit; refusing it", d.digest, d.size),
+            return Err(Error::on(what, ErrorKind::Network, format!("blob {} is {} bytes, over the {MAX_PACKAGE_SIZE}-byte package limit; refusing it", d.digest, d.size),
             ));
         }
         total += d.size;
         if total > 2 * MAX_PACKAGE_SIZE {
-            return Err(Error::new(
+            return Err(Error::on(
+                what,
                 ErrorKind::Network,
                 format!(
-                    "{what}: the artifact's blobs are larger than {} bytes in all",
+                    "the artifact's blobs are larger than {} bytes in all",
                     2 * MAX_PACKAGE_SIZE
                 ),
             ));
@@ -233,17 +239,22 @@ fn read_limited(p: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
             std::io::ErrorKind::NotFound => ErrorKind::NotFound,
             _ => ErrorKind::Invalid,
         };
-        Error::new(kind, format!("{what}: cannot open {}: {e}", p.display()))
+        Error::on(what, kind, format!("cannot open {}: {e}", p.display()))
     })?;
     let mut v = Vec::new();
-    f.take(limit + 1)
-        .read_to_end(&mut v)
-        .map_err(|e| Error::msg(format!("{what}: reading {}: {e}", p.display())))?;
+    f.take(limit + 1).read_to_end(&mut v).map_err(|e| {
+        Error::on(
+            what,
+            ErrorKind::Other,
+            format!("reading {}: {e}", p.display()),
+        )
+    })?;
     if v.len() as u64 > limit {
-        return Err(Error::invalid(format!(
-            "{what}: {} is larger than {limit} bytes",
-            p.display()
-        )));
+        return Err(Error::on(
+            what,
+            ErrorKind::Invalid,
+            format!("{} is larger than {limit} bytes", p.display()),
+        ));
     }
     Ok(v)
 }
@@ -272,9 +283,11 @@ impl Layout {
             map.insert(e.path, (start, e.data.len()));
         }
         let (s, l) = *map.get("index.json").ok_or_else(|| {
-            Error::invalid(format!(
-                "{what}: no index.json in the archive (not an oci-archive?)"
-            ))
+            Error::on(
+                &what,
+                ErrorKind::Invalid,
+                "no index.json in the archive (not an oci-archive?)",
+            )
         })?;
         let index = parse_index(&bytes[s..s + l], &what)?;
         Ok(Layout {

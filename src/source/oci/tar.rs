@@ -7,7 +7,7 @@ use crate::error::{Error, ErrorKind, Result};
 const MAX_ENTRIES: usize = 100_000;
 
 fn bad(what: &str, m: &str) -> Error {
-    Error::new(ErrorKind::Invalid, format!("{what}: {m}"))
+    Error::on(what, ErrorKind::Invalid, m)
 }
 
 fn octal(field: &[u8]) -> Option<u64> {
