@@ -35,7 +35,7 @@ fn wrap(f: &Fetched) -> Result<Artifact> {
     let kind = package::detect(&f.bytes)?;
     let title = f.name.rsplit('/').next().unwrap_or(&f.name).to_string();
     let layer = sha256_digest(&f.bytes);
-    let (config, manifest, digest) = manifest_for(kind, &layer, f.bytes.len(), &title);
+    let (config, manifest, digest) = manifest_for(kind, &layer, f.bytes.len(), &title, None);
     let parsed = Manifest::parse(&manifest, "our manifest")?;
     let mut blobs = vec![(
         parsed.config.clone().expect("written with a config"),
@@ -86,6 +86,9 @@ impl PullCmd {
             }
             Some(path) => {
                 write_atomic(std::path::Path::new(path), &f.bytes)?;
+                if f.btfgen.is_some() {
+                    eprintln!("edge-ecli: note: the artifact's kernel BTF layer is not written to {path}; pull to oci:DIR to keep it, or run the reference");
+                }
                 for s in &f.signatures {
                     if let Signature::Minisign(text) = s {
                         write_atomic(

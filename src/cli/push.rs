@@ -26,6 +26,11 @@ pub struct PushCmd {
     /// registry (HOST or HOST:PORT) that may be reached over plain HTTP (repeatable)
     #[argh(option, arg_name = "HOST")]
     insecure_registry: Vec<String>,
+    /// carry kernel BTF for kernels without their own, as a btfgen layer beside the package
+    /// (application/vnd.gadget.btfgen.v1+binary): a BTFHub directory, such a file, or
+    /// ID/VERSION_ID/ARCH/RELEASE=FILE (repeatable; for a Wasm app use pack --btfgen)
+    #[argh(option, arg_name = "DIR|FILE")]
+    btfgen: Vec<String>,
     /// the package file, or - for standard input
     #[argh(positional, arg_name = "FILE")]
     pub file: String,
@@ -49,9 +54,31 @@ impl PushCmd {
         let bytes = source::read(&self.file)?;
         let kind = package::detect(&bytes).map_err(|e| e.context(&self.file))?;
         // Refuse what would not run: the same decoding `run` does.
-        if kind != package::Kind::Wasm {
-            package::load(bytes.clone(), &self.file).map_err(|e| e.context(&self.file))?;
-        }
+        let object = if kind != package::Kind::Wasm {
+            Some(package::load(bytes.clone(), &self.file).map_err(|e| e.context(&self.file))?)
+        } else {
+            None
+        };
+        let kernels = crate::package::btfgen::gather(&self.btfgen)?;
+        let btfgen = match (&object, kernels.is_empty()) {
+            (_, true) => None,
+            (None, false) => {
+                return Err(Error::new(
+                    ErrorKind::Usage,
+                    format!("{}: a Wasm app carries its kernel BTF inside (ecli reads one layer): pack {} --btfgen DIR -o APP, then push APP", self.file, self.file),
+                ))
+            }
+            (Some(o), false) => match crate::package::btfgen::cut(&[o], &kernels)? {
+                Some((set, summary)) => {
+                    eprintln!("edge-ecli: {}: {summary} (a btfgen layer)", self.file);
+                    Some(set)
+                }
+                None => {
+                    eprintln!("edge-ecli: warning: {} has no CO-RE relocations: it needs no kernel BTF, so no btfgen layer is pushed", self.file);
+                    None
+                }
+            },
+        };
         let title = self
             .file
             .rsplit('/')
@@ -59,7 +86,16 @@ impl PushCmd {
             .unwrap_or(&self.file)
             .to_string();
         let layer = sha256_digest(&bytes);
-        let (config, manifest, digest) = manifest_for(kind, &layer, bytes.len(), &title);
+        let btf_layer = btfgen
+            .as_ref()
+            .map(|s| (sha256_digest(s.bytes()), s.bytes().len()));
+        let (config, manifest, digest) = manifest_for(
+            kind,
+            &layer,
+            bytes.len(),
+            &title,
+            btf_layer.as_ref().map(|(d, n)| (d.as_str(), *n)),
+        );
         let client = Client::new(ClientOptions {
             ca_file: self.ca_file.clone(),
             ..ClientOptions::default()
@@ -67,6 +103,9 @@ impl PushCmd {
         let mut reg = Registry::new(&client, &r, &self.insecure_registry, true)?;
         reg.push_blob(config)?;
         reg.push_blob(&bytes)?;
+        if let Some(s) = &btfgen {
+            reg.push_blob(s.bytes())?;
+        }
         reg.push_manifest(r.target(), &manifest, OCI_MANIFEST)?;
         println!("{}@{digest}", r.with_tag(r.target()));
         Ok(0)

@@ -387,6 +387,7 @@ mod tests {
         let object = Object {
             bytes: vec![],
             btf,
+            btfs: None,
             meta: Meta {
                 obj_name: "t".into(),
                 doc: Doc::default(),

@@ -147,6 +147,9 @@ pub struct Fetched {
     pub artifact: Option<Artifact>,
     /// What the trust policy accepted it for.
     pub trusted_by: String,
+    /// Kernel BTF that came beside the package (an OCI btfgen layer): a tar.gz in BTFHub
+    /// layout.
+    pub btfgen: Option<Vec<u8>>,
 }
 
 /// What a fetch from a remote will write to the cache once the package is trusted.
@@ -166,6 +169,7 @@ impl Fetched {
             notes: vec![],
             artifact: None,
             trusted_by: String::new(),
+            btfgen: None,
         }
     }
 
@@ -174,6 +178,7 @@ impl Fetched {
         let mut f = Fetched::plain(bytes, title.as_deref().unwrap_or(what), None);
         f.manifest_digest = Some(a.digest.clone());
         f.signatures = a.signatures();
+        f.btfgen = oci::artifact::btfgen_of(&a);
         f.artifact = Some(a);
         Ok(f)
     }
