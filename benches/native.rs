@@ -63,6 +63,17 @@ fn reader(mut r: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
     });
 }
 
+/// Runs a native tool line-buffered, as at a terminal (piped, its printf buffers 4 KiB).
+fn native(tool: &str, args: &[&str]) -> Vec<String> {
+    let mut v = vec![
+        "stdbuf".to_string(),
+        "-oL".into(),
+        format!("/usr/sbin/{tool}"),
+    ];
+    v.extend(args.iter().map(|a| a.to_string()));
+    v
+}
+
 /// Starts `argv` and waits until `ready` shows on its stdout or stderr.
 fn start(argv: &[String], ready: &str) -> Consumer {
     let t0 = Instant::now();
@@ -171,7 +182,7 @@ fn pids(out: &str, marker: &str) -> Vec<String> {
 /// execsnoop at exec rates: N execs of /bin/true, one after the other.
 fn execsnoop(rows: &mut Vec<Row>) {
     let obj = tmp_object("execsnoop");
-    let native = start(&["/usr/sbin/execsnoop".into()], "PCOMM");
+    let native = start(&native("execsnoop", &[]), "PCOMM");
     let edge = start(&[bin(), "run".into(), obj], "TIME");
     let marker = format!("edge-bench-{}", std::process::id());
     let (c0n, c0e) = (cpu_ns(native.child.id()), cpu_ns(edge.child.id()));
@@ -234,10 +245,7 @@ fn execsnoop(rows: &mut Vec<Row>) {
 fn sigsnoop(rows: &mut Vec<Row>) {
     let obj = tmp_object("sigsnoop");
     let me = std::process::id().to_string();
-    let native = start(
-        &["/usr/sbin/sigsnoop".into(), "-p".into(), me.clone()],
-        "TIME",
-    );
+    let native = start(&native("sigsnoop", &["-p", &me]), "TIME");
     // The native tool attaches only the signal_generate tracepoint by default: so does this.
     let edge = start(
         &[
@@ -325,10 +333,7 @@ fn sigsnoop(rows: &mut Vec<Row>) {
 fn syscount(rows: &mut Vec<Row>) {
     let obj = tmp_object("syscount");
     let me = std::process::id().to_string();
-    let native = start(
-        &["/usr/sbin/syscount".into(), "-p".into(), me.clone()],
-        "Tracing",
-    );
+    let native = start(&native("syscount", &["-p", &me]), "Tracing");
     let edge = start(
         &[bin(), "run".into(), obj, "--filter_pid".into(), me],
         "attached",

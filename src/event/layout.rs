@@ -301,11 +301,17 @@ impl Layout {
 #[derive(Debug, Clone, Default)]
 pub struct Layouts {
     pub all: Vec<Layout>,
+    /// The candidates were inferred, not declared: a record whose size none of them fits
+    /// is shown as bytes rather than decoded as a guess.
+    pub inferred: bool,
 }
 
 impl Layouts {
     pub fn one(l: Layout) -> Layouts {
-        Layouts { all: vec![l] }
+        Layouts {
+            all: vec![l],
+            inferred: false,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -321,8 +327,13 @@ impl Layouts {
     /// padded by up to 7 bytes), else one with a variable-length tail the record ends in,
     /// else the one named `event`, else the first; a struct named `event` wins ties.
     pub fn pick(&self, len: usize) -> usize {
-        if self.all.len() <= 1 {
-            return 0;
+        self.pick_fitting(len).unwrap_or(0)
+    }
+
+    /// `pick`, or None when the candidates were inferred and none fits the record's size.
+    pub fn pick_fitting(&self, len: usize) -> Option<usize> {
+        if self.all.len() <= 1 && !self.inferred {
+            return Some(0);
         }
         let best = |ok: &dyn Fn(&Layout) -> bool| -> Option<usize> {
             let mut found = None;
@@ -336,11 +347,17 @@ impl Layouts {
             }
             found
         };
-        best(&|l| len == l.size)
+        let fitting = best(&|l| len == l.size)
             .or_else(|| best(&|l| len > l.size && len - l.size < 8))
-            .or_else(|| best(&|l| l.fixed_size() <= len && len < l.size))
-            .or_else(|| best(&|_| true).filter(|&i| self.all[i].name == "event"))
-            .unwrap_or(0)
+            .or_else(|| best(&|l| l.fixed_size() <= len && len < l.size));
+        if self.inferred {
+            return fitting;
+        }
+        Some(
+            fitting
+                .or_else(|| best(&|_| true).filter(|&i| self.all[i].name == "event"))
+                .unwrap_or(0),
+        )
     }
 }
 
@@ -384,10 +401,18 @@ pub fn choose(
     def: &MapDef,
     event_type: Option<u32>,
 ) -> Result<(Layouts, Option<String>)> {
-    let ids = match def.export_type.or(event_type) {
+    let mut inferred = false;
+    let mut ids = match def.export_type.or(event_type) {
         Some(id) => vec![id],
         None => object.export_types(),
     };
+    if ids.is_empty() {
+        // A raw object that names no event type: the structs it keeps in its other maps
+        // (execsnoop's `execs` holds `struct event`) are likely what it submits; each record
+        // is decoded only by one whose size fits it.
+        ids = object.map_structs();
+        inferred = !ids.is_empty();
+    }
     if ids.is_empty() {
         return Ok((
             Layouts::default(),
@@ -410,7 +435,15 @@ pub fn choose(
         }
         all.push(l);
     }
-    Ok((Layouts { all }, None))
+    let note = inferred.then(|| {
+        let names: Vec<&str> = all.iter().map(|l| l.name.as_str()).collect();
+        format!(
+            "map {}: no event type declared; records are decoded by the struct of their size among the object's own ({}), else shown as bytes; name one with --event-type NAME",
+            def.name,
+            names.join(", ")
+        )
+    });
+    Ok((Layouts { all, inferred }, note))
 }
 
 /// A BTF with one `struct event` (id 8) of every kind a record can hold, and a record of it.

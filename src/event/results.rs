@@ -134,6 +134,23 @@ fn add_at(dst: &mut [u8], src: &[u8], at: usize, size: usize) {
     }
 }
 
+/// A per-CPU map value (one 8-byte-aligned copy per possible CPU) summed into one of
+/// `layout`: integers added field by field, the rest taken from the first CPU.
+pub fn sum_cpus(layout: &Layout, raw: &[u8]) -> Vec<u8> {
+    let stride = layout.size.div_ceil(8) * 8;
+    let size = layout.size.min(raw.len());
+    let mut sum = raw[..size].to_vec();
+    if stride == 0 {
+        return sum;
+    }
+    for c in 1..raw.len() / stride {
+        if let Some(v) = raw.get(c * stride..c * stride + size) {
+            add_ints(&layout.fields, 0, &mut sum, v);
+        }
+    }
+    sum
+}
+
 impl Results {
     /// The result maps and writable globals of `object`; `open(name)` gives access to a map
     /// of the loaded object (a data section's map by its section name).
@@ -422,16 +439,7 @@ impl ResultMap {
             }
             if self.map.lookup(&next, &mut raw).is_ok() {
                 let value = match self.percpu {
-                    Some((cpus, stride)) => {
-                        let size = self.value.size.min(stride);
-                        let mut sum = raw[..size].to_vec();
-                        for c in 1..cpus {
-                            if let Some(v) = raw.get(c * stride..c * stride + size) {
-                                add_ints(&self.value.fields, 0, &mut sum, v);
-                            }
-                        }
-                        sum
-                    }
+                    Some(_) => sum_cpus(&self.value, &raw),
                     None => raw.clone(),
                 };
                 if !(self.array && value.iter().all(|&b| b == 0)) {

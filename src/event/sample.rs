@@ -9,6 +9,7 @@ use super::out::{hist, plain, write_object, write_value, Format, Style};
 use crate::bpf::sys::MapOps;
 use crate::btf::{self, TypeData};
 use crate::error::{Error, Result};
+use crate::package::meta::map_type;
 use crate::package::{MapDef, Object, Sample, SampleKind};
 use crate::text::push_json_str;
 
@@ -268,6 +269,21 @@ impl MapView {
         }
     }
 
+    /// The view of a map: by name or sample config (`kind_of`), else, for a map that holds
+    /// the tool's results (`MapDef::is_result`), a histogram when its value has `slots`, a
+    /// gauge per value field otherwise: what the CLI prints at exit, the daemon exports.
+    pub fn kind_for(object: &Object, def: &MapDef) -> Option<ViewKind> {
+        Self::kind_of(def).or_else(|| {
+            (def.is_result() && def.key_type != 0 && def.value_type != 0).then(|| {
+                if has_slots(&object.btf, def.value_type) {
+                    ViewKind::Log2Hist
+                } else {
+                    ViewKind::Gauge
+                }
+            })
+        })
+    }
+
     pub fn new(
         object: &Object,
         def: &MapDef,
@@ -316,6 +332,10 @@ impl MapView {
             }
             let mut v = vec![0u8; info.value_size];
             if self.map.lookup(&next, &mut v).is_ok() {
+                // A per-CPU map holds a value per CPU: their integers are summed.
+                if map_type::is_percpu(info.map_type) {
+                    v = crate::event::results::sum_cpus(&self.value, &v);
+                }
                 out.push((next.clone(), v));
             }
             key = Some(next.clone());

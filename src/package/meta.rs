@@ -328,6 +328,28 @@ impl Object {
         self.btf.find(btf::KIND_STRUCT, name)
     }
 
+    /// Named structs that are key or value types of the object's maps (not event maps): the
+    /// tool's own data types.
+    pub fn map_structs(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self
+            .meta
+            .maps
+            .iter()
+            .filter(|m| !m.is_event_map())
+            .flat_map(|m| [m.key_type, m.value_type])
+            .filter(|&t| t != 0)
+            .filter_map(|t| self.btf.resolve(t).ok())
+            .filter(|&id| {
+                self.btf
+                    .get(id)
+                    .is_ok_and(|t| t.kind == btf::KIND_STRUCT && !t.name.is_empty())
+            })
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
     /// Event types the object exports without any flag: eunomia's dummy pointers or package
     /// JSON, else the value types of event maps that declare one.
     pub fn export_types(&self) -> Vec<u32> {

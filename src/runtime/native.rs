@@ -75,7 +75,7 @@ pub(super) fn run(
     let samples = sample::wire(&object, |def| sample_map(&loaded, def))?;
     let mut views = Vec::new();
     for def in &object.meta.maps {
-        let Some(kind) = sample::MapView::kind_of(def) else {
+        let Some(kind) = sample::MapView::kind_for(&object, def) else {
             continue;
         };
         let fd = loaded.map_fd(&def.name);
@@ -148,6 +148,8 @@ pub(super) fn run(
         unflushed_since: None,
     };
     printer.header();
+    // The header shows as soon as everything is attached, not with the first event.
+    printer.flush();
     if printer.records.is_empty() && printer.samples.is_empty() {
         let note = match (&printer.results, opts.interval) {
             (None, _) => "attached; this package exports no events (Ctrl-C to stop)".to_string(),

@@ -54,7 +54,10 @@ for arch in "${@:-x86_64 aarch64 riscv64}"; do
     root="$work/root-$a"
     rm -rf "$root"; mkdir -p "$root/pkg" "$root/proc" "$root/sys" "$root/dev" "$root/tmp"
     "$cc" -static -O2 -o "$root/init" targets/qemu/init.c
-    "$cc" -static -O2 -o "$root/edge-trigger" tests/fixtures/trigger.c
+    # sys/sdt.h (USDT probes) is a plain header: the cross compilers get the host's copy alone.
+    mkdir -p "$work/sdt/sys"
+    cp "$(dpkg -L systemtap-sdt-dev | grep '/sys/sdt.h$')" "$(dpkg -L systemtap-sdt-dev | grep '/sys/sdt-config.h$')" "$work/sdt/sys/"
+    "$cc" -static -O2 -I "$work/sdt" -o "$root/edge-trigger" tests/fixtures/trigger.c
     cp "target/$triple/release/edge-ecli" "$root/edge-ecli"
     cp "$pkg"/*.bpf.o "$pkg"/*.json "$pkg"/*.wasm "$root/pkg/"
     (cd "$root" && find . | cpio -o -H newc --quiet) > "$work/initrd-$a.cpio"

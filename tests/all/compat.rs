@@ -566,3 +566,66 @@ fn usdt_probes_fire_with_their_arguments() {
         r.stderr
     );
 }
+
+/// Item 10, the daemon's side: the maps a tool's results live in are exported as metrics too
+/// (a histogram for a value with slots, a gauge per field otherwise, per-CPU values summed),
+/// and promtool accepts them.
+#[test]
+fn result_maps_are_daemon_metrics() {
+    use crate::daemon::{eventually, ready, scratch, Daemon};
+    if !ready("result_maps_are_daemon_metrics") {
+        return;
+    }
+    let _g = serial();
+    let d = Daemon::start(&scratch("resultmetrics"), &[]);
+    let (mut t, pid) = gated_trigger(&["write", "0", "1", "2", "4", "1000"]);
+    assert!(d
+        .ctl(&[
+            "start",
+            "mh",
+            &fixtures().obj("maphist"),
+            "--target_tgid",
+            &pid
+        ])
+        .status
+        .success());
+    release(&mut t);
+    let metric = |text: &str, name: &str| -> Option<String> {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next().map(str::to_string))
+    };
+    eventually("the per-CPU counter shows", || {
+        metric(&d.req("GET", "/metrics", None).1, "ebpf_pcpu_writes{").as_deref() == Some("5")
+    });
+    let m = d.req("GET", "/metrics", None).1;
+    assert_eq!(metric(&m, "ebpf_hists_count{").as_deref(), Some("5"), "{m}");
+    assert!(m.contains("# TYPE ebpf_hists histogram"), "{m}");
+    assert_eq!(
+        metric(
+            &m,
+            &format!(
+                "ebpf_syscalls{{ebpf_instance=\"mh\",key=\"{}\"}}",
+                libc::SYS_write
+            )
+        )
+        .as_deref(),
+        Some("5"),
+        "{m}"
+    );
+    assert!(!m.contains("ebpf_start"), "scratch map exported: {m}");
+    let dir = scratch("resultmetrics-promtool");
+    let f = dir.join("metrics.txt");
+    std::fs::write(&f, &m).unwrap();
+    let o = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&f).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -95,7 +95,16 @@ impl Records {
     /// Appends one record as a line. `time` is the TIME column (plain output only).
     #[inline]
     pub fn write(&self, out: &mut String, time: &str, data: &[u8]) {
-        if self.typed.is_empty() {
+        let i = match self.last.get() {
+            (len, i) if len == data.len() => Some(i),
+            _ => {
+                let i = self.layouts.pick_fitting(data.len());
+                self.last.set((data.len(), i.unwrap_or(usize::MAX)));
+                i
+            }
+        }
+        .filter(|&i| i < self.typed.len());
+        let Some(i) = i else {
             if self.format == Format::Plain {
                 push_short(out, time);
             }
@@ -107,14 +116,6 @@ impl Records {
                 "\n"
             });
             return;
-        }
-        let i = match self.last.get() {
-            (len, i) if len == data.len() => i,
-            _ => {
-                let i = self.layouts.pick(data.len());
-                self.last.set((data.len(), i));
-                i
-            }
         };
         let frames = self.frames.as_deref();
         match &self.typed[i] {
