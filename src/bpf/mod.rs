@@ -176,7 +176,7 @@ pub fn load(object: &Object, globals: &[(String, Vec<u8>)], opts: &LoadOptions) 
             return Err(Error::new(
                 ErrorKind::Kernel,
                 format!(
-                    "object {}: map {} is a ring buffer (BPF_MAP_TYPE_RINGBUF, Linux 5.8), which this kernel lacks; the tool must check bpf_core_type_exists(struct bpf_ringbuf) and use bpf_perf_event_output otherwise (as sdk/c/compat.bpf.h does), or run on a newer kernel",
+                    "object {}: map {} is a ring buffer (BPF_MAP_TYPE_RINGBUF, Linux 5.8), which this kernel lacks; the tool must check bpf_core_type_exists(struct bpf_ringbuf) and use bpf_perf_event_output otherwise (as <edge/compat.bpf.h> of the C SDK, sdk/c/edge, does), or run on a newer kernel",
                     object.meta.obj_name,
                     ringbufs.join(", ")
                 ),

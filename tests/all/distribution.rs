@@ -20,7 +20,7 @@ fn tools() -> String {
 }
 
 /// Skips (or fails under CI) unless the service binaries are installed.
-fn services(test: &str) -> bool {
+pub(crate) fn services(test: &str) -> bool {
     let missing = [
         "docker-registry",
         "skopeo",
@@ -71,7 +71,7 @@ fn free_port() -> u16 {
 }
 
 /// A background service, killed when dropped.
-struct Service(Child);
+pub(crate) struct Service(Child);
 
 impl Service {
     fn start(cmd: &mut Command, addr: &str) -> Service {
@@ -99,14 +99,14 @@ impl Drop for Service {
     }
 }
 
-enum Auth<'a> {
+pub(crate) enum Auth<'a> {
     None,
     Htpasswd(&'a Path),
     Token { realm: String, cert: &'a Path },
 }
 
 /// docker-registry on 127.0.0.1 (or `host`), storing under `dir`.
-fn registry(dir: &Path, host: &str, auth: Auth) -> (Service, String) {
+pub(crate) fn registry(dir: &Path, host: &str, auth: Auth) -> (Service, String) {
     let port = free_port();
     let addr = format!("{host}:{port}");
     let auth = match auth {
@@ -133,7 +133,7 @@ fn registry(dir: &Path, host: &str, auth: Auth) -> (Service, String) {
     (svc, addr)
 }
 
-fn py(args: &[&str]) {
+pub(crate) fn py(args: &[&str]) {
     let o = Command::new(PYTHON)
         .arg(tools())
         .args(args)

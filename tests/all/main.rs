@@ -14,6 +14,7 @@ mod distribution;
 mod errors;
 mod examples;
 mod kernel;
+mod kernel_btf;
 mod runtime;
 mod soak;
 mod wasm;
