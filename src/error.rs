@@ -58,12 +58,6 @@ impl Error {
         self.kind
     }
 
-    /// The same error with another kind (the text is kept).
-    pub fn with_kind(mut self, kind: ErrorKind) -> Error {
-        self.kind = kind;
-        self
-    }
-
     /// Prefixes the message with what was being worked on.
     pub fn context(self, what: impl fmt::Display) -> Error {
         Error {
@@ -100,16 +94,4 @@ impl<T> Context<T> for Result<T> {
     fn context(self, what: impl fmt::Display) -> Result<T> {
         self.map_err(|e| e.context(what))
     }
-}
-
-/// Shorthand for `Err(Error::msg(format!(...)))`.
-#[macro_export]
-macro_rules! bail {
-    ($($t:tt)*) => { return Err($crate::error::Error::msg(format!($($t)*))) };
-}
-
-/// Shorthand for `Err(Error::invalid(format!(...)))`: input that is not what it should be.
-#[macro_export]
-macro_rules! invalid {
-    ($($t:tt)*) => { return Err($crate::error::Error::invalid(format!($($t)*))) };
 }

@@ -15,14 +15,36 @@ enum Buffer {
     Perf(PerfEventArrayBuffer<MapData>),
 }
 
+/// What the event pipeline reads from: the buffers of one event map, each with an fd that is
+/// readable while it holds records. [`EventBuffers`] is the kernel's; the pipeline's unit tests
+/// implement it over memory, as `sys::MapOps` has its fake.
+pub trait RecordBuffers {
+    /// The event map's name.
+    fn name(&self) -> &str;
+    /// The fds to wait on, one per buffer.
+    fn fds(&self) -> Vec<RawFd>;
+    /// How many buffers there are.
+    fn buffers(&self) -> usize;
+    /// Hands every available record of buffer `i` to `f` until `f` breaks; returns how many
+    /// records were handed over and the break value, if any.
+    fn drain<B>(&mut self, i: usize, f: impl FnMut(&[u8]) -> ControlFlow<B>) -> (u64, Option<B>);
+    /// Consumes what buffer `i` holds without handing it on, so that the drops recorded
+    /// behind it are counted; returns the records thrown away.
+    fn discard(&mut self, i: usize) -> u64;
+    /// The drops reported by the drop records read so far.
+    fn lost(&self) -> u64;
+    /// The drops up to now, by the kernel's own count where it keeps one (a syscall).
+    fn lost_now(&self) -> u64;
+}
+
 /// The readable buffers of one event map (a ring buffer, or one perf buffer per online CPU).
 pub struct EventBuffers {
-    pub name: String,
+    name: String,
     bufs: Vec<Buffer>,
     _perf: Option<PerfEventArray<MapData>>,
     scratch: Vec<u8>,
     /// Samples the kernel dropped because a perf buffer was full.
-    pub lost: u64,
+    lost: u64,
 }
 
 impl EventBuffers {
@@ -59,9 +81,15 @@ impl EventBuffers {
         }
         Ok(m)
     }
+}
+
+impl RecordBuffers for EventBuffers {
+    fn name(&self) -> &str {
+        &self.name
+    }
 
     /// The fds to wait on, one per buffer.
-    pub fn fds(&self) -> Vec<RawFd> {
+    fn fds(&self) -> Vec<RawFd> {
         self.bufs
             .iter()
             .map(|b| match b {
@@ -74,7 +102,7 @@ impl EventBuffers {
     /// Consumes what perf buffer `i` holds now without handing it on, so that the drops the
     /// kernel recorded behind it are counted; returns the records thrown away. A ring buffer
     /// is left as it is: it carries no drop records, and a live producer would keep us here.
-    pub fn discard(&mut self, i: usize) -> u64 {
+    fn discard(&mut self, i: usize) -> u64 {
         match self.bufs[i] {
             Buffer::Ring(_) => 0,
             Buffer::Perf(_) => self.drain(i, |_| ControlFlow::<()>::Continue(())).0,
@@ -83,7 +111,7 @@ impl EventBuffers {
 
     /// Hands every available record of buffer `i` to `f` until `f` breaks; returns how many
     /// records were handed over and the break value, if any.
-    pub fn drain<B>(
+    fn drain<B>(
         &mut self,
         i: usize,
         mut f: impl FnMut(&[u8]) -> ControlFlow<B>,
@@ -133,7 +161,7 @@ impl EventBuffers {
 
     /// What the kernel dropped in all, up to now: its own count where it keeps one (perf
     /// buffers on Linux 6.0 and later), else the drops its records reported so far.
-    pub fn lost_now(&self) -> u64 {
+    fn lost_now(&self) -> u64 {
         let kernel: Option<u64> = self
             .bufs
             .iter()
@@ -145,11 +173,11 @@ impl EventBuffers {
         kernel.map_or(self.lost, |k| k.max(self.lost))
     }
 
-    pub fn len(&self) -> usize {
+    fn buffers(&self) -> usize {
         self.bufs.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.bufs.is_empty()
+    fn lost(&self) -> u64 {
+        self.lost
     }
 }

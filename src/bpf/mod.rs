@@ -21,7 +21,7 @@ use aya::{Ebpf, EbpfLoader};
 
 pub use attach::AttachOptions;
 pub use btf_source::SYS_BTF;
-pub use buffer::EventBuffers;
+pub use buffer::{EventBuffers, RecordBuffers};
 pub use kernel_btf::KernelBtf;
 pub use section::Section;
 

@@ -47,6 +47,44 @@ pub struct Started {
     pub kind: &'static str,
 }
 
+/// How the table fetches and starts versions: [`Packages`] for real, a fake in the table's
+/// unit tests (reload, cancel and conflict logic without registries or the kernel).
+pub trait Launch: Send + Sync {
+    /// See [`fetch`].
+    fn fetch(&self, spec: &Spec, opts: &FetchOptions, policy: &Policy) -> Result<Trusted>;
+    /// See [`start`].
+    fn start(
+        &self,
+        name: &str,
+        spec: &Spec,
+        trusted: Trusted,
+        settings: &Settings,
+        log: &Arc<EventLog>,
+        on_spawn: Box<dyn FnOnce(Stopper) + '_>,
+    ) -> Result<Started>;
+}
+
+/// Packages from their sources, run by the runtime.
+pub struct Packages;
+
+impl Launch for Packages {
+    fn fetch(&self, spec: &Spec, opts: &FetchOptions, policy: &Policy) -> Result<Trusted> {
+        fetch(spec, opts, policy)
+    }
+
+    fn start(
+        &self,
+        name: &str,
+        spec: &Spec,
+        trusted: Trusted,
+        settings: &Settings,
+        log: &Arc<EventLog>,
+        on_spawn: Box<dyn FnOnce(Stopper) + '_>,
+    ) -> Result<Started> {
+        start(name, spec, trusted, settings, log, on_spawn)
+    }
+}
+
 /// Fetches `spec`'s package as its owner and checks it: the policy, then the pinned digest.
 pub fn fetch(spec: &Spec, opts: &FetchOptions, policy: &Policy) -> Result<Trusted> {
     let local = Source::parse(&spec.source).map(|s| s.is_local())?;

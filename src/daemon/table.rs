@@ -19,7 +19,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use super::events::EventLog;
-use super::launch::{self, Settings, Started};
+use super::launch::{self, Launch, Settings, Started};
 use super::slot::{Entry, Op, OpGuard, Slot};
 use super::spec::Spec;
 use crate::error::Error;
@@ -94,6 +94,7 @@ pub enum Applied {
 pub struct Table {
     slots: Mutex<BTreeMap<String, Slot>>,
     settings: Settings,
+    launcher: Box<dyn Launch>,
     policy: Mutex<Arc<Policy>>,
     closing: AtomicBool,
     next_op: AtomicU64,
@@ -123,9 +124,19 @@ fn check_name(n: &str) -> Res<()> {
 
 impl Table {
     pub fn new(settings: Settings, policy: Policy) -> Table {
+        Table::with_launcher(settings, policy, Box::new(launch::Packages))
+    }
+
+    /// A table whose versions are fetched and started by `launcher`.
+    pub(crate) fn with_launcher(
+        settings: Settings,
+        policy: Policy,
+        launcher: Box<dyn Launch>,
+    ) -> Table {
         Table {
             slots: Mutex::new(BTreeMap::new()),
             settings,
+            launcher,
             policy: Mutex::new(Arc::new(policy)),
             closing: AtomicBool::new(false),
             next_op: AtomicU64::new(1),
@@ -226,7 +237,9 @@ impl Table {
             log.note(&e.to_string());
             Failure::Package(e)
         };
-        let trusted = launch::fetch(&spec, &self.settings.fetch, &self.policy())
+        let trusted = self
+            .launcher
+            .fetch(&spec, &self.settings.fetch, &self.policy())
             .map_err(|e| keeps(e.into()))?;
         op.check()?;
         if let Some((digest, running)) = &op.running {
@@ -249,7 +262,9 @@ impl Table {
     /// Starts a new instance; `Conflict` when the name is taken.
     pub fn create(&self, name: &str, spec: Spec, origin: Origin) -> Res<Status> {
         let op = self.begin(name, &spec, origin, true)?;
-        let trusted = launch::fetch(&spec, &self.settings.fetch, &self.policy())?;
+        let trusted = self
+            .launcher
+            .fetch(&spec, &self.settings.fetch, &self.policy())?;
         op.check()?;
         self.run_new(op, name, spec, origin, trusted)?;
         self.status(name)
@@ -264,9 +279,15 @@ impl Table {
         trusted: launch::Trusted,
     ) -> Res<Applied> {
         let log = op.log.clone();
-        let new = match launch::start(name, &spec, trusted, &self.settings, &log, |s| {
-            op.on_spawn(s)
-        }) {
+        let started = self.launcher.start(
+            name,
+            &spec,
+            trusted,
+            &self.settings,
+            &log,
+            Box::new(|s| op.on_spawn(s)),
+        );
+        let new = match started {
             Ok(n) => n,
             // What a stop cut short failed because of the stop.
             Err(e) => return Err(op.check().err().unwrap_or_else(|| e.into())),
@@ -538,3 +559,6 @@ impl Table {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,6 +4,8 @@
 //! (`sink`).
 
 pub mod control;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod layout;
 pub mod out;
 pub mod pipeline;

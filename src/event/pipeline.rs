@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::control::Control;
 use super::layout::{self, Layouts};
 use super::poll::Epoll;
-use crate::bpf::{EventBuffers, Loaded};
+use crate::bpf::{EventBuffers, Loaded, RecordBuffers};
 use crate::error::Result;
 use crate::package::Object;
 
@@ -47,10 +47,11 @@ pub struct Polled<B> {
     pub stop: bool,
 }
 
-pub struct Pipeline {
+/// Reads the buffers of event maps: the kernel's ([`EventBuffers`]) or, in unit tests, a fake.
+pub struct Pipeline<M: RecordBuffers = EventBuffers> {
     epoll: Epoll,
     control: Arc<Control>,
-    maps: Vec<EventBuffers>,
+    maps: Vec<M>,
     ready: Vec<u64>,
     /// Buffers a drain left before they were empty (the caller's function broke, or other
     /// buffers were ready after it broke). They are drained at the next poll without waiting:
@@ -66,8 +67,8 @@ pub struct Pipeline {
     last_records: Instant,
 }
 
-impl Pipeline {
-    pub fn new(control: Arc<Control>) -> Result<Pipeline> {
+impl<M: RecordBuffers> Pipeline<M> {
+    pub fn new(control: Arc<Control>) -> Result<Pipeline<M>> {
         let epoll = Epoll::new()?;
         epoll.add(control.wake_fd(), WAKE)?;
         Ok(Pipeline {
@@ -84,7 +85,7 @@ impl Pipeline {
     }
 
     /// Adds an event map; returns its index (the `map` of every record from it).
-    pub fn add(&mut self, bufs: EventBuffers) -> Result<usize> {
+    pub fn add(&mut self, bufs: M) -> Result<usize> {
         let m = self.maps.len();
         for (i, fd) in bufs.fds().into_iter().enumerate() {
             self.epoll.add(fd, token(m, i))?;
@@ -102,7 +103,7 @@ impl Pipeline {
     }
 
     pub fn name(&self, map: usize) -> &str {
-        &self.maps[map].name
+        self.maps[map].name()
     }
 
     pub fn control(&self) -> &Arc<Control> {
@@ -182,7 +183,7 @@ impl Pipeline {
             stop: true,
         };
         'maps: for m in 0..self.maps.len() {
-            for b in 0..self.maps[m].len() {
+            for b in 0..self.maps[m].buffers() {
                 // A stop must not cut this drain short: it is the drain of the stop.
                 if self.drain_buffer(m, b, &mut f, &mut polled, false) {
                     break 'maps;
@@ -254,7 +255,7 @@ impl Pipeline {
     pub fn discard_unread(&mut self) -> u64 {
         let mut n = 0;
         for m in &mut self.maps {
-            for b in 0..m.len() {
+            for b in 0..m.buffers() {
                 n += m.discard(b);
             }
         }
@@ -269,7 +270,7 @@ impl Pipeline {
         let lost: u64 = self
             .maps
             .iter()
-            .map(|m| if exact { m.lost_now() } else { m.lost })
+            .map(|m| if exact { m.lost_now() } else { m.lost() })
             .sum();
         if lost > self.lost_seen {
             self.control
@@ -331,4 +332,176 @@ pub fn wire(
         w.maps.push((def.name.clone(), layout));
     }
     Ok(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::fake::{numbered, FakeBuffers};
+
+    fn pipeline(bufs: FakeBuffers) -> Pipeline<FakeBuffers> {
+        let mut p = Pipeline::new(Arc::new(Control::new(None).unwrap())).unwrap();
+        assert_eq!(p.add(bufs).unwrap(), 0);
+        p
+    }
+
+    fn collect(p: &mut Pipeline<FakeBuffers>, timeout: Duration) -> (Vec<u32>, Polled<()>) {
+        let mut got = Vec::new();
+        let polled = p
+            .poll(timeout, |m, r| {
+                assert_eq!(m, 0);
+                got.push(u32::from_le_bytes(r.try_into().unwrap()));
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        (got, polled)
+    }
+
+    #[test]
+    fn records_of_every_ready_buffer_in_order_and_counted() {
+        let mut bufs = FakeBuffers::new(2);
+        bufs.push(0, numbered(3));
+        bufs.push(1, numbered(2));
+        let mut p = pipeline(bufs);
+        let (got, polled) = collect(&mut p, Duration::from_secs(5));
+        let mut sorted = got.clone();
+        sorted.sort();
+        assert_eq!(sorted, [0, 0, 1, 1, 2]);
+        assert_eq!(polled.records, 5);
+        assert!(!polled.stop);
+        assert_eq!(p.control().counters.events.load(Ordering::Relaxed), 5);
+        // Nothing more: an empty poll times out with no records.
+        let (got, polled) = collect(&mut p, Duration::from_millis(1));
+        assert!(got.is_empty() && polled.records == 0);
+    }
+
+    #[test]
+    fn a_few_records_make_the_next_poll_gather_and_a_batch_does_not() {
+        let mut bufs = FakeBuffers::new(1);
+        bufs.push(0, numbered(2));
+        let mut p = pipeline(bufs);
+        collect(&mut p, Duration::from_secs(5));
+        assert!(
+            p.gather,
+            "2 records in one wake-up: let the next ones gather"
+        );
+        p.maps[0].push(0, numbered(GATHER_BELOW as usize));
+        let (got, _) = collect(&mut p, Duration::from_secs(5));
+        assert_eq!(
+            got.len(),
+            GATHER_BELOW as usize,
+            "the gathered poll takes all"
+        );
+        assert!(!p.gather, "a full batch needs no gathering");
+    }
+
+    #[test]
+    fn a_buffer_left_by_a_break_is_drained_next_without_a_wake_up() {
+        let mut bufs = FakeBuffers::new(1);
+        bufs.push(0, numbered(10));
+        let mut p = pipeline(bufs);
+        let mut seen = 0;
+        let polled = p
+            .poll(Duration::from_secs(5), |_, _| {
+                seen += 1;
+                if seen == 4 {
+                    ControlFlow::Break("full")
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+            .unwrap();
+        assert_eq!((polled.records, polled.broke), (4, Some("full")));
+        // The fd signalled once and is clear now; the rest must still come, at once.
+        let (got, polled) = collect(&mut p, Duration::from_secs(2));
+        assert_eq!(got, [4, 5, 6, 7, 8, 9]);
+        assert_eq!(polled.records, 6);
+    }
+
+    #[test]
+    fn a_stop_during_a_flood_ends_the_drain_at_the_next_check() {
+        let mut bufs = FakeBuffers::new(1);
+        bufs.push(0, numbered(10 * STOP_CHECK_EVERY as usize));
+        let mut p = pipeline(bufs);
+        let control = p.control().clone();
+        let mut seen = 0;
+        let polled = p
+            .poll(Duration::from_secs(5), |_, _| {
+                seen += 1;
+                if seen == 10 {
+                    control.stop();
+                }
+                ControlFlow::<()>::Continue(())
+            })
+            .unwrap();
+        assert!(polled.stop);
+        assert_eq!(polled.records, STOP_CHECK_EVERY as u64);
+        // The stop's final drain ignores the stop and takes everything left.
+        let left = p.maps[0].held() as u64;
+        let polled = p.drain_all(|_, _| ControlFlow::<()>::Continue(()));
+        assert_eq!(polled.records, left);
+        assert_eq!(p.maps[0].held(), 0);
+    }
+
+    #[test]
+    fn a_paused_instance_reads_and_counts_without_handing_on() {
+        let mut bufs = FakeBuffers::new(1);
+        bufs.push(0, numbered(7));
+        let mut p = pipeline(bufs);
+        p.control().pause();
+        let polled = p
+            .poll(Duration::from_secs(5), |_, _| -> ControlFlow<()> {
+                panic!("a paused instance handed a record on")
+            })
+            .unwrap();
+        assert_eq!(polled.records, 0);
+        let c = &p.control().counters;
+        assert_eq!(c.paused_drops.load(Ordering::Relaxed), 7);
+        assert_eq!(c.events.load(Ordering::Relaxed), 0);
+        assert_eq!(
+            p.maps[0].held(),
+            0,
+            "the kernel's buffers are not left to fill"
+        );
+    }
+
+    #[test]
+    fn drops_are_counted_from_records_then_from_the_kernels_count() {
+        let mut bufs = FakeBuffers::new(2);
+        bufs.push(1, numbered(1));
+        bufs.queued_drops[1] = 40;
+        bufs.kernel_lost = 55;
+        let mut p = pipeline(bufs);
+        collect(&mut p, Duration::from_secs(5));
+        assert_eq!(p.lost(), 40, "the drop record read");
+        assert_eq!(p.control().counters.lost.load(Ordering::Relaxed), 40);
+        p.drain_all(|_, _| ControlFlow::<()>::Continue(()));
+        assert_eq!(p.lost(), 55, "the kernel's count at the end");
+        assert_eq!(p.control().counters.lost.load(Ordering::Relaxed), 55);
+    }
+
+    #[test]
+    fn a_closed_output_discards_the_rest_and_still_counts_drops() {
+        let mut bufs = FakeBuffers::new(2);
+        bufs.push(0, numbered(3));
+        bufs.push(1, numbered(4));
+        bufs.queued_drops[0] = 9;
+        let mut p = pipeline(bufs);
+        assert_eq!(p.discard_unread(), 7);
+        assert_eq!(p.maps[0].held(), 0);
+        assert_eq!(p.lost(), 9);
+        assert_eq!(p.control().counters.events.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_stop_request_wakes_a_long_wait() {
+        let p = pipeline(FakeBuffers::new(1));
+        let control = p.control().clone();
+        let waiter = std::thread::spawn(move || {
+            let mut p = p;
+            collect(&mut p, Duration::from_secs(3600)).1.stop
+        });
+        control.stop();
+        assert!(waiter.join().unwrap(), "the poll returned with the stop");
+    }
 }

@@ -265,7 +265,17 @@ impl Instance {
         opts: Options,
         sink: Box<dyn Sink>,
     ) -> Result<Instance> {
-        let control = Arc::new(Control::new(opts.timeout)?);
+        let timeout = opts.timeout;
+        Instance::spawn_with(timeout, move |c| run(package, args, opts, sink, c))
+    }
+
+    /// Runs `body` as an instance: on a new thread, with a control that stops it after
+    /// `timeout`. `body` marks the instance ready through the control.
+    pub(crate) fn spawn_with(
+        timeout: Option<Duration>,
+        body: impl FnOnce(Arc<Control>) -> Result<Outcome> + Send + 'static,
+    ) -> Result<Instance> {
+        let control = Arc::new(Control::new(timeout)?);
         let shared = Arc::new(Shared {
             result: Mutex::new(None),
             finished: AtomicBool::new(false),
@@ -283,7 +293,7 @@ impl Instance {
                 if unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut id) } == 0 {
                     *s.cpu_clock.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
                 }
-                let r = run(package, args, opts, sink, c);
+                let r = body(c);
                 *s.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
             })
             .map_err(|e| Error::msg(format!("starting a thread: {e}")))?;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{Options, Outcome};
 use crate::bpf::sys::{KernelMap, MapOps};
-use crate::bpf::{self, Loaded};
+use crate::bpf::{self, Loaded, RecordBuffers};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::out::{local_hms, Clock, Frames, Records};
 use crate::event::pipeline::{self, Pipeline};
@@ -270,7 +270,7 @@ impl Printer {
         self.out.clear();
     }
 
-    fn run(&mut self, mut pipeline: Pipeline) -> Result<()> {
+    fn run<M: RecordBuffers>(&mut self, mut pipeline: Pipeline<M>) -> Result<()> {
         let control = pipeline.control().clone();
         loop {
             let now = Instant::now();
@@ -339,7 +339,7 @@ impl Printer {
     }
 
     /// Drains what is already buffered so a stop loses nothing that reached us.
-    fn finish(&mut self, mut pipeline: Pipeline) -> Result<()> {
+    fn finish<M: RecordBuffers>(&mut self, mut pipeline: Pipeline<M>) -> Result<()> {
         let time = match self.format {
             Format::Json => String::new(),
             Format::Plain => local_hms(),
@@ -389,5 +389,174 @@ impl Printer {
             }
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::event::fake::{numbered, FakeBuffers};
+    use crate::event::layout::Layouts;
+
+    /// Every write, in order, with its stream.
+    type Writes = Arc<Mutex<Vec<(Stream, Vec<u8>)>>>;
+
+    /// Keeps every write; stops the instance once `stop_after` lines were written; fails
+    /// writes with `fail` from the `fail_at`th on.
+    #[derive(Clone, Default)]
+    struct Capture {
+        writes: Writes,
+        control: Option<Arc<Control>>,
+        stop_after: usize,
+        fail: Option<(usize, std::io::ErrorKind)>,
+    }
+
+    impl Capture {
+        fn out(&self) -> Vec<Vec<u8>> {
+            let w = self.writes.lock().unwrap();
+            w.iter()
+                .filter(|(s, _)| *s == Stream::Out)
+                .map(|(_, b)| b.clone())
+                .collect()
+        }
+        fn lines(&self) -> Vec<String> {
+            let all: Vec<u8> = self.out().concat();
+            String::from_utf8(all)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect()
+        }
+        fn err(&self) -> String {
+            let w = self.writes.lock().unwrap();
+            w.iter()
+                .filter(|(s, _)| *s == Stream::Err)
+                .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+                .collect()
+        }
+    }
+
+    impl Sink for Capture {
+        fn write(&mut self, stream: Stream, bytes: &[u8]) -> std::io::Result<()> {
+            let mut w = self.writes.lock().unwrap();
+            if stream == Stream::Out {
+                let n = w.iter().filter(|(s, _)| *s == Stream::Out).count();
+                if let Some((at, kind)) = self.fail {
+                    if n >= at {
+                        return Err(kind.into());
+                    }
+                }
+            }
+            w.push((stream, bytes.to_vec()));
+            let lines: usize = w
+                .iter()
+                .filter(|(s, _)| *s == Stream::Out)
+                .map(|(_, b)| b.iter().filter(|&&c| c == b'\n').count())
+                .sum();
+            if let Some(c) = &self.control {
+                if lines >= self.stop_after {
+                    c.stop();
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn printer(sink: Capture) -> Printer {
+        Printer {
+            records: vec![Records::new(Layouts::default(), "events", Format::Json)],
+            samples: vec![],
+            results: None,
+            interval: None,
+            next_results: None,
+            format: Format::Json,
+            out: String::new(),
+            sink: Box::new(sink),
+            clock: Clock::default(),
+            failed: None,
+            unflushed_since: None,
+        }
+    }
+
+    fn pipeline(bufs: FakeBuffers) -> Pipeline<FakeBuffers> {
+        let mut p = Pipeline::new(Arc::new(Control::new(None).unwrap())).unwrap();
+        p.add(bufs).unwrap();
+        p
+    }
+
+    fn hex(i: u32) -> String {
+        i.to_le_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn a_flood_is_written_in_batches_with_every_record_in_order() {
+        const N: usize = 20_000;
+        let mut bufs = FakeBuffers::new(1);
+        bufs.push(0, numbered(N));
+        let p = pipeline(bufs);
+        let sink = Capture {
+            control: Some(p.control().clone()),
+            stop_after: N,
+            ..Capture::default()
+        };
+        printer(sink.clone()).run(p).unwrap();
+        let lines = sink.lines();
+        assert_eq!(lines.len(), N);
+        for (i, l) in lines.iter().enumerate() {
+            assert_eq!(
+                *l,
+                format!("{{\"map\":\"events\",\"data\":\"{}\"}}", hex(i as u32))
+            );
+        }
+        // ~700 KB of lines: a write per batch, not per record.
+        let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
+        let writes = sink.out().len();
+        assert!(
+            writes <= bytes / BATCH + 2,
+            "{writes} writes for {bytes} bytes"
+        );
+    }
+
+    #[test]
+    fn records_buffered_at_a_stop_are_printed() {
+        let mut bufs = FakeBuffers::new(2);
+        bufs.push(0, numbered(100));
+        bufs.push(1, numbered(50));
+        let p = pipeline(bufs);
+        p.control().stop();
+        let sink = Capture::default();
+        printer(sink.clone()).run(p).unwrap();
+        assert_eq!(sink.lines().len(), 150);
+    }
+
+    #[test]
+    fn a_closed_reader_ends_the_run_quietly_and_drops_are_still_told() {
+        let mut bufs = FakeBuffers::new(1);
+        bufs.push(0, numbered(30_000));
+        bufs.queued_drops[0] = 12;
+        let p = pipeline(bufs);
+        let sink = Capture {
+            fail: Some((1, std::io::ErrorKind::BrokenPipe)),
+            ..Capture::default()
+        };
+        printer(sink.clone()).run(p).unwrap();
+        assert_eq!(sink.out().len(), 1, "nothing written after the pipe closed");
+        assert!(sink.err().contains("lost 12 samples"), "{}", sink.err());
+    }
+
+    #[test]
+    fn an_output_that_fails_otherwise_is_an_error() {
+        let mut bufs = FakeBuffers::new(1);
+        bufs.push(0, numbered(10));
+        let p = pipeline(bufs);
+        p.control().stop();
+        let sink = Capture {
+            fail: Some((0, std::io::ErrorKind::StorageFull)),
+            ..Capture::default()
+        };
+        let e = printer(sink).run(p).unwrap_err();
+        assert!(e.to_string().starts_with("writing output: "), "{e}");
     }
 }

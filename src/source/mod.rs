@@ -159,7 +159,7 @@ enum CacheWrite {
 }
 
 impl Fetched {
-    fn plain(bytes: Vec<u8>, name: &str, minisig: Option<String>) -> Fetched {
+    pub(crate) fn plain(bytes: Vec<u8>, name: &str, minisig: Option<String>) -> Fetched {
         Fetched {
             content_digest: sha256_digest(&bytes),
             bytes,
