@@ -224,7 +224,9 @@ impl KernelBtf {
             }
         };
         if !data.starts_with(&[0x9f, 0xeb]) {
-            return Err(Error::invalid(format!("{what}: not BTF (no BTF magic)")));
+            return Err(Error::invalid(format!(
+                "kernel BTF from {what}: bad BTF (no BTF magic; give raw BTF, like /sys/kernel/btf/vmlinux, or an ELF with a .BTF section)"
+            )));
         }
         Ok(data)
     }

@@ -106,7 +106,14 @@ pub fn os_release_field(text: &str, key: &str) -> Option<String> {
 #[derive(Clone)]
 pub struct BtfArchive {
     bytes: Arc<Vec<u8>>,
-    gzipped: bool,
+    packing: Packing,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Packing {
+    Tar,
+    Gzip,
+    Xz,
 }
 
 impl std::fmt::Debug for BtfArchive {
@@ -125,8 +132,26 @@ impl BtfArchive {
         }
         Ok(BtfArchive {
             bytes: Arc::new(bytes),
-            gzipped: true,
+            packing: Packing::Gzip,
         })
+    }
+
+    /// A btfgen layer of an OCI artifact: Inspektor Gadget's spec says "a tarball" in
+    /// btfhub-archive's layout, so a tar plain, gzipped or xz'd, told apart by magic. Nothing
+    /// is checked until a kernel without BTF of its own looks into it (a damaged layer does
+    /// not stop a tool on a kernel that never needs it).
+    pub fn layer(bytes: Vec<u8>) -> BtfArchive {
+        let packing = if bytes.starts_with(&[0x1f, 0x8b]) {
+            Packing::Gzip
+        } else if bytes.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+            Packing::Xz
+        } else {
+            Packing::Tar
+        };
+        BtfArchive {
+            bytes: Arc::new(bytes),
+            packing,
+        }
     }
 
     /// A plain tar whose BTF files are in BTFHub layout under any prefix (ecc's
@@ -134,7 +159,7 @@ impl BtfArchive {
     pub fn tar(bytes: Vec<u8>) -> BtfArchive {
         BtfArchive {
             bytes: Arc::new(bytes),
-            gzipped: false,
+            packing: Packing::Tar,
         }
     }
 
@@ -156,18 +181,23 @@ impl BtfArchive {
     }
 
     pub fn is_gzipped(&self) -> bool {
-        self.gzipped
+        self.packing == Packing::Gzip
     }
 
     /// Every BTF file of the set with its key; entries not in BTFHub layout are left out.
     pub fn files(&self) -> Result<Vec<(BtfKey, Vec<u8>)>> {
         let what = "the package's kernel BTF set";
         let inflated;
-        let raw: &[u8] = if self.gzipped {
-            inflated = gzip::gunzip(&self.bytes, MAX_ARCHIVE, what)?;
-            &inflated
-        } else {
-            &self.bytes
+        let raw: &[u8] = match self.packing {
+            Packing::Gzip => {
+                inflated = gzip::gunzip(&self.bytes, MAX_ARCHIVE, what)?;
+                &inflated
+            }
+            Packing::Xz => {
+                inflated = crate::codec::xz::unxz(&self.bytes, MAX_ARCHIVE, what)?;
+                &inflated
+            }
+            Packing::Tar => &self.bytes,
         };
         let mut out: Vec<(BtfKey, Vec<u8>)> = Vec::new();
         for e in tar::entries(raw, what)? {
@@ -179,6 +209,11 @@ impl BtfArchive {
                     out.push((k, e.data.to_vec()));
                 }
             }
+        }
+        if out.is_empty() {
+            return Err(Error::invalid(format!(
+                "{what}: no BTF file in BTFHub layout (ID/VERSION_ID/ARCH/RELEASE.btf) in it"
+            )));
         }
         Ok(out)
     }
@@ -261,5 +296,22 @@ mod tests {
         assert!(BtfArchive::tar_gz(b"{}".to_vec()).is_err());
         let broken = BtfArchive::tar_gz(vec![0x1f, 0x8b, 8, 0, 0, 0]).unwrap();
         assert!(broken.files().is_err());
+    }
+
+    #[test]
+    fn layers_are_read_by_magic_and_only_when_looked_into() {
+        let files = vec![(key("5.4.0-edge"), b"\x9f\xeb\x01\x00btf".to_vec())];
+        let gz = BtfArchive::build(&files).unwrap();
+        let plain = gzip::gunzip(gz.bytes(), 1 << 20, "t").unwrap();
+        for layer in [
+            BtfArchive::layer(gz.bytes().to_vec()),
+            BtfArchive::layer(plain),
+        ] {
+            assert_eq!(layer.files().unwrap(), files);
+        }
+        // Junk is accepted as carried and refused, with what it is, when looked into.
+        let junk = BtfArchive::layer(b"btf".to_vec());
+        let e = junk.files().unwrap_err().to_string();
+        assert!(e.contains("the package's kernel BTF set"), "{e}");
     }
 }

@@ -39,7 +39,7 @@ impl InfoCmd {
             package::load(fetched.bytes, &fetched.name).map_err(|e| e.context(&self.prog))?;
         if object.btfs.is_none() {
             if let Some(b) = fetched.btfgen {
-                object.btfs = Some(BtfArchive::tar_gz(b)?);
+                object.btfs = Some(BtfArchive::layer(b));
             }
         }
         print!("{}", render(&object));

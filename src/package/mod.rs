@@ -88,10 +88,7 @@ impl Package {
     pub fn with_btfgen(mut self, btfgen: Option<Vec<u8>>) -> Result<Package> {
         if let (Package::Object(o), Some(b)) = (&mut self, btfgen) {
             if o.btfs.is_none() {
-                o.btfs = Some(
-                    crate::btf::hub::BtfArchive::tar_gz(b)
-                        .map_err(|e| e.context("the artifact's btfgen layer"))?,
-                );
+                o.btfs = Some(crate::btf::hub::BtfArchive::layer(b));
             }
         }
         Ok(self)

@@ -12,7 +12,7 @@ pub const SECTION: &str = "edge-ecli.btfgen";
 const EM_BPF: u16 = 247;
 
 fn bad(m: &str) -> Error {
-    Error::invalid(format!("Wasm module: {m}"))
+    Error::invalid(format!("invalid Wasm module: {m}"))
 }
 
 struct Reader<'a> {

@@ -36,7 +36,7 @@ clang-19 --target=wasm32-wasi --sysroot=/usr -O2 -Wno-c23-extensions -Wl,--expor
     -DSIGSNOOP_OBJ="\"$PWD/$pkg/sigsnoop.bpf.o\"" examples/c/sigsnoop.c -o "$pkg/sigsnoop.wasm"
 if [ $want_nobtf = 1 ]; then
     # The BTF an operator made for each kernel (pahole), in BTFHub layout, cut into packages.
-    hub="$work/hub"
+    hub="$work/hub"; : > "$work/btfgen.txt"
     rm -rf "$hub"; mkdir -p "$hub/debian/12/x86_64"
     for v in nobtf noringbuf; do
         cp "$work/nobtf/$v.btf" "$hub/debian/12/x86_64/$(cat "$work/nobtf/$v.release").btf"

@@ -353,8 +353,9 @@ fn pushed_btfgen_layer_is_the_kernel_btf_of_the_pulled_package() {
     );
 }
 
-/// An Inspektor Gadget image whose btfgen layer (a tar.gz in BTFHub layout) holds this
-/// kernel's BTF: its eBPF layer runs with that BTF when the kernel has none of its own.
+/// An Inspektor Gadget image whose btfgen layer (a tarball in BTFHub layout, xz'd here; our
+/// own push writes tar.gz) holds this kernel's BTF: its eBPF layer runs with that BTF when
+/// the kernel has none of its own.
 #[test]
 fn inspektor_gadget_btfgen_layer_is_read() {
     if !kernel_ready("inspektor_gadget_btfgen_layer_is_read")
@@ -367,11 +368,11 @@ fn inspektor_gadget_btfgen_layer_is_read() {
     let d = work("gadget");
     let hub = d.join("hub");
     hub_with_own_btf(&hub);
-    let tgz = d.join("btfs.tar.gz");
+    let tgz = d.join("btfs.tar.xz");
     let st = Command::new("tar")
         .arg("-C")
         .arg(&hub)
-        .arg("-czf")
+        .arg("-cJf")
         .arg(&tgz)
         .arg(&id)
         .status()
