@@ -19,7 +19,7 @@ apt_install clang-19 llvm-19 lld-19 bpftool libbpf-dev musl-tools gcc wasi-libc 
     podman runc prometheus systemtap-sdt-dev
 # The QEMU kernels without BTF (targets/qemu/build-kernels.sh): Debian's 6.1 source, its build
 # tools, and pahole for the BTF an operator would make for them.
-apt_install linux-source-6.1 make flex bison bc libelf-dev libssl-dev dwarves xz-utils llvm-19
+apt_install linux-source-6.1 make flex bison bc libelf-dev libssl-dev dwarves xz-utils
 
 # QEMU: this kind of machine ships qemu-utils from bookworm-backports, which breaks bookworm's
 # qemu-system packages; take them from backports too.
