@@ -165,6 +165,7 @@ fn main() {
     let opensnoop = fx.obj("opensnoop");
     let sigsnoop = fx.obj("sigsnoop");
     let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-daemon");
+    // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
 
     let mut rows: Vec<(String, f64, f64, String)> = Vec::new();

@@ -30,6 +30,18 @@ pub enum ErrorKind {
     Other,
 }
 
+impl ErrorKind {
+    /// edge-ecli's exit status for an error of this kind: 2 for a bad command line (of
+    /// edge-ecli or of the package, as getopt tools do), 1 for everything else. A normal stop
+    /// is 0 and a Wasm app's own exit code is passed through; neither is an error.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorKind::Usage => 2,
+            _ => 1,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Error {
     kind: ErrorKind,
@@ -52,6 +64,11 @@ impl Error {
 
     pub fn invalid(m: impl Into<String>) -> Error {
         Error::new(ErrorKind::Invalid, m)
+    }
+
+    /// A bad command line (exit status 2).
+    pub fn usage(m: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Usage, m)
     }
 
     pub fn kind(&self) -> ErrorKind {

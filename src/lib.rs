@@ -17,6 +17,7 @@ pub mod error;
 pub mod event;
 pub mod files;
 pub mod package;
+pub mod progress;
 pub mod runtime;
 pub mod source;
 pub mod trust;
@@ -32,6 +33,7 @@ pub mod btf;
 #[doc(hidden)]
 pub mod http;
 mod logger;
+mod sys;
 mod text;
 #[doc(hidden)]
 pub mod wasm;

@@ -22,9 +22,10 @@ pub fn push_u64(out: &mut String, mut v: u64) {
         i -= 1;
         buf[i] = b'0' + v as u8;
     }
-    // SAFETY: ASCII digits only.
-    let digits = unsafe { std::str::from_utf8_unchecked(&buf[i..]) };
-    push_short(out, digits);
+    // ASCII digits only: the check of at most 20 bytes always passes and costs next to nothing.
+    if let Ok(digits) = std::str::from_utf8(&buf[i..]) {
+        push_short(out, digits);
+    }
 }
 
 const DIGIT_PAIRS: &[u8; 200] = b"\
@@ -162,5 +163,61 @@ mod tests {
         let mut h = String::new();
         push_hex(&mut h, &[0, 0xab, 0x7f]);
         assert_eq!(h, "00ab7f");
+    }
+}
+
+/// The edit distance (insertions, deletions, substitutions, and swaps of neighbours) between
+/// two short words, for "did you mean" hints.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// The candidate closest to `word`, if it is close enough to be what was meant (one edit in
+/// a short word, two in a longer one).
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    if word.len() > 64 {
+        return None;
+    }
+    let limit = if word.chars().count() <= 4 { 1 } else { 2 };
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod suggest_tests {
+    use super::*;
+
+    #[test]
+    fn close_words_are_suggested() {
+        assert_eq!(edit_distance("rnu", "run"), 1);
+        assert_eq!(edit_distance("lsit", "list"), 1);
+        assert_eq!(closest("rnu", ["run", "info", "pull"]), Some("run"));
+        assert_eq!(closest("lsit", ["list", "logs"]), Some("list"));
+        assert_eq!(closest("daemn", ["daemon", "ctl"]), Some("daemon"));
+        assert_eq!(closest("xyz", ["run", "info"]), None);
     }
 }

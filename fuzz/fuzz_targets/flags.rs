@@ -36,5 +36,5 @@ fuzz_target!(|data: &[u8]| {
         .split(|&b| b == 0)
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
-    let _ = edge_ecli::args::parse(&o.meta, &o.btf, "fuzz", &args);
+    let _ = edge_ecli::args::parse(&o.meta, &o.btf, &Default::default(), &args);
 });

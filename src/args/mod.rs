@@ -1,200 +1,51 @@
 //! The package's own command line, generated from its globals: flags, help, and values checked
 //! against their BTF types and encoded little-endian for `.rodata`/`.bss`. Pure.
+//!
+//! A flag is spelled as the package names it (`cmdarg.long`, else the variable's name), and
+//! `-` and `_` are the same in it (`--filtered-pid` is `--filtered_pid`). A global that filters
+//! by pid, tid, uid or cgroup gets libbpf-tools' usual short flag (`-p`, `-t`, `-u`, `-c`)
+//! when the package gives it none and the letter is free.
+
+mod value;
 
 use std::fmt::Write;
 
-use crate::btf::{self, Btf, TypeData};
-use crate::error::{Error, Result};
+use crate::btf::Btf;
+use crate::error::{Error, ErrorKind, Result};
 use crate::package::meta::{Global, Meta};
+use value::{encode, value_type, ValueType};
 
-/// What a global's type lets the user write.
-#[derive(Debug, Clone)]
-enum ValueType {
-    Int {
-        size: usize,
-        signed: bool,
-    },
-    Bool,
-    Enum {
-        size: usize,
-        signed: bool,
-        variants: Vec<(String, i64)>,
-    },
-    Float {
-        size: usize,
-    },
-    Str {
-        cap: usize,
-    },
-    Unsupported(String),
+/// How the user runs the package: named in its help and in the hints of a bad argument.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    /// The command that runs packages (default `edge-ecli run`).
+    pub command: Option<String>,
+    /// PROG as the user wrote it (default `PROG`).
+    pub prog: Option<String>,
+    /// The flags that belong before PROG (`-j`, `--timeout`...): one of them after PROG gets
+    /// the hint that it goes before.
+    pub outer_flags: Vec<String>,
+    /// Those of `outer_flags` that take a value (`--timeout SECS`): the hint moves the value
+    /// with the flag.
+    pub outer_options: Vec<String>,
 }
 
-fn value_type(btf: &Btf, id: u32) -> ValueType {
-    let Ok(rid) = btf.resolve(id) else {
-        return ValueType::Unsupported("?".into());
-    };
-    let Ok(t) = btf.get(rid) else {
-        return ValueType::Unsupported("?".into());
-    };
-    match &t.data {
-        TypeData::Int { encoding, .. } if encoding & btf::INT_BOOL != 0 => ValueType::Bool,
-        TypeData::Int { encoding, .. } => ValueType::Int {
-            size: t.size_or_type as usize,
-            signed: encoding & btf::INT_SIGNED != 0,
-        },
-        TypeData::Enum(v) => ValueType::Enum {
-            size: t.size_or_type as usize,
-            signed: t.kind_flag,
-            variants: v.clone(),
-        },
-        TypeData::Array { elem, nelems } if btf.size_of(*elem).ok() == Some(1) => {
-            let is_int = btf
-                .resolve(*elem)
-                .ok()
-                .and_then(|e| btf.get(e).ok())
-                .is_some_and(|e| e.kind == btf::KIND_INT);
-            if is_int {
-                ValueType::Str {
-                    cap: *nelems as usize,
-                }
-            } else {
-                ValueType::Unsupported(btf.type_name(id))
-            }
-        }
-        _ if t.kind == btf::KIND_FLOAT => ValueType::Float {
-            size: t.size_or_type as usize,
-        },
-        _ => ValueType::Unsupported(btf.type_name(id)),
+impl Invocation {
+    /// `edge-ecli run PROG`
+    fn command(&self) -> String {
+        self.with_flag("")
     }
-}
 
-fn parse_int(text: &str) -> Option<i128> {
-    let t = text.trim();
-    let (neg, t) = match t.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, t.strip_prefix('+').unwrap_or(t)),
-    };
-    let v = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        i128::from_str_radix(h, 16).ok()?
-    } else {
-        t.parse::<i128>().ok()?
-    };
-    Some(if neg { -v } else { v })
-}
-
-fn int_range(size: usize, signed: bool) -> (i128, i128) {
-    let bits = (size * 8).min(64) as u32;
-    if signed {
-        (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
-    } else {
-        (0, (1i128 << bits) - 1)
-    }
-}
-
-/// Bytes a value of this type takes, when the type is one a flag can set.
-fn natural_size(vt: &ValueType) -> Option<usize> {
-    match vt {
-        ValueType::Int { size, .. } if matches!(size, 1 | 2 | 4 | 8 | 16) => Some(*size),
-        ValueType::Enum { size, .. } if matches!(size, 1 | 2 | 4 | 8) => Some(*size),
-        ValueType::Float { size } if matches!(size, 4 | 8) => Some(*size),
-        ValueType::Bool => Some(1),
-        ValueType::Str { cap } if (1..=1 << 20).contains(cap) => Some(*cap),
-        _ => None,
-    }
-}
-
-/// Encodes `text` as a value of the global's type, exactly `size` bytes.
-/// (One match over the value types a flag can set.)
-fn encode(btf: &Btf, g: &Global, text: &str) -> Result<Vec<u8>> {
-    let ty = btf.plain_type_name(g.type_id);
-    // The object's symbol size and its BTF type must agree before any byte is written: a
-    // hostile object could claim anything in either.
-    let vt = value_type(btf, g.type_id);
-    let size = match natural_size(&vt) {
-        Some(n) if n as u64 == g.size => n,
-        Some(n) => {
-            return Err(Error::invalid(format!(
-                "global {}: its symbol has {} bytes but its type {ty} has {n}: the object is inconsistent",
-                g.name, g.size
-            )))
-        }
-        None if matches!(vt, ValueType::Unsupported(_)) => 0,
-        None => return Err(Error::invalid(format!("type {ty} of {} has a size no flag can set", g.name))),
-    };
-    let mut out = vec![0u8; size];
-    let fits = |v: i128, sz: usize, signed: bool| -> Result<Vec<u8>> {
-        let (lo, hi) = int_range(sz, signed);
-        if v < lo || v > hi {
-            return Err(Error::invalid(format!(
-                "value {text} does not fit {ty} (range {lo}..={hi})"
-            )));
-        }
-        Ok((v as u128).to_le_bytes()[..sz].to_vec())
-    };
-    match vt {
-        ValueType::Int { size: sz, signed } => {
-            let v = parse_int(text)
-                .ok_or_else(|| Error::invalid(format!("\"{text}\" is not an integer ({ty})")))?;
-            out[..sz.min(size)].copy_from_slice(&fits(v, sz, signed)?[..sz.min(size)]);
-        }
-        ValueType::Bool => {
-            let v = match text {
-                "true" | "1" | "yes" | "on" => 1,
-                "false" | "0" | "no" | "off" => 0,
-                _ => {
-                    return Err(Error::invalid(format!(
-                        "\"{text}\" is not a bool (true or false)"
-                    )))
-                }
-            };
-            out[0] = v;
-        }
-        ValueType::Enum {
-            size: sz,
-            signed,
-            variants,
-        } => {
-            let v = match variants.iter().find(|(n, _)| n == text) {
-                Some((_, v)) => *v as i128,
-                None => parse_int(text).ok_or_else(|| {
-                    let names: Vec<&str> = variants.iter().map(|(n, _)| n.as_str()).collect();
-                    Error::invalid(format!(
-                        "\"{text}\" is not a value of {ty} (one of {})",
-                        names.join(", ")
-                    ))
-                })?,
-            };
-            out[..sz.min(size)].copy_from_slice(&fits(v, sz, signed)?[..sz.min(size)]);
-        }
-        ValueType::Float { size: 4 } => {
-            let v: f32 = text
-                .parse()
-                .map_err(|_| Error::invalid(format!("\"{text}\" is not a number ({ty})")))?;
-            out[..4].copy_from_slice(&v.to_le_bytes());
-        }
-        ValueType::Float { .. } => {
-            let v: f64 = text
-                .parse()
-                .map_err(|_| Error::invalid(format!("\"{text}\" is not a number ({ty})")))?;
-            out[..8.min(size)].copy_from_slice(&v.to_le_bytes()[..8.min(size)]);
-        }
-        ValueType::Str { cap } => {
-            if text.len() >= cap {
-                return Err(Error::invalid(format!(
-                    "\"{text}\" is {} bytes, too long for {ty} (at most {} bytes)",
-                    text.len(),
-                    cap - 1
-                )));
-            }
-            out[..text.len()].copy_from_slice(text.as_bytes());
-        }
-        ValueType::Unsupported(t) => {
-            return Err(Error::invalid(format!(
-                "type {t} cannot be set from the command line"
-            )));
+    /// `edge-ecli run FLAG PROG`: where a flag of edge-ecli goes.
+    fn with_flag(&self, flag: &str) -> String {
+        let cmd = self.command.as_deref().unwrap_or("edge-ecli run");
+        let prog = self.prog.as_deref().unwrap_or("PROG");
+        if flag.is_empty() {
+            format!("{cmd} {prog}")
+        } else {
+            format!("{cmd} {flag} {prog}")
         }
     }
-    Ok(out)
 }
 
 /// One generated flag.
@@ -203,6 +54,8 @@ struct Flag<'a> {
     vt: ValueType,
     /// Bool spelling: `--name` (None), `--enable-name` (Some(false)), `--disable-name` (Some(true)).
     bool_default: Option<bool>,
+    /// The package's short flag, or the conventional one derived from the name.
+    short: Option<char>,
 }
 
 impl Flag<'_> {
@@ -216,6 +69,17 @@ impl Flag<'_> {
     fn is_switch(&self) -> bool {
         matches!(self.vt, ValueType::Bool)
     }
+    /// Does `name` (after `--`) name this flag? Dashes and underscores are the same.
+    fn is_named(&self, name: &str) -> bool {
+        same_name(&self.long(), name)
+    }
+}
+
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .all(|(x, y)| x == y || (matches!(x, b'-' | b'_') && matches!(y, b'-' | b'_')))
 }
 
 /// The result of parsing the package's arguments.
@@ -228,8 +92,34 @@ pub struct Parsed {
     pub help: Option<String>,
 }
 
+/// The short flag libbpf-tools give a filter of this kind, judged by the words of the
+/// global's name (`targ_pid`, `filtered_pid`, `target_tgid`, `filter_cg`...): `-p` pid, `-t`
+/// tid, `-u` uid, `-c` cgroup. Integers only, and strings for a cgroup path.
+fn conventional_short(g: &Global, vt: &ValueType) -> Option<char> {
+    let words: Vec<String> = g
+        .long
+        .split(['_', '-'])
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let has = |w: &[&str]| words.iter().any(|x| w.contains(&x.as_str()));
+    let int = matches!(vt, ValueType::Int { .. });
+    let text = matches!(vt, ValueType::Str { .. });
+    if int && has(&["pid", "tgid"]) {
+        Some('p')
+    } else if int && has(&["tid"]) {
+        Some('t')
+    } else if int && has(&["uid"]) {
+        Some('u')
+    } else if (int || text) && has(&["cgroup", "cg", "cgid", "cgroupid"]) {
+        Some('c')
+    } else {
+        None
+    }
+}
+
 fn flags<'a>(meta: &'a Meta, btf: &Btf) -> Vec<Flag<'a>> {
-    meta.globals
+    let mut flags: Vec<Flag> = meta
+        .globals
         .iter()
         .map(|g| {
             let vt = value_type(btf, g.type_id);
@@ -242,16 +132,34 @@ fn flags<'a>(meta: &'a Meta, btf: &Btf) -> Vec<Flag<'a>> {
                 global: g,
                 vt,
                 bool_default,
+                short: g.short,
             }
         })
-        .collect()
+        .collect();
+    // A conventional letter goes to the one global it fits, if the package uses it nowhere.
+    let derived: Vec<Option<char>> = flags
+        .iter()
+        .map(|f| {
+            f.short
+                .is_none()
+                .then(|| conventional_short(f.global, &f.vt))
+                .flatten()
+        })
+        .collect();
+    for (i, c) in derived.iter().enumerate() {
+        let Some(c) = *c else { continue };
+        let taken = c == 'h' || flags.iter().any(|f| f.short == Some(c));
+        let unique = derived.iter().filter(|d| **d == Some(c)).count() == 1;
+        if !taken && unique {
+            flags[i].short = Some(c);
+        }
+    }
+    flags
 }
 
-pub fn help(meta: &Meta, btf: &Btf, prog_name: &str) -> String {
+pub fn help(meta: &Meta, btf: &Btf, inv: &Invocation) -> String {
     let mut h = String::new();
-    // ecc names a tool's object X_bpf (from X.bpf.c): the tool is X.
-    let shown = prog_name.strip_suffix("_bpf").unwrap_or(prog_name);
-    let _ = writeln!(h, "Usage: {shown} [OPTIONS]");
+    let _ = writeln!(h, "Usage: {} [OPTIONS]", inv.command());
     let doc = &meta.doc;
     for text in [&doc.brief, &doc.description, &doc.details]
         .into_iter()
@@ -261,9 +169,10 @@ pub fn help(meta: &Meta, btf: &Btf, prog_name: &str) -> String {
     }
     h.push_str("\nOptions:\n");
     let mut rows: Vec<(String, String)> = Vec::new();
-    for f in flags(meta, btf) {
+    let flags = flags(meta, btf);
+    for f in &flags {
         let g = f.global;
-        let short = g
+        let short = f
             .short
             .map(|c| format!("-{c}, "))
             .unwrap_or_else(|| "    ".into());
@@ -290,23 +199,64 @@ pub fn help(meta: &Meta, btf: &Btf, prog_name: &str) -> String {
     for (l, r) in rows {
         let _ = writeln!(h, "  {l:<w$}  {r}");
     }
+    if flags.iter().any(|f| f.long().contains('_')) {
+        h.push_str("\nIn flag names - and _ are the same (--a-b is --a_b).\n");
+    }
     h
 }
 
+/// Why `arg` is not one of the package's flags, and what to do.
+/// `next` is the argument after it (the value, when `arg` is an option of edge-ecli).
+fn unknown(arg: &str, next: Option<&str>, flags: &[Flag], inv: &Invocation) -> Error {
+    let name = arg.split_once('=').map_or(arg, |(n, _)| n);
+    let help = format!("`{} --help` lists the package's flags", inv.command());
+    let msg = if inv.outer_flags.iter().any(|f| f == name) {
+        let with_value = match next {
+            Some(v) if !arg.contains('=') && inv.outer_options.iter().any(|f| f == name) => {
+                format!("{arg} {v}")
+            }
+            _ => arg.to_string(),
+        };
+        format!(
+            "{arg} is a flag of edge-ecli, not of the package: put it before PROG (`{}`)",
+            inv.with_flag(&with_value)
+        )
+    } else if !arg.starts_with('-') {
+        format!("unexpected argument \"{arg}\": the package takes only flags ({help})")
+    } else {
+        // Compared with - for _, as the flags are matched.
+        let longs: Vec<String> = flags.iter().map(|f| format!("--{}", f.long())).collect();
+        let norm: Vec<String> = longs.iter().map(|l| l.replace('_', "-")).collect();
+        let near = name
+            .starts_with("--")
+            .then(|| crate::text::closest(&name.replace('_', "-"), norm.iter().map(String::as_str)))
+            .flatten()
+            .and_then(|n| norm.iter().position(|x| x == n))
+            .map(|i| longs[i].as_str());
+        match near {
+            Some(n) => format!("unknown argument \"{arg}\": did you mean {n}? ({help})"),
+            None => format!("unknown argument \"{arg}\" ({help})"),
+        }
+    };
+    Error::usage(msg)
+}
+
 /// Parses ARGS against the package's flags. Defaults from the package are applied first.
-pub fn parse(meta: &Meta, btf: &Btf, prog_name: &str, args: &[String]) -> Result<Parsed> {
+pub fn parse(meta: &Meta, btf: &Btf, inv: &Invocation, args: &[String]) -> Result<Parsed> {
     let flags = flags(meta, btf);
     let mut p = Parsed::default();
     let set = |p: &mut Parsed, f: &Flag, text: &str, shown: &str| -> Result<()> {
-        let bytes =
-            encode(btf, f.global, text).map_err(|e| Error::invalid(format!("{shown}: {e}")))?;
+        let bytes = encode(btf, f.global, text)
+            .map_err(|e| Error::new(e.kind(), format!("{shown}: {e}")))?;
         p.globals.retain(|(n, _)| n != &f.global.name);
         p.globals.push((f.global.name.clone(), bytes));
         Ok(())
     };
     for f in &flags {
         if let Some(d) = &f.global.default {
-            set(&mut p, f, d, &format!("default of --{}", f.long()))?;
+            // A default that does not fit is the package's fault, not the user's.
+            set(&mut p, f, d, &format!("default of --{}", f.long()))
+                .map_err(|e| Error::new(ErrorKind::Invalid, e.to_string()))?;
         }
     }
     let mut i = 0;
@@ -314,7 +264,7 @@ pub fn parse(meta: &Meta, btf: &Btf, prog_name: &str, args: &[String]) -> Result
         let a = &args[i];
         i += 1;
         if a == "-h" || a == "--help" {
-            p.help = Some(help(meta, btf, prog_name));
+            p.help = Some(help(meta, btf, inv));
             return Ok(p);
         }
         if a == "--verbose" {
@@ -327,21 +277,19 @@ pub fn parse(meta: &Meta, btf: &Btf, prog_name: &str, args: &[String]) -> Result
                     Some((n, v)) => (n, Some(v.to_string())),
                     None => (long, None),
                 };
-                (flags.iter().find(|f| f.long() == name), val)
+                (flags.iter().find(|f| f.is_named(name)), val)
             } else if let Some(short) = a.strip_prefix('-').filter(|s| !s.is_empty()) {
                 let c = short.chars().next().unwrap_or(' ');
                 let rest = &short[c.len_utf8()..];
                 (
-                    flags.iter().find(|f| f.global.short == Some(c)),
+                    flags.iter().find(|f| f.short == Some(c)),
                     (!rest.is_empty()).then(|| rest.to_string()),
                 )
             } else {
                 (None, None)
             };
         let Some(f) = flag else {
-            return Err(Error::invalid(format!(
-                "unknown argument \"{a}\" for {prog_name}: see `{prog_name} --help` for its flags"
-            )));
+            return Err(unknown(a, args.get(i).map(String::as_str), &flags, inv));
         };
         if f.is_switch() {
             let v = match (inline.as_deref(), f.bool_default) {
@@ -355,9 +303,12 @@ pub fn parse(meta: &Meta, btf: &Btf, prog_name: &str, args: &[String]) -> Result
         let val = match inline {
             Some(v) => v,
             None => {
-                let v = args
-                    .get(i)
-                    .ok_or_else(|| Error::invalid(format!("{a} needs a value")))?;
+                let v = args.get(i).ok_or_else(|| {
+                    Error::usage(format!(
+                        "{a} needs a value ({})",
+                        btf.plain_type_name(f.global.type_id)
+                    ))
+                })?;
                 i += 1;
                 v.clone()
             }
@@ -370,7 +321,7 @@ pub fn parse(meta: &Meta, btf: &Btf, prog_name: &str, args: &[String]) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::btf::testutil::BtfBuilder;
+    use crate::btf::{self, testutil::BtfBuilder};
     use crate::package::meta::{Doc, Tunables};
 
     fn setup() -> (Meta, Btf) {
@@ -425,7 +376,7 @@ mod tests {
         parse(
             &m,
             &b,
-            "t",
+            &Invocation::default(),
             &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
         )
     }
@@ -482,15 +433,20 @@ mod tests {
     fn inconsistent_symbol_and_type_sizes_are_refused() {
         let (mut m, b) = setup();
         m.globals[0].size = 1 << 40; // pid_t claimed 1 TiB by its symbol
-        let e = parse(&m, &b, "t", &["-p".into(), "1".into()])
+        let e = parse(&m, &b, &Invocation::default(), &["-p".into(), "1".into()])
             .unwrap_err()
             .to_string();
         assert!(e.contains("inconsistent"), "{e}");
         m.globals[0].size = 4;
         m.globals[3].size = 2; // char[8] whose symbol says 2 bytes
-        let e = parse(&m, &b, "t", &["--name".into(), "abc".into()])
-            .unwrap_err()
-            .to_string();
+        let e = parse(
+            &m,
+            &b,
+            &Invocation::default(),
+            &["--name".into(), "abc".into()],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("inconsistent"), "{e}");
     }
 
@@ -502,5 +458,88 @@ mod tests {
         assert!(h.contains("-p, --pid <pid_t>"), "{h}");
         assert!(h.contains("--disable-on"), "{h}");
         assert!(h.contains("-x, --failed "), "{h}");
+    }
+
+    #[test]
+    fn dashes_and_underscores_are_the_same_and_bad_arguments_get_hints() {
+        let (mut m, b) = setup();
+        m.globals[1].long = "small_one".into();
+        let inv = Invocation {
+            command: None,
+            prog: Some("x.json".into()),
+            outer_flags: vec!["-j".into(), "--json".into(), "--timeout".into()],
+            outer_options: vec!["--timeout".into()],
+        };
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let p = parse(&m, &b, &inv, &args(&["--small-one", "7"])).unwrap();
+        assert_eq!(val(&p, "small"), [7]);
+        let p = parse(&m, &b, &inv, &args(&["--small-one=8"])).unwrap();
+        assert_eq!(val(&p, "small"), [8]);
+        let e = parse(&m, &b, &inv, &args(&["-j"])).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage);
+        assert!(
+            e.to_string()
+                .contains("put it before PROG (`edge-ecli run -j x.json`)"),
+            "{e}"
+        );
+        let e = parse(&m, &b, &inv, &args(&["--timeout=3"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("edge-ecli run --timeout=3 x.json"), "{e}");
+        // An option's value moves with it.
+        let e = parse(&m, &b, &inv, &args(&["--timeout", "3"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("(`edge-ecli run --timeout 3 x.json`)"), "{e}");
+        let e = parse(&m, &b, &inv, &args(&["--smal-one", "1"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean --small_one?"), "{e}");
+        assert!(e.contains("`edge-ecli run x.json --help`"), "{e}");
+        let h = parse(&m, &b, &inv, &args(&["-h"])).unwrap().help.unwrap();
+        assert!(
+            h.starts_with("Usage: edge-ecli run x.json [OPTIONS]"),
+            "{h}"
+        );
+    }
+
+    #[test]
+    fn filters_get_the_usual_short_flags_when_free() {
+        let (mut m, b) = setup();
+        let g = |name: &str, ty: u32, size: u64| Global {
+            section: ".rodata".into(),
+            name: name.into(),
+            offset: 0,
+            long: name.into(),
+            type_id: ty,
+            size,
+            short: None,
+            help: None,
+            default: None,
+        };
+        // pid has -p from the package; targ_tid, target_uid and filter_cg derive theirs;
+        // a second pid filter gets none (-p is taken), nor does a bool.
+        m.globals = vec![
+            m.globals[0].clone(),
+            g("targ_tid", 1, 4),
+            g("target_uid", 1, 4),
+            g("filter_cg", 1, 4),
+            g("targ_tgid", 1, 4),
+            g("trace_pid", 3, 1),
+        ];
+        let inv = Invocation::default();
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let p = parse(&m, &b, &inv, &args(&["-t", "5", "-u", "6", "-c7"])).unwrap();
+        assert_eq!(val(&p, "targ_tid"), 5i32.to_le_bytes());
+        assert_eq!(val(&p, "target_uid"), 6i32.to_le_bytes());
+        assert_eq!(val(&p, "filter_cg"), 7i32.to_le_bytes());
+        let h = parse(&m, &b, &inv, &args(&["--help"]))
+            .unwrap()
+            .help
+            .unwrap();
+        assert!(h.contains("-t, --targ_tid <int>"), "{h}");
+        assert!(h.contains("    --targ_tgid <int>"), "{h}");
+        assert!(h.contains("    --trace_pid "), "{h}");
+        assert!(h.contains("- and _ are the same"), "{h}");
     }
 }

@@ -70,22 +70,6 @@ impl std::fmt::Display for Origin {
     }
 }
 
-fn uname() -> (String, String) {
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return (String::new(), String::new());
-    }
-    let s = |f: &[libc::c_char]| {
-        let b: Vec<u8> = f
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        String::from_utf8_lossy(&b).into_owned()
-    };
-    (s(&u.release), s(&u.machine))
-}
-
 impl KernelBtf {
     /// Only `--btf FILE`.
     pub fn file(path: impl Into<String>) -> KernelBtf {
@@ -123,7 +107,7 @@ impl KernelBtf {
         let (r, m) = match (&self.host.release, &self.host.machine) {
             (Some(r), Some(m)) => (r.clone(), m.clone()),
             _ => {
-                let (r, m) = uname();
+                let (r, m) = crate::sys::uname();
                 (
                     self.host.release.clone().unwrap_or(r),
                     self.host.machine.clone().unwrap_or(m),

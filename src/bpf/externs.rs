@@ -13,22 +13,7 @@ use crate::package::externs::{encode_kconfig, Extern, ExternKind, KconfigType, V
 /// Largest kernel config read (a distribution's is ~250 KB).
 const MAX_CONFIG: usize = 16 << 20;
 
-/// `uname -r`.
-pub fn kernel_release() -> String {
-    // SAFETY: uname fills the struct it is given; a zeroed utsname is a valid argument.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: u is a valid, writable utsname.
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return String::new();
-    }
-    let bytes: Vec<u8> = u
-        .release
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
+use crate::sys::kernel_release;
 
 /// KERNEL_VERSION(a, b, c) of a release string ("6.18.0-1-amd64"), the patch level capped
 /// at 255 as the kernel's macro does.

@@ -30,6 +30,7 @@ impl std::ops::Deref for BtfBytes {
 impl Drop for BtfBytes {
     fn drop(&mut self) {
         if let BtfBytes::Mapped(p, len) = *self {
+            // SAFETY: our own mapping of `len` bytes; no slice of it outlives `self`.
             unsafe { libc::munmap(p as *mut libc::c_void, len) };
         }
     }
@@ -42,6 +43,7 @@ fn read_btf(path: &str, mappable: bool) -> std::io::Result<BtfBytes> {
     let mut f = std::fs::File::open(path)?;
     let len = f.metadata()?.len() as usize;
     if mappable && len > 0 {
+        // SAFETY: a new private read-only mapping of an open file; failure is MAP_FAILED.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),

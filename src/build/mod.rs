@@ -78,6 +78,8 @@ pub struct Options {
     pub arch: Arch,
     /// Extra clang flags.
     pub cflags: Vec<String>,
+    /// Where the steps are reported as they begin (off by default).
+    pub meter: crate::progress::Meter,
     /// `--export-type`: the only structs exported (default: the header's).
     pub export_types: Vec<String>,
     /// `--btfgen`: kernel BTF files to cut and carry (none: the package carries no BTF).
@@ -380,6 +382,10 @@ pub fn build(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Built> {
     // libbpf 1.7's headers, ahead of the system's (older ones lack BPF_UPROBE,
     // bpf_ksym_exists...).
     headers::write(&include)?;
+    if opts.vmlinux.is_none() {
+        opts.meter
+            .step("[1/3] making vmlinux.h from this kernel's BTF (bpftool)");
+    }
     let vmlinux = vmlinux_header(opts, &include, warn);
     if let (Err(e), Some(_)) = (&vmlinux, &opts.vmlinux) {
         return Err(e.clone());
@@ -438,7 +444,13 @@ pub fn build(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Built> {
         .arg(&wrapper_path)
         .arg("-o")
         .arg(&obj_tmp);
-    let (ok, _, err) = run(&mut cmd, CLANG_TIMEOUT, "clang")?;
+    opts.meter.step(&format!(
+        "[2/3] compiling {src_label} ({})",
+        file_name(&clang)
+    ));
+    let result = run(&mut cmd, CLANG_TIMEOUT, "clang");
+    opts.meter.step("");
+    let (ok, _, err) = result?;
     if !err.trim().is_empty() {
         // clang's own diagnostics, warnings included, as it printed them.
         eprint!("{err}");
@@ -478,6 +490,8 @@ pub fn build(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Built> {
         }
     }
 
+    opts.meter
+        .step("[3/3] packing package.json and writing the skeleton");
     let found = doc::parse(&src_label, &source);
     for w in &found.warnings {
         warn(w.clone());
@@ -504,6 +518,7 @@ pub fn build(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Built> {
         &skeleton,
         skel::render(&object, &ident, &file_name(&opts.source)).as_bytes(),
     )?;
+    opts.meter.step("");
     Ok(Built {
         package: opts.output.clone(),
         object_path,

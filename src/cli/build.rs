@@ -3,12 +3,12 @@
 
 use std::path::PathBuf;
 
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 
 use crate::build::{self, Arch, Options};
 use crate::error::Result;
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 /// Compile a BPF C program into a package (what eunomia's ecc does): writes package.json, the
 /// object (X.bpf.o) and a C skeleton for Wasm guests (X.skel.h). Needs clang; bpftool too for
 /// a vmlinux.h made from this kernel's BTF.
@@ -31,6 +31,9 @@ pub struct BuildCmd {
     /// an extra flag for clang, e.g. --cflag -DDEBUG (repeatable)
     #[argh(option, arg_name = "FLAG")]
     cflag: Vec<String>,
+    /// no progress on the terminal
+    #[argh(switch, short = 'q')]
+    quiet: bool,
     /// export only this struct as an event type (repeatable; default: every struct of the
     /// header, each record decoded as the one its size selects)
     #[argh(option, arg_name = "NAME")]
@@ -69,6 +72,7 @@ impl BuildCmd {
                 None => Arch::host(),
             },
             cflags: self.cflag.clone(),
+            meter: super::progress::meter("building", self.quiet),
             export_types: self.export_type.clone(),
             btfgen: crate::package::btfgen::gather(&self.btfgen)?,
         })

@@ -3,24 +3,27 @@
 
 use std::io::{Read, Write};
 
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 
 use crate::codec::json::{self, Value};
 use crate::daemon::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 /// Drive a running edge-ecli daemon.
 #[argh(subcommand, name = "ctl")]
 pub struct CtlCmd {
     /// the daemon's socket (default /run/edge-ecli.sock)
     #[argh(option, arg_name = "PATH")]
     socket: Option<String>,
+    /// output: table (the default) or json (the daemon's JSON answer, one line)
+    #[argh(option, short = 'o', arg_name = "FORMAT")]
+    output: Option<String>,
     #[argh(subcommand)]
     op: Op,
 }
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand)]
 enum Op {
     List(List),
@@ -33,14 +36,14 @@ enum Op {
     Logs(Logs),
 }
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 /// List the instances: name, state, events, lost, digest, source.
 #[argh(subcommand, name = "list")]
 struct List {}
 
 macro_rules! named {
     ($t:ident, $name:literal, $doc:literal) => {
-        #[derive(FromArgs)]
+        #[derive(FromArgs, ArgsInfo)]
         #[doc = $doc]
         #[argh(subcommand, name = $name)]
         struct $t {
@@ -64,7 +67,7 @@ named!(
 );
 named!(ResumeName, "resume", "Resume a paused instance.");
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 /// Start a new instance NAME running PROG with the package's ARGS.
 #[argh(subcommand, name = "start")]
 struct Start {
@@ -76,7 +79,7 @@ struct Start {
     rest: Vec<String>,
 }
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 /// Reload NAME with PROG and ARGS: the new version is attached before the old one stops; if it
 /// fails, the old one keeps running.
 #[argh(subcommand, name = "reload")]
@@ -89,13 +92,16 @@ struct Reload {
     rest: Vec<String>,
 }
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 /// Print an instance's events (NDJSON); -f keeps following.
 #[argh(subcommand, name = "logs")]
 struct Logs {
     /// keep printing new events until Ctrl-C
     #[argh(switch, short = 'f')]
     follow: bool,
+    /// only the last N lines kept (then new ones, with -f)
+    #[argh(option, arg_name = "N")]
+    tail: Option<u64>,
     /// the instance
     #[argh(positional, arg_name = "NAME")]
     name: String,
@@ -110,6 +116,33 @@ fn field<'a>(v: &'a Value<'a>, k: &str) -> String {
     }
 }
 
+/// `3m ago`: how long before now a Unix time was, as people say it.
+pub fn ago(unix_secs: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let d = now.saturating_sub(unix_secs);
+    let (n, unit) = match d {
+        0..=59 => (d, "s"),
+        60..=3599 => (d / 60, "m"),
+        3600..=86399 => (d / 3600, "h"),
+        _ => (d / 86400, "d"),
+    };
+    format!("{n}{unit} ago")
+}
+
+/// `3m ago (2025-01-02T03:04:05Z)` for a status's `started_at`.
+fn started(v: &Value) -> String {
+    match v.get("started_at").and_then(Value::as_u64) {
+        Some(0) | None => "-".into(),
+        Some(t) => {
+            let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t);
+            let stamp = crate::event::out::rfc3339_utc(at);
+            format!("{} ({}Z)", ago(t), &stamp[..19])
+        }
+    }
+}
+
 fn print_status(v: &Value) {
     for k in [
         "name",
@@ -119,14 +152,16 @@ fn print_status(v: &Value) {
         "digest",
         "kind",
         "origin",
-        "started_at",
+        "started",
         "events",
         "lost",
         "paused_drops",
         "client_drops",
         "cpu_seconds",
     ] {
-        if v.get(k).is_some() {
+        if k == "started" {
+            println!("{k:<13} {}", started(v));
+        } else if v.get(k).is_some() {
             println!("{k:<13} {}", field(v, k));
         }
     }
@@ -152,25 +187,28 @@ fn prog_args(rest: &[String]) -> Result<(&str, &[String])> {
     Ok((p, a))
 }
 
-fn print_list(text: &str) -> Result<()> {
-    let v = json::parse(text)?;
+fn print_list(v: &Value) {
     println!(
-        "{:<20} {:<9} {:>10} {:>8} {:<19} SOURCE",
-        "NAME", "STATE", "EVENTS", "LOST", "DIGEST"
+        "{:<20} {:<9} {:<9} {:>10} {:>8} {:<19} SOURCE",
+        "NAME", "STATE", "STARTED", "EVENTS", "LOST", "DIGEST"
     );
     for i in v.get("instances").and_then(Value::as_array).unwrap_or(&[]) {
         let d = field(i, "digest");
+        let age = match i.get("started_at").and_then(Value::as_u64) {
+            Some(0) | None => "-".to_string(),
+            Some(t) => ago(t),
+        };
         println!(
-            "{:<20} {:<9} {:>10} {:>8} {:<19} {}",
+            "{:<20} {:<9} {:<9} {:>10} {:>8} {:<19} {}",
             field(i, "name"),
             field(i, "state"),
+            age,
             field(i, "events"),
             field(i, "lost"),
             d.get(..19).unwrap_or(&d),
             field(i, "source")
         );
     }
-    Ok(())
 }
 
 /// Copies an event stream to stdout until it ends or stdout goes away.
@@ -197,6 +235,20 @@ fn copy_events(mut body: Box<dyn Read>) -> Result<()> {
 
 impl CtlCmd {
     pub fn main(self) -> Result<i32> {
+        let json = match self.output.as_deref() {
+            None | Some("table") => false,
+            Some("json") => true,
+            Some(o) => return Err(Error::usage(format!("-o {o}: expected table or json"))),
+        };
+        // With -o json, the daemon's answer as it came (one JSON value per line).
+        let show = |text: &str, table: &dyn Fn(&Value)| -> Result<()> {
+            if json {
+                println!("{}", text.trim_end());
+            } else {
+                table(&json::parse(text)?);
+            }
+            Ok(())
+        };
         let socket = std::path::PathBuf::from(
             self.socket
                 .clone()
@@ -207,31 +259,26 @@ impl CtlCmd {
         // Relative paths in PROG are ours: the daemon resolves them against this directory.
         let cwd = std::env::current_dir().ok();
         match self.op {
-            Op::List(_) => print_list(&client.list()?)?,
-            Op::Status(n) => print_status(&json::parse(&client.status(&n.name)?)?),
+            Op::List(_) => show(&client.list()?, &print_list)?,
+            Op::Status(n) => show(&client.status(&n.name)?, &print_status)?,
             Op::Start(s) => {
                 let (prog, args) = prog_args(&s.rest)?;
                 let text = client.start(&s.name, prog, args, cwd.as_deref())?;
-                print_status(&json::parse(&text)?);
+                show(&text, &print_status)?;
             }
             Op::Reload(r) => {
                 let (prog, args) = prog_args(&r.rest)?;
                 let text = client.reload(&r.name, prog, args, cwd.as_deref())?;
-                println!("{}: {}", r.name, field(&json::parse(&text)?, "applied"));
+                show(&text, &|v| println!("{}: {}", r.name, field(v, "applied")))?;
             }
-            Op::Stop(n) => {
-                client.stop(&n.name)?;
-                println!("{}: stopped", n.name);
-            }
-            Op::Pause(n) => {
-                client.pause(&n.name, true)?;
-                println!("{}: paused", n.name);
-            }
-            Op::Resume(n) => {
-                client.pause(&n.name, false)?;
-                println!("{}: running", n.name);
-            }
-            Op::Logs(l) => copy_events(client.events(&l.name, l.follow)?)?,
+            Op::Stop(n) => show(&client.stop(&n.name)?, &|_| println!("{}: stopped", n.name))?,
+            Op::Pause(n) => show(&client.pause(&n.name, true)?, &|_| {
+                println!("{}: paused", n.name)
+            })?,
+            Op::Resume(n) => show(&client.pause(&n.name, false)?, &|_| {
+                println!("{}: running", n.name)
+            })?,
+            Op::Logs(l) => copy_events(client.events(&l.name, l.follow, l.tail)?)?,
         }
         Ok(0)
     }

@@ -3,18 +3,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 
 use super::signals::SignalFd;
 use super::source_flags::{with_source_flags, SourceFlags};
 use crate::daemon::{self, DaemonOptions, TrustFiles};
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::Format;
+use crate::event::{Format, OutputOptions};
 use crate::runtime::{AttachOptions, KernelBtf, Options};
+use crate::source::FetchOptions;
 use crate::trust::DEFAULT_POLICY;
 
 with_source_flags! {
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 /// Run many packages at once, driven over HTTP on a Unix socket (and optionally TCP): start,
 /// reload (make-before-break), pause, stop, stream events, export metrics. Packages come from
 /// anything `run` takes, checked by the same trust policy; the policy, its keys and the token
@@ -44,6 +45,9 @@ pub struct DaemonCmd {
     /// /var/lib/edge-ecli)
     #[argh(option, arg_name = "DIR")]
     state_dir: Option<String>,
+    /// event lines get a "timestamp" field: when the record was read, RFC 3339 in UTC
+    #[argh(switch)]
+    timestamp: bool,
     /// give up on a package that is not attached SECS seconds after its load began
     /// (default 60)
     #[argh(option, arg_name = "SECS")]
@@ -81,6 +85,7 @@ fn trust_files(src: &SourceFlags) -> TrustFiles {
                 cache_dir: None,
                 fetch_timeout: None,
                 fetch_deadline: None,
+                quiet: true,
             }
             .policy()
         }),
@@ -132,10 +137,18 @@ impl DaemonCmd {
             token_file: self.token_file.clone(),
             config: self.config.clone(),
             state_dir: state_dir.clone(),
-            fetch: src.fetch_options()?,
+            // A daemon's fetches draw no progress, whatever its stderr is.
+            fetch: FetchOptions {
+                meter: Default::default(),
+                ..src.fetch_options()?
+            },
             trust: trust_files(&src),
             options: Options {
                 format: Format::Json,
+                output: OutputOptions {
+                    timestamp: self.timestamp,
+                    ..OutputOptions::default()
+                },
                 attach: AttachOptions {
                     host_root: self.host_root.clone(),
                     ..AttachOptions::default()

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 
 use super::source_flags::with_source_flags;
 use crate::args;
@@ -13,10 +13,12 @@ use crate::btf::TypeData;
 use crate::error::Result;
 use crate::package::meta::map_type;
 use crate::package::{self, Object};
+use crate::wasm::inspect;
 
 with_source_flags! {
-#[derive(FromArgs)]
-/// Show a package's programs, maps, event types and flags without loading anything.
+#[derive(FromArgs, ArgsInfo)]
+/// Show a package's programs, maps, event types and flags without loading anything; for a
+/// Wasm app, the ABIs it speaks, its memory and the packages embedded in it.
 #[argh(subcommand, name = "info")]
 pub struct InfoCmd {
     /// package: a path to package.json or .bpf.o, - for standard input, a URL, an OCI
@@ -35,6 +37,13 @@ pub struct InfoCmd {
 impl InfoCmd {
     pub fn main(self) -> Result<i32> {
         let fetched = self.source_flags().fetch_trusted(&self.prog)?;
+        if package::detect(&fetched.bytes).ok() == Some(package::Kind::Wasm) {
+            print!(
+                "{}",
+                render_wasm(&fetched.bytes, &fetched.name).map_err(|e| e.context(&self.prog))?
+            );
+            return Ok(0);
+        }
         let mut object =
             package::load(fetched.bytes, &fetched.name).map_err(|e| e.context(&self.prog))?;
         if object.btfs.is_none() {
@@ -75,8 +84,119 @@ impl InfoCmd {
     }
 }
 
+/// `12.3 MiB` for 64 KiB pages.
+fn pages(n: u64) -> String {
+    super::progress::bytes(n.saturating_mul(64 << 10))
+}
+
+/// The text `info` prints for a Wasm app.
+pub fn render_wasm(bytes: &[u8], name: &str) -> Result<String> {
+    let m = inspect::inspect(bytes)?;
+    let mut s = String::new();
+    let _ = writeln!(s, "Wasm module: {name} ({} bytes)", bytes.len());
+    let abis = m.abis();
+    let _ = writeln!(
+        s,
+        "ABI: {}",
+        if abis.is_empty() {
+            "none of edge-ecli's (no wasm_bpf, env or WASI imports)".to_string()
+        } else {
+            abis.join(", ")
+        }
+    );
+    let _ = writeln!(
+        s,
+        "entry: {}",
+        match m.entry() {
+            Some("bpf_main") => "bpf_main (env ABI: bpf_main(env_json, len))",
+            Some(_) => "_start (a WASI command)",
+            None => "none: edge-ecli runs modules that export _start or bpf_main",
+        }
+    );
+    for mem in &m.memories {
+        let max = match mem.maximum {
+            Some(p) => format!("{p} pages ({})", pages(p)),
+            None => "none".into(),
+        };
+        let cap = crate::wasm::DEFAULT_MAX_MEMORY as u64 >> 16;
+        let note = if mem.initial > cap {
+            format!(
+                " [starts above the default cap of {}: --max-memory]",
+                pages(cap)
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            s,
+            "memory: {}initial {} pages ({}), maximum {max}{}; edge-ecli caps it at --max-memory (default {}){note}",
+            if mem.imported { "imported, " } else { "" },
+            mem.initial,
+            pages(mem.initial),
+            if mem.memory64 { ", 64-bit" } else { "" },
+            pages(cap),
+        );
+    }
+    let _ = writeln!(s, "\nimports:");
+    for (module, names) in &m.imports.by_module {
+        let _ = writeln!(s, "  {module}: {}", names.join(", "));
+    }
+    let unknown = m.unknown_imports();
+    if !unknown.is_empty() {
+        let _ = writeln!(
+            s,
+            "  [not provided by edge-ecli, so it will not run: {}]",
+            unknown.join(", ")
+        );
+    }
+    let exports: Vec<&str> = m.exports.iter().map(String::as_str).collect();
+    let _ = writeln!(s, "\nexports: {}", exports.join(", "));
+    let _ = writeln!(
+        s,
+        "\nembedded packages ({} bytes of data segments searched):",
+        m.data_bytes
+    );
+    if m.embedded.is_empty() {
+        let _ = writeln!(
+            s,
+            "  none found (the app may build or fetch its object at run time)"
+        );
+    }
+    for (i, e) in m.embedded.iter().enumerate() {
+        let what = format!(
+            "{} at data segment {} offset {:#x}, {} bytes",
+            e.kind.name(),
+            e.segment,
+            e.offset,
+            e.bytes.len()
+        );
+        match package::load(e.bytes.clone(), "embedded.bpf.o") {
+            Ok(o) => {
+                let _ = writeln!(s, "\n  [{}] {what}", i + 1);
+                // Its globals are the app's to set: they are not flags of the app.
+                for line in render_object(&o, false).lines() {
+                    if line.is_empty() {
+                        s.push('\n');
+                    } else {
+                        let _ = writeln!(s, "    {line}");
+                    }
+                }
+            }
+            Err(err) => {
+                let _ = writeln!(s, "\n  [{}] {what}: not readable: {err}", i + 1);
+            }
+        }
+    }
+    Ok(s)
+}
+
 /// The text `info` prints.
 pub fn render(o: &Object) -> String {
+    render_object(o, true)
+}
+
+/// `info` of an object, with or without its flags.
+fn render_object(o: &Object, with_flags: bool) -> String {
     let m = &o.meta;
     let mut s = String::new();
     let _ = writeln!(s, "object: {} ({} bytes)", m.obj_name, o.bytes.len());
@@ -183,8 +303,11 @@ pub fn render(o: &Object) -> String {
             }
         }
     }
+    if !with_flags {
+        return s;
+    }
     let _ = writeln!(s, "\nflags:");
-    for line in args::help(m, &o.btf, &m.obj_name)
+    for line in args::help(m, &o.btf, &args::Invocation::default())
         .lines()
         .skip_while(|l| !l.starts_with("Options:"))
         .skip(1)

@@ -1,39 +1,48 @@
 //! The face: edge-ecli's own command line (argh), one file per subcommand. Flags are defined
-//! in each subcommand's struct, parsed by argh, and validated in one place per subcommand
-//! (`options()`); the package's own flags (ARGS after PROG) are never seen by argh.
+//! in each subcommand's struct, parsed by argh (after the flag layer, `argv`), and validated
+//! in one place per subcommand (`options()`); the package's own flags (ARGS after PROG) are
+//! never seen by argh. Completion scripts and the man page are generated from the same
+//! definitions (`completion`).
 
+mod argv;
 mod build;
+mod completion;
 mod ctl;
 mod daemon;
 mod info;
+mod login;
 mod pack;
+mod progress;
 mod pull;
 mod push;
 mod run;
 mod signals;
 mod source_flags;
+mod version;
 
 #[doc(hidden)]
-pub use info::render as render_info;
+pub use info::{render as render_info, render_wasm as render_wasm_info};
 
-use argh::{FromArgs, SubCommands};
+use argh::{ArgsInfo, FromArgs};
 
 use crate::error::Result;
 use crate::logger;
-use crate::source::STDIN_PATH;
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 /// Run portable eBPF tools on this kernel: eunomia package.json, raw .bpf.o, or Wasm apps.
 /// Short form: `edge-ecli PROG [ARGS...]` is `edge-ecli run PROG [ARGS...]`.
 struct Cli {
     /// diagnostics on stderr (startup phases, attach steps)
     #[argh(switch, short = 'v')]
     verbose: bool,
+    /// print the version and exit
+    #[argh(switch, short = 'V')]
+    version: bool,
     #[argh(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
 }
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 #[argh(subcommand)]
 // Parsed once per process: the size of the run variant costs nothing.
 #[allow(clippy::large_enum_variant)]
@@ -44,8 +53,13 @@ enum Cmd {
     Build(build::BuildCmd),
     Pull(pull::PullCmd),
     Push(push::PushCmd),
+    Login(login::LoginCmd),
+    Logout(login::LogoutCmd),
     Daemon(daemon::DaemonCmd),
     Ctl(ctl::CtlCmd),
+    Completion(completion::CompletionCmd),
+    Man(completion::ManCmd),
+    Version(version::VersionCmd),
 }
 
 impl Cmd {
@@ -58,7 +72,7 @@ impl Cmd {
             Cmd::Build(b) => Some(&b.source),
             Cmd::Pull(p) => Some(&p.reference),
             Cmd::Push(p) => Some(&p.file),
-            Cmd::Daemon(_) | Cmd::Ctl(_) => None,
+            _ => None,
         }
     }
 }
@@ -68,67 +82,60 @@ fn parse(argv: &[String]) -> std::result::Result<Cli, argh::EarlyExit> {
     Cli::from_args(&["edge-ecli"], &strs)
 }
 
-/// Inserts `run` for the short form `edge-ecli PROG ...`.
-fn expand_short_form(mut argv: Vec<String>) -> Vec<String> {
-    if let Some(pos) = argv
-        .iter()
-        .skip(1)
-        .position(|a| !a.starts_with('-') || a == "-")
-    {
-        let i = pos + 1;
-        let known = Cmd::COMMANDS.iter().any(|c| c.name == argv[i]) || argv[i] == "help";
-        if !known {
-            argv.insert(i, "run".into());
-        }
-    }
-    argv
-}
-
-/// Rewrites PROG `-` to [`STDIN_PATH`], and only PROG: argh itself says where PROG is, by
-/// parsing what comes before a `-` with a stand-in after it. A `-` among the package's own
-/// arguments is left alone.
-fn mark_stdin(argv: &mut [String]) {
-    for i in 1..argv.len() {
-        if argv[i] != "-" {
-            continue;
-        }
-        let mut probe = argv[..i].to_vec();
-        probe.push("\u{1}prog".into());
-        if parse(&probe).is_ok_and(|c| c.cmd.prog() == Some("\u{1}prog")) {
-            argv[i] = STDIN_PATH.into();
-            return;
-        }
+/// The top-level help, as `edge-ecli --help` prints it.
+fn top_help() -> String {
+    match Cli::from_args(&["edge-ecli"], &["--help"]) {
+        Err(e) => argv::help_text(&e.output),
+        Ok(_) => String::new(),
     }
 }
 
 /// Runs edge-ecli with `argv` (argv[0] first); returns the exit code.
 pub fn main(argv: Vec<String>) -> i32 {
+    // A shell's completion script asking for candidates (`edge-ecli completion SHELL`).
+    if std::env::var_os(completion::COMPLETE_VAR).is_some() {
+        print!("{}", completion::candidates(argv.get(1..).unwrap_or(&[])));
+        return 0;
+    }
     logger::mark_start();
-    let mut argv = expand_short_form(argv);
-    mark_stdin(&mut argv);
+    let argv = match argv::prepare(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("edge-ecli: {e}");
+            return e.kind().exit_code();
+        }
+    };
     let cli = match parse(&argv) {
         Ok(c) => c,
         Err(early) => {
             return match early.status {
                 Ok(()) => {
-                    println!("{}", early.output);
+                    println!("{}", argv::help_text(&early.output));
                     0
                 }
                 Err(()) => {
-                    eprintln!("{}", early.output.trim_end());
+                    eprintln!("{}", argv::error_text(&early.output));
                     eprintln!("Run `edge-ecli --help` for usage.");
                     2
                 }
             };
         }
     };
-    let run_verbose = matches!(&cli.cmd, Cmd::Run(r) if r.verbose);
+    if cli.version {
+        println!("{}", version::line());
+        return 0;
+    }
+    let Some(cmd) = cli.cmd else {
+        eprint!("{}", top_help());
+        return 2;
+    };
+    let run_verbose = matches!(&cmd, Cmd::Run(r) if r.verbose);
     logger::init(if run_verbose { 2 } else { cli.verbose as u8 });
-    match dispatch(cli.cmd) {
+    match dispatch(cmd) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("edge-ecli: {e}");
-            1
+            e.kind().exit_code()
         }
     }
 }
@@ -141,70 +148,12 @@ fn dispatch(cmd: Cmd) -> Result<i32> {
         Cmd::Build(b) => b.main(),
         Cmd::Pull(p) => p.main(),
         Cmd::Push(p) => p.main(),
+        Cmd::Login(l) => l.main(),
+        Cmd::Logout(l) => l.main(),
         Cmd::Daemon(d) => d.main(),
         Cmd::Ctl(c) => c.main(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn v(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn short_form_becomes_run() {
-        assert_eq!(
-            expand_short_form(v(&["e", "x.json", "-p", "1"])),
-            v(&["e", "run", "x.json", "-p", "1"])
-        );
-        assert_eq!(
-            expand_short_form(v(&["e", "-v", "x.json"])),
-            v(&["e", "-v", "run", "x.json"])
-        );
-        assert_eq!(
-            expand_short_form(v(&["e", "info", "x"])),
-            v(&["e", "info", "x"])
-        );
-        assert_eq!(expand_short_form(v(&["e", "-"])), v(&["e", "run", "-"]));
-    }
-
-    #[test]
-    fn run_args_after_prog_go_to_the_package() {
-        let argv = v(&[
-            "e",
-            "run",
-            "-j",
-            "--timeout",
-            "2",
-            "p.json",
-            "-h",
-            "--pid",
-            "3",
-            "-",
-        ]);
-        let cli = parse(&argv).unwrap_or_else(|e| panic!("{}", e.output));
-        let Cmd::Run(r) = cli.cmd else { panic!() };
-        assert!(r.json);
-        assert_eq!(r.timeout.as_deref(), Some("2"));
-        assert_eq!(r.rest, v(&["p.json", "-h", "--pid", "3", "-"]));
-    }
-
-    #[test]
-    fn only_prog_dash_means_stdin() {
-        let mut argv = v(&["e", "run", "--btf", "/b", "-", "--name", "-"]);
-        mark_stdin(&mut argv);
-        assert_eq!(
-            argv,
-            v(&["e", "run", "--btf", "/b", STDIN_PATH, "--name", "-"])
-        );
-        let mut argv = v(&["e", "run", "p.json", "--name", "-"]);
-        mark_stdin(&mut argv);
-        assert_eq!(argv, v(&["e", "run", "p.json", "--name", "-"]));
-        let mut argv = v(&["e", "info", "-"]);
-        mark_stdin(&mut argv);
-        assert_eq!(argv, v(&["e", "info", STDIN_PATH]));
+        Cmd::Completion(c) => c.main(),
+        Cmd::Man(m) => m.main(),
+        Cmd::Version(v) => v.main(),
     }
 }

@@ -1,13 +1,13 @@
 //! `edge-ecli pack`: an eunomia-compatible package.json from a BPF object; with `--btfgen`,
 //! carrying the kernel BTF for kernels without their own (also into a Wasm app).
 
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::package::{btfgen, wasm_btf, Kind};
 use crate::{package, source};
 
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 /// Make an eunomia-compatible package.json from a BPF object. With --btfgen, the package
 /// carries the kernel BTF of the kernels named, cut to what the object needs (as bpftool gen
 /// min_core_btf), for kernels built without BTF; given a Wasm app, the app carries it.

@@ -3,13 +3,15 @@
 
 use std::time::Duration;
 
-use argh::FromArgs;
+use argh::{ArgsInfo, FromArgs};
 
 use super::signals::SignalFd;
 use super::source_flags::with_source_flags;
+use crate::args::Invocation;
 use crate::bpf::{AttachOptions, KernelBtf};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::poll::wait_readable;
+use crate::event::OutputOptions;
 use crate::event::{Format, Stdout};
 use crate::logger;
 use crate::package::Package;
@@ -17,16 +19,23 @@ use crate::runtime::{Instance, MapSize, Options, Outcome};
 use crate::wasm::WasmOptions;
 
 with_source_flags! {
-#[derive(FromArgs)]
+#[derive(FromArgs, ArgsInfo)]
 /// Load, attach and run a package; print its events until Ctrl-C, SIGTERM or --timeout.
 /// PROG is a path, - (standard input), an http(s):// URL, an OCI reference
 /// HOST[:PORT]/REPO[:TAG|@DIGEST], oci:DIR[:TAG] or oci-archive:FILE[:TAG].
 /// ARGS after PROG go to the package's own flags (`run PROG -h` lists them).
 #[argh(subcommand, name = "run")]
 pub struct RunCmd {
-    /// print events as NDJSON (one JSON object per line)
+    /// print events as NDJSON (one JSON object per line); same as -o json
     #[argh(switch, short = 'j')]
     pub json: bool,
+    /// output: columns (the default), json, or columns=F1,F2,... / json=F1,F2,... for only
+    /// those fields of the event, in that order
+    #[argh(option, short = 'o', arg_name = "FORMAT")]
+    output: Option<String>,
+    /// NDJSON lines get a "timestamp" field: when the record was read, RFC 3339 in UTC
+    #[argh(switch)]
+    timestamp: bool,
     /// stop after SECS seconds (decimals allowed)
     #[argh(option, arg_name = "SECS")]
     pub timeout: Option<String>,
@@ -111,11 +120,73 @@ pub fn parse_timeout(t: &str) -> Result<Duration> {
         })
 }
 
+/// `-j`, `-o FORMAT`: the format and, with `=F1,F2`, the fields shown.
+fn output_choice(json: bool, output: Option<&str>) -> Result<(Format, Option<Vec<String>>)> {
+    let Some(o) = output else {
+        return Ok((if json { Format::Json } else { Format::Plain }, None));
+    };
+    let (kind, list) = match o.split_once('=') {
+        Some((k, l)) => (k, Some(l)),
+        None => (o, None),
+    };
+    let format = match kind {
+        "columns" | "plain" if !json => Format::Plain,
+        "json" => Format::Json,
+        "columns" | "plain" => {
+            return Err(Error::usage(format!(
+                "-o {o} and -j disagree: give one of them"
+            )))
+        }
+        _ => {
+            return Err(Error::usage(format!(
+                "-o {o}: expected columns, json, columns=F1,F2,... or json=F1,F2,..."
+            )))
+        }
+    };
+    let fields = match list {
+        None => None,
+        Some(l) => {
+            let v: Vec<String> = l.split(',').map(|f| f.trim().to_string()).collect();
+            if v.iter().any(String::is_empty) {
+                return Err(Error::usage(format!(
+                    "-o {o}: a field name is empty (expected {kind}=F1,F2,...)"
+                )));
+            }
+            Some(v)
+        }
+    };
+    Ok((format, fields))
+}
+
+/// The flags of `run` that go before PROG, as the user may type them (only those that take a
+/// value with `options`).
+fn outer_flags(options: bool) -> Vec<String> {
+    let mut v = Vec::new();
+    for f in RunCmd::get_args_info().flags {
+        let takes_value = matches!(f.kind, argh::FlagInfoKind::Option { .. });
+        if f.long == "--help" || (options && !takes_value) {
+            continue;
+        }
+        v.push(f.long.to_string());
+        if let Some(c) = f.short {
+            v.push(format!("-{c}"));
+        }
+    }
+    v
+}
+
 impl RunCmd {
     /// Every option checked, as the runtime takes them.
     pub fn options(&self) -> Result<Options> {
         let usage = |m: String| Error::new(ErrorKind::Usage, m);
         let timeout = self.timeout.as_deref().map(parse_timeout).transpose()?;
+        let (format, fields) = output_choice(self.json, self.output.as_deref())?;
+        if self.timestamp && format != Format::Json {
+            return Err(usage(
+                "--timestamp adds a field to NDJSON lines: use it with -j (columns have TIME)"
+                    .into(),
+            ));
+        }
         for e in &self.env {
             if !e.contains('=') {
                 return Err(usage(format!("--env {e}: expected K=V")));
@@ -146,10 +217,10 @@ impl RunCmd {
             })
             .collect();
         Ok(Options {
-            format: if self.json {
-                Format::Json
-            } else {
-                Format::Plain
+            format,
+            output: OutputOptions {
+                fields,
+                timestamp: self.timestamp,
             },
             timeout,
             btf: KernelBtf {
@@ -184,6 +255,7 @@ impl RunCmd {
                 max_memory: (self.max_memory as usize) << 20,
             },
             pin_dir: None,
+            invocation: Default::default(),
             map_sizes: self
                 .map
                 .iter()
@@ -205,12 +277,18 @@ impl RunCmd {
 
     pub fn main(mut self) -> Result<i32> {
         if self.rest.is_empty() {
-            eprintln!("Required positional arguments not provided:\n    PROG");
-            eprintln!("Run `edge-ecli run --help` for usage.");
-            return Ok(2);
+            return Err(Error::usage(
+                "PROG is missing: edge-ecli run [OPTIONS] PROG [ARGS...] (`edge-ecli run --help`)",
+            ));
         }
-        let opts = self.options()?;
+        let mut opts = self.options()?;
         let prog = self.rest.remove(0);
+        opts.invocation = Invocation {
+            command: Some("edge-ecli run".into()),
+            prog: Some(prog.clone()),
+            outer_flags: outer_flags(false),
+            outer_options: outer_flags(true),
+        };
         let args = std::mem::take(&mut self.rest);
         // Before the instance's thread starts, so it inherits the blocked signals.
         let signals = SignalFd::new()?;

@@ -47,6 +47,9 @@ macro_rules! with_source_flags {
             /// server dribbles it (default 600)
             #[argh(option, arg_name = "SECS")]
             pub fetch_deadline: Option<String>,
+            /// no progress on the terminal while fetching
+            #[argh(switch, short = 'q')]
+            pub quiet: bool,
         }
 
         impl $name {
@@ -60,6 +63,7 @@ macro_rules! with_source_flags {
                     cache_dir: self.cache_dir.as_deref(),
                     fetch_timeout: self.fetch_timeout.as_deref(),
                     fetch_deadline: self.fetch_deadline.as_deref(),
+                    quiet: self.quiet,
                 }
             }
         }
@@ -76,6 +80,7 @@ pub struct SourceFlags<'a> {
     pub insecure_registry: &'a [String],
     pub cache_dir: Option<&'a str>,
     pub fetch_timeout: Option<&'a str>,
+    pub quiet: bool,
     pub fetch_deadline: Option<&'a str>,
 }
 
@@ -109,7 +114,7 @@ impl SourceFlags<'_> {
         if let Some(f) = self.ca_file {
             if !std::path::Path::new(f).is_file() {
                 return Err(Error::new(
-                    ErrorKind::Usage,
+                    ErrorKind::NotFound,
                     format!("--ca-file {f}: no such file"),
                 ));
             }
@@ -119,6 +124,7 @@ impl SourceFlags<'_> {
             insecure: self.insecure_registry.to_vec(),
             cache_dir: self.cache_dir.map(str::to_string),
             regular_files_only: false,
+            meter: super::progress::meter("fetching", self.quiet),
         })
     }
 

@@ -67,6 +67,51 @@ impl<'a> Value<'a> {
     }
 }
 
+/// Writes `v` as JSON indented with tabs, as Go's `json.MarshalIndent(v, "", "\t")` does (the
+/// credentials files of podman and docker look like this).
+pub fn write_pretty(out: &mut String, v: &Value, depth: usize) {
+    let indent = |out: &mut String, d: usize| {
+        out.push('\n');
+        for _ in 0..d {
+            out.push('\t');
+        }
+    };
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(n),
+        Value::Str(s) => crate::text::push_json_str(out, s),
+        Value::Array(a) if a.is_empty() => out.push_str("[]"),
+        Value::Object(m) if m.is_empty() => out.push_str("{}"),
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                indent(out, depth + 1);
+                write_pretty(out, x, depth + 1);
+            }
+            indent(out, depth);
+            out.push(']');
+        }
+        Value::Object(m) => {
+            out.push('{');
+            for (i, (k, x)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                indent(out, depth + 1);
+                crate::text::push_json_str(out, k);
+                out.push_str(": ");
+                write_pretty(out, x, depth + 1);
+            }
+            indent(out, depth);
+            out.push('}');
+        }
+    }
+}
+
 pub fn parse(input: &str) -> Result<Value<'_>> {
     let mut p = Parser {
         s: input,

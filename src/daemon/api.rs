@@ -4,7 +4,8 @@
 //! GET /healthz · GET /metrics · GET /v1/instances · POST /v1/instances {name, source, args?,
 //! digest?, cwd?} · GET|PUT|DELETE /v1/instances/{name} (PUT {source, args?, digest?, cwd?}:
 //! create, or reload when the digest or arguments changed) · POST
-//! /v1/instances/{name}/pause|resume · GET /v1/instances/{name}/events[?follow=1] (NDJSON).
+//! /v1/instances/{name}/pause|resume · GET /v1/instances/{name}/events[?follow=1][&tail=N]
+//! (NDJSON).
 //! The metrics listener serves the first two only.
 
 use std::fmt::Write as _;
@@ -191,7 +192,11 @@ impl Api {
             }
             ("GET", ["v1", "instances", name, "events"]) => {
                 let follow = matches!(req.query("follow"), Some("1" | "true" | ""));
-                self.events(name, follow)
+                match req.query("tail").map(str::parse::<u64>) {
+                    None => self.events(name, follow, None),
+                    Some(Ok(n)) => self.events(name, follow, Some(n)),
+                    Some(Err(_)) => Response::error(400, "tail: expected a number of lines"),
+                }
             }
             (_, ["healthz"] | ["metrics"] | ["v1", "instances", ..]) => {
                 Response::error(405, &format!("{m} is not allowed on {}", req.path))
@@ -285,13 +290,18 @@ impl Api {
         }
     }
 
-    fn events(&self, name: &str, follow: bool) -> Response {
+    /// The event lines of `name`: the last `tail` kept (all without it), then, when
+    /// following, new ones as they come.
+    fn events(&self, name: &str, follow: bool, tail: Option<u64>) -> Response {
         let log = match self.table.log(name) {
             Ok(l) => l,
             Err(f) => return failed(&f),
         };
         Response::Stream(Box::new(move |w| {
-            let mut at = log.start();
+            let mut at = match tail {
+                Some(n) => log.start().max(log.end().saturating_sub(n)),
+                None => log.start(),
+            };
             loop {
                 let b = log.read(
                     at,

@@ -40,7 +40,8 @@ fn answer(r: Response) -> Result<String> {
         404 => ErrorKind::NotFound,
         409 => ErrorKind::Conflict,
         401 | 403 => ErrorKind::Denied,
-        400 => ErrorKind::Usage,
+        // The daemon refused what it was sent (a name, a source, a package's flags): ctl's own
+        // command line was fine, so this is not a usage error (exit 1, not 2).
         _ => ErrorKind::Invalid,
     };
     Err(Error::new(
@@ -129,15 +130,22 @@ impl Client {
         answer(self.send("POST", &path(name, tail), None)?)
     }
 
-    /// The instance's events (NDJSON) as a stream; with `follow`, it ends only when the
-    /// daemon stops.
-    pub fn events(&self, name: &str, follow: bool) -> Result<Box<dyn Read>> {
-        let tail = if follow {
-            "/events?follow=1"
+    /// The instance's events (NDJSON) as a stream: the last `tail` lines kept (all without
+    /// it), then, with `follow`, new ones; it ends only when the daemon stops.
+    pub fn events(&self, name: &str, follow: bool, tail: Option<u64>) -> Result<Box<dyn Read>> {
+        let mut query = Vec::new();
+        if follow {
+            query.push("follow=1".to_string());
+        }
+        if let Some(n) = tail {
+            query.push(format!("tail={n}"));
+        }
+        let target = if query.is_empty() {
+            "/events".to_string()
         } else {
-            "/events"
+            format!("/events?{}", query.join("&"))
         };
-        let r = self.send("GET", &path(name, tail), None)?;
+        let r = self.send("GET", &path(name, &target), None)?;
         if r.status() != 200 {
             return Err(answer(r)
                 .err()

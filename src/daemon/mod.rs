@@ -205,10 +205,12 @@ impl Daemon {
             ));
         }
         if let Some(c) = &opts.config {
+            // A file the flag names that cannot be used is an error of that input (exit 1).
             crate::files::open_regular(c).map_err(|e| {
-                usage(format!(
+                let m = format!(
                     "--config {c}: {e} (the desired-state file must exist; write [] for none)"
-                ))
+                );
+                Error::new(Error::from(e).kind(), m)
             })?;
         }
         let trust = Arc::new(trust::Reloader::new(

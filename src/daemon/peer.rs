@@ -71,9 +71,8 @@ impl Peer {
 
     /// Root, the daemon's own user, or a member of `group`.
     pub fn allowed(&self, group: Option<u32>) -> bool {
-        // SAFETY: geteuid has no preconditions.
         self.uid == 0
-            || self.uid == unsafe { libc::geteuid() }
+            || self.uid == crate::sys::euid()
             || group.is_some_and(|g| self.gid == g || self.groups.contains(&g))
     }
 
@@ -140,8 +139,7 @@ fn become_user(uid: u32, gid: u32, groups: &[u32]) -> std::io::Result<()> {
 pub fn run_as<T: Send>(owner: &Owner, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
     let (uid, gid, groups) = match owner {
         Owner::Daemon => return f(),
-        // SAFETY: geteuid has no preconditions.
-        Owner::User { uid, .. } if *uid == unsafe { libc::geteuid() } => return f(),
+        Owner::User { uid, .. } if *uid == crate::sys::euid() => return f(),
         Owner::User { uid, gid, groups } => (*uid, *gid, groups.clone()),
         Owner::Remote => {
             return Err(Error::new(
@@ -171,8 +169,7 @@ mod tests {
 
     #[test]
     fn files_are_read_with_the_peers_identity() {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
+        if crate::sys::euid() != 0 {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
                 "files_are_read_with_the_peers_identity needs root under CI"
@@ -217,7 +214,7 @@ mod tests {
         assert!(p(0, 0, vec![]).allowed(None));
         assert!(p(1000, 1000, vec![27]).allowed(Some(27)));
         assert!(p(1000, 27, vec![]).allowed(Some(27)));
-        assert!(!p(1000, 1000, vec![4]).allowed(Some(27)) || unsafe { libc::geteuid() } == 1000);
+        assert!(!p(1000, 1000, vec![4]).allowed(Some(27)) || crate::sys::euid() == 1000);
         assert_eq!(p(0, 0, vec![]).owner(), Owner::Daemon);
     }
 }

@@ -17,6 +17,6 @@ pub mod symbols;
 
 pub use control::{Control, Counters};
 pub use layout::Layout;
-pub use out::Format;
+pub use out::{Format, OutputOptions};
 pub use pipeline::{Pipeline, Polled};
 pub use sink::{Memory, Sink, Stdout, Stream};

@@ -357,6 +357,17 @@ impl Response {
         self.head.header(name)
     }
 
+    /// The same response, with `f` told how many bytes of its body were read so far (for a
+    /// progress meter).
+    pub fn on_read(mut self, f: impl FnMut(u64) + 'static) -> Response {
+        self.body = Box::new(Counting {
+            inner: self.body,
+            done: 0,
+            f: Box::new(f),
+        });
+        self
+    }
+
     /// The body as a stream (for answers that do not end: an event stream).
     pub fn into_reader(self) -> Box<dyn Read> {
         self.body
@@ -404,6 +415,22 @@ impl Response {
             )));
         }
         Ok(out)
+    }
+}
+
+/// A body reader that counts what passes.
+struct Counting {
+    inner: Box<dyn Read>,
+    done: u64,
+    f: Box<dyn FnMut(u64)>,
+}
+
+impl Read for Counting {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        (self.f)(self.done);
+        Ok(n)
     }
 }
 
@@ -487,7 +514,20 @@ impl Client {
         body: Option<&[u8]>,
     ) -> Result<Response> {
         let s = self.connect(url)?;
-        self.exchange(s, method, url, headers, body)
+        self.exchange(s, method, url, headers, body, None)
+    }
+
+    /// [`send`](Client::send), telling `progress` how many bytes of the body were sent.
+    pub fn send_with_progress(
+        &self,
+        method: &str,
+        url: &Url,
+        headers: &[(&str, String)],
+        body: Option<&[u8]>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Response> {
+        let s = self.connect(url)?;
+        self.exchange(s, method, url, headers, body, Some(progress))
     }
 
     /// Sends one request over a Unix socket (the daemon's API); `target` is the path.
@@ -526,7 +566,7 @@ impl Client {
             port: 80,
             target: target.to_string(),
         };
-        self.exchange(Stream::Unix(s), method, &url, headers, body)
+        self.exchange(Stream::Unix(s), method, &url, headers, body, None)
     }
 
     fn exchange(
@@ -536,6 +576,7 @@ impl Client {
         url: &Url,
         headers: &[(&str, String)],
         body: Option<&[u8]>,
+        mut progress: Option<&mut dyn FnMut(u64)>,
     ) -> Result<Response> {
         let mut req = format!(
             "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: edge-ecli/{}\r\nConnection: close\r\n",
@@ -563,7 +604,14 @@ impl Client {
         let io = |e: io::Error| read_error(url, &e, self.opts.io_timeout);
         s.write_all(req.as_bytes()).map_err(io)?;
         if let Some(b) = body {
-            s.write_all(b).map_err(io)?;
+            let mut sent = 0u64;
+            for chunk in b.chunks(256 << 10) {
+                s.write_all(chunk).map_err(io)?;
+                sent += chunk.len() as u64;
+                if let Some(p) = progress.as_mut() {
+                    p(sent);
+                }
+            }
         }
         s.flush().map_err(io)?;
         let mut r = BufReader::new(s);

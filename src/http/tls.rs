@@ -26,12 +26,7 @@ fn add_file(roots: &mut RootCertStore, path: &str, required: bool) -> Result<usi
     let text = match crate::files::read_text_limited(path, 16 << 20) {
         Ok(t) => t,
         Err(_) if !required => return Ok(0),
-        Err(e) => {
-            return Err(Error::new(
-                ErrorKind::Usage,
-                format!("--ca-file {path}: cannot read: {e}"),
-            ))
-        }
+        Err(e) => return Err(Error::from(e).context(format!("--ca-file {path}: cannot read"))),
     };
     let mut n = 0;
     for der in pem_certificates(&text) {
@@ -41,7 +36,7 @@ fn add_file(roots: &mut RootCertStore, path: &str, required: bool) -> Result<usi
     }
     if required && n == 0 {
         return Err(Error::new(
-            ErrorKind::Usage,
+            ErrorKind::Invalid,
             format!("--ca-file {path}: no PEM certificate in it"),
         ));
     }

@@ -36,6 +36,8 @@ use crate::package::Package;
 pub struct Options {
     /// Plain columns or NDJSON (JSON packages and raw objects; Wasm guests print themselves).
     pub format: Format,
+    /// Which fields, and whether NDJSON lines carry a timestamp.
+    pub output: crate::event::OutputOptions,
     /// Stop by itself after this long.
     pub timeout: Option<Duration>,
     /// Where the kernel's BTF comes from.
@@ -48,6 +50,8 @@ pub struct Options {
     pub wasm: WasmOptions,
     /// Where maps pinned by name live (default /sys/fs/bpf, as libbpf).
     pub pin_dir: Option<std::path::PathBuf>,
+    /// How the user ran the package, for its help and the hints of a bad argument.
+    pub invocation: crate::args::Invocation,
     /// Map sizes the user sets (`--map NAME.max_entries=N`).
     pub map_sizes: Vec<MapSize>,
     /// Print the result maps every this long (and clear them), not only at exit.
@@ -71,12 +75,14 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             format: Format::Plain,
+            output: Default::default(),
             timeout: None,
             btf: KernelBtf::default(),
             event_type: None,
             attach: AttachOptions::default(),
             wasm: WasmOptions::default(),
             pin_dir: None,
+            invocation: Default::default(),
             map_sizes: Vec::new(),
             interval: None,
             hist_unit: None,

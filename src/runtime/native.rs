@@ -9,7 +9,7 @@ use super::{Options, Outcome};
 use crate::bpf::sys::{KernelMap, MapOps};
 use crate::bpf::{self, Loaded, RecordBuffers};
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::out::{local_hms, Clock, Frames, Records};
+use crate::event::out::{rfc3339_utc, Clock, Frames, Records};
 use crate::event::pipeline::{self, Pipeline};
 use crate::event::results::Results;
 use crate::event::sample::{self, SampleMap};
@@ -37,7 +37,7 @@ pub(super) fn run(
     control: Arc<Control>,
 ) -> Result<Outcome> {
     let t0 = Instant::now();
-    let parsed = args::parse(&object.meta, &object.btf, &object.meta.obj_name, &args)?;
+    let parsed = args::parse(&object.meta, &object.btf, &opts.invocation, &args)?;
     if let Some(h) = parsed.help {
         return Ok(Outcome::Help(h));
     }
@@ -129,18 +129,19 @@ pub(super) fn run(
             .maps
             .into_iter()
             .map(|(name, layout)| {
-                let r = Records::new(layout, &name, opts.format);
-                match &frames {
+                let r = Records::new(layout, &name, opts.format, &opts.output)?;
+                Ok(match &frames {
                     Some(f) => r.with_frames(f.clone()),
                     None => r,
-                }
+                })
             })
-            .collect(),
+            .collect::<Result<_>>()?,
         samples,
         results,
         interval: opts.interval,
         next_results: opts.interval.map(|i| Instant::now() + i),
         format: opts.format,
+        timestamp: opts.output.timestamp,
         out: String::with_capacity(BATCH + 4096),
         sink,
         clock: Clock::default(),
@@ -237,6 +238,8 @@ struct Printer {
     interval: Option<Duration>,
     next_results: Option<Instant>,
     format: Format,
+    /// NDJSON lines carry the time they were read.
+    timestamp: bool,
     out: String,
     sink: Box<dyn Sink>,
     clock: Clock,
@@ -247,6 +250,15 @@ struct Printer {
 }
 
 impl Printer {
+    /// The time of the records read now: TIME of plain columns, or NDJSON's timestamp.
+    fn time(&mut self) -> String {
+        match self.format {
+            Format::Json if self.timestamp => rfc3339_utc(std::time::SystemTime::now()),
+            Format::Json => String::new(),
+            Format::Plain => self.clock.hms().to_string(),
+        }
+    }
+
     fn header(&mut self) {
         if self.format == Format::Plain {
             if let Some(h) = self.records.iter().find_map(Records::header) {
@@ -288,10 +300,7 @@ impl Printer {
             if let Some(due) = flush_due {
                 wait = wait.min(due.saturating_duration_since(now));
             }
-            let time = match self.format {
-                Format::Json => String::new(),
-                Format::Plain => self.clock.hms().to_string(),
-            };
+            let time = self.time();
             let Printer { records, out, .. } = self;
             let polled = pipeline.poll(wait, |m, data| {
                 records[m].write(out, &time, data);
@@ -340,10 +349,7 @@ impl Printer {
 
     /// Drains what is already buffered so a stop loses nothing that reached us.
     fn finish<M: RecordBuffers>(&mut self, mut pipeline: Pipeline<M>) -> Result<()> {
-        let time = match self.format {
-            Format::Json => String::new(),
-            Format::Plain => local_hms(),
-        };
+        let time = self.time();
         loop {
             let Printer { records, out, .. } = self;
             let polled = pipeline.drain_all(|m, data| {
@@ -466,12 +472,19 @@ mod tests {
 
     fn printer(sink: Capture) -> Printer {
         Printer {
-            records: vec![Records::new(Layouts::default(), "events", Format::Json)],
+            records: vec![Records::new(
+                Layouts::default(),
+                "events",
+                Format::Json,
+                &Default::default(),
+            )
+            .unwrap()],
             samples: vec![],
             results: None,
             interval: None,
             next_results: None,
             format: Format::Json,
+            timestamp: false,
             out: String::new(),
             sink: Box::new(sink),
             clock: Clock::default(),

@@ -16,8 +16,7 @@ pub struct Cache {
 
 /// Where the cache lives: under the state directory when root, else the user's cache dir.
 pub fn default_dir() -> PathBuf {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if crate::sys::euid() == 0 {
         return PathBuf::from("/var/lib/edge-ecli/cache");
     }
     let env = |k: &str| {

@@ -14,6 +14,7 @@ use std::io::Read;
 use crate::codec::sha256_digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::client::{Client, ClientOptions, Url};
+use crate::progress::Meter;
 use crate::trust::{Evidence, Policy, Signature};
 use oci::reference::{self, Reference};
 use oci::store::{self, Artifact, Layout};
@@ -126,6 +127,8 @@ pub struct FetchOptions {
     pub insecure: Vec<String>,
     /// The cache directory (default: `cache::default_dir()`).
     pub cache_dir: Option<String>,
+    /// Where the progress of downloads goes (off by default).
+    pub meter: Meter,
     /// Local sources must be regular files (the daemon: a FIFO or a device would block it or
     /// never end); standard input is refused. The CLI also reads pipes (`run <(...)`).
     pub regular_files_only: bool,
@@ -145,6 +148,8 @@ pub struct Fetched {
     pub notes: Vec<String>,
     /// The OCI artifact it came in (for `pull -o oci:DIR`).
     pub artifact: Option<Artifact>,
+    /// The tag it was fetched by, for a registry reference with one.
+    pub tag: Option<String>,
     /// What the trust policy accepted it for.
     pub trusted_by: String,
     /// Kernel BTF that came beside the package (an OCI btfgen layer): a tar.gz in BTFHub
@@ -168,6 +173,7 @@ impl Fetched {
             signatures: minisig.into_iter().map(Signature::Minisign).collect(),
             notes: vec![],
             artifact: None,
+            tag: None,
             trusted_by: String::new(),
             btfgen: None,
         }
@@ -278,6 +284,14 @@ fn fetch_unverified(prog: &str, opts: &FetchOptions) -> Result<(Fetched, Option<
         )),
         Source::Stdin => done(Fetched::plain(read(prog)?, prog, None)),
         Source::File(p) => {
+            if !std::path::Path::new(&p).exists() && reference::looks_unqualified(&p) {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "{p}: no such file; as an image reference it lacks its registry (edge-ecli has no default one): HOST[:PORT]/{p}, e.g. docker.io/{p} or localhost:5000/{p}"
+                    ),
+                ));
+            }
             let bytes = read_file(&p, opts.regular_files_only)?;
             let sig = crate::files::open_regular(format!("{p}.minisig"))
                 .ok()
@@ -314,12 +328,30 @@ fn fetch_unverified(prog: &str, opts: &FetchOptions) -> Result<(Fetched, Option<
 }
 
 /// GETs `url` with redirects (at most 5); None on 404.
-fn get(client: &Client, url: &str, limit: u64, what: &str) -> Result<Option<Vec<u8>>> {
+fn get(
+    client: &Client,
+    url: &str,
+    limit: u64,
+    what: &str,
+    meter: &Meter,
+) -> Result<Option<Vec<u8>>> {
     let mut u = Url::parse(url)?;
     for _ in 0..=5 {
         let r = client.send("GET", &u, &[], None)?;
         match r.status() {
-            200 => return r.body(limit, what, client.options().io_timeout).map(Some),
+            200 => {
+                let total = r.head.content_length().ok().flatten();
+                let name = u.target.rsplit('/').next().unwrap_or(what).to_string();
+                let r = if meter.is_on() {
+                    let (m, n) = (meter.clone(), name.clone());
+                    r.on_read(move |done| m.transfer(&n, done, total))
+                } else {
+                    r
+                };
+                let body = r.body(limit, what, client.options().io_timeout);
+                meter.finished(&name);
+                return body.map(Some);
+            }
             404 => return Ok(None),
             301 | 302 | 303 | 307 | 308 => {
                 let loc = r.header("location").ok_or_else(|| {
@@ -356,13 +388,14 @@ fn from_url(url: &str, opts: &FetchOptions) -> Result<(Fetched, Option<CacheWrit
     let cache = cache::Cache::open(opts.cache_dir.as_deref());
     let key = format!("url:{url}");
     let sig_key = format!("url:{url}.minisig");
-    match get(&client, url, MAX_PACKAGE_SIZE, "package") {
+    match get(&client, url, MAX_PACKAGE_SIZE, "package", &opts.meter) {
         Ok(Some(bytes)) => {
             let sig = get(
                 &client,
                 &format!("{url}.minisig"),
                 MAX_SIGNATURE,
                 "signature",
+                &Meter::default(),
             )?;
             let f = Fetched::plain(
                 bytes,
@@ -402,7 +435,35 @@ fn named(e: Error, what: &str) -> Error {
 
 fn from_registry(r: &Reference, opts: &FetchOptions) -> Result<(Fetched, Option<CacheWrite>)> {
     let what = r.to_string();
-    registry_fetch(r, opts).map_err(|e| named(e, &what))
+    let (mut f, w) = registry_fetch(r, opts).map_err(|e| named(e, &what))?;
+    f.tag = r.tag.clone();
+    Ok((f, w))
+}
+
+/// Writes a fetched package to `dest`: a file (with its `.minisig` beside it), or the image
+/// layout `oci:DIR[:TAG]` (with its signature manifest). Returns what the user should know.
+pub fn save(f: &Fetched, dest: &str) -> Result<Vec<String>> {
+    if let Some(rest) = dest.strip_prefix("oci:") {
+        let (dir, tag) = split_tag(rest);
+        let (digest, tag, mut notes) = oci::publish::save_layout(f, &dir, tag.as_deref())?;
+        notes.push(format!("wrote {digest} to oci:{dir}:{tag}"));
+        return Ok(notes);
+    }
+    let path = std::path::Path::new(dest);
+    crate::files::write_atomic(path, &f.bytes)?;
+    let mut notes = Vec::new();
+    if f.btfgen.is_some() {
+        notes.push(format!("note: the artifact's kernel BTF layer is not written to {dest}; pull to oci:DIR to keep it, or run the reference"));
+    }
+    for s in &f.signatures {
+        if let Signature::Minisign(text) = s {
+            crate::files::write_atomic(
+                std::path::Path::new(&format!("{dest}.minisig")),
+                text.as_bytes(),
+            )?;
+        }
+    }
+    Ok(notes)
 }
 
 fn registry_fetch(r: &Reference, opts: &FetchOptions) -> Result<(Fetched, Option<CacheWrite>)> {
@@ -421,7 +482,8 @@ fn registry_fetch(r: &Reference, opts: &FetchOptions) -> Result<(Fetched, Option
         }
     }
     let client = Client::new(opts.http.clone());
-    let mut reg = oci::registry::Registry::new(&client, r, &opts.insecure, false)?;
+    let mut reg = oci::registry::Registry::new(&client, r, &opts.insecure, false)?
+        .with_meter(opts.meter.clone());
     match store::assemble(&mut reg, &what, r.target(), true) {
         Ok(a) => {
             // Only a trusted package is cached: what is not one leaves nothing behind.

@@ -27,13 +27,11 @@ pub enum Key {
 impl Key {
     /// Reads a key file: a PEM public key is cosign's, a `RW...` line minisign's.
     pub fn load(path: &str) -> Result<Key> {
-        let text = crate::files::read_text_limited(path, MAX_KEY_FILE).map_err(|e| {
-            Error::new(
-                ErrorKind::Usage,
-                format!("--verify-key {path}: cannot read: {e}"),
-            )
-        })?;
-        let bad = |why: String| Error::new(ErrorKind::Usage, format!("--verify-key {path}: {why}"));
+        // A file that cannot be used is a bad input (exit 1), not a bad command line.
+        let text = crate::files::read_text_limited(path, MAX_KEY_FILE)
+            .map_err(|e| Error::from(e).context(format!("--verify-key {path}: cannot read")))?;
+        let bad =
+            |why: String| Error::new(ErrorKind::Invalid, format!("--verify-key {path}: {why}"));
         if text.contains("-----BEGIN") {
             cosign::PublicKey::parse(&text)
                 .map(Key::Cosign)
@@ -86,18 +84,17 @@ impl Policy {
     /// Reads a policy file (JSON: `require_signature`, `keys` (paths, relative to the file),
     /// `allow_digests`).
     pub fn from_file(path: &str) -> Result<Policy> {
-        let usage = |m: String| Error::new(ErrorKind::Usage, format!("policy {path}: {m}"));
         let bytes = crate::files::read_limited(path, MAX_POLICY_FILE)
-            .map_err(|e| usage(format!("cannot read: {e}")))?;
+            .map_err(|e| Error::from(e).context(format!("policy {path}: cannot read")))?;
         Policy::parse(&bytes, path)
     }
 
     /// A policy file's bytes; `path` names it in errors and is where key paths are relative to.
     pub fn parse(bytes: &[u8], path: &str) -> Result<Policy> {
-        let usage = |m: String| Error::new(ErrorKind::Usage, format!("policy {path}: {m}"));
+        let bad = |m: String| Error::new(ErrorKind::Invalid, format!("policy {path}: {m}"));
         let mut buf = vec![0u8; bytes.len()];
         let (f, _): (PolicyFile, usize) = serde_json_core::from_slice_escaped(bytes, &mut buf)
-            .map_err(|e| usage(format!("not a policy ({e}); expected {{\"require_signature\": true, \"keys\": [\"cosign.pub\"], \"allow_digests\": [\"sha256:...\"]}}")))?;
+            .map_err(|e| bad(format!("not a policy ({e}); expected {{\"require_signature\": true, \"keys\": [\"cosign.pub\"], \"allow_digests\": [\"sha256:...\"]}}")))?;
         let dir = std::path::Path::new(path)
             .parent()
             .unwrap_or(std::path::Path::new("."));
@@ -107,14 +104,12 @@ impl Policy {
         };
         for k in &f.keys {
             let kp = dir.join(k).to_string_lossy().into_owned();
-            p.keys.push((
-                kp.clone(),
-                Key::load(&kp).map_err(|e| usage(e.to_string()))?,
-            ));
+            p.keys
+                .push((kp.clone(), Key::load(&kp).map_err(|e| bad(e.to_string()))?));
         }
         for d in &f.allow_digests {
             if !crate::codec::valid_digest(d) {
-                return Err(usage(format!(
+                return Err(bad(format!(
                     "allow_digests: {d:?} is not sha256:<64 hex digits>"
                 )));
             }

@@ -105,7 +105,7 @@ fn create(h: &mut Host, json_bytes: &[u8]) -> Result<i32> {
         .unwrap_or(json_bytes.len());
     let object = package::load(json_bytes[..end].to_vec(), "package.json")?;
     // Values set by the guest (set_bpf_program_global_var) arrive as `value`: apply them.
-    let parsed = args::parse(&object.meta, &object.btf, &object.meta.obj_name, &[])?;
+    let parsed = args::parse(&object.meta, &object.btf, &Default::default(), &[])?;
     h.ewasm.programs.push(Program {
         object,
         globals: parsed.globals,
@@ -142,8 +142,8 @@ fn start(h: &mut Host, id: i32) -> Result<()> {
     let records = wired
         .maps
         .into_iter()
-        .map(|(name, layout)| Records::new(layout, &name, Format::Json))
-        .collect();
+        .map(|(name, layout)| Records::new(layout, &name, Format::Json, &Default::default()))
+        .collect::<Result<_>>()?;
     p.wired = Some((wired.pipeline, records));
     p.loaded = Some(loaded);
     Ok(())
@@ -219,11 +219,7 @@ fn wait_and_poll(mut c: Caller<'_, Host>, id: i32) -> std::result::Result<i32, T
                 line.clear();
                 records[m].write(&mut line, "", data);
                 match process {
-                    None => match c
-                        .data_mut()
-                        .sink
-                        .write(crate::event::Stream::Out, line.as_bytes())
-                    {
+                    None => match c.data_mut().write_stdout(line.as_bytes()) {
                         Ok(()) => ControlFlow::Continue(()),
                         Err(_) => ControlFlow::Break(Ok(())),
                     },
@@ -242,6 +238,10 @@ fn wait_and_poll(mut c: Caller<'_, Host>, id: i32) -> std::result::Result<i32, T
             // The output's reader went away: end as a stop does.
             Some(Ok(())) => return Ok(0),
             None => {}
+        }
+        // The lines of this poll go out now (the guest does not block between polls here).
+        if c.data_mut().flush_output().is_err() {
+            return Ok(0);
         }
         c.data_mut().hold_while_paused();
         if polled.stop {

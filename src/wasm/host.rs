@@ -49,7 +49,17 @@ pub struct Host {
     pub exports: HashMap<&'static str, Func>,
     /// EINTR was returned from a blocking call after the stop request.
     eintr_given: bool,
+    /// The guest's stdout not yet passed to the sink: written out when the guest blocks,
+    /// writes to stderr, fills [`OUT_BATCH`], uses up a fuel slice or ends. Line-buffered
+    /// guests (stdout is a character device to them) make one `fd_write` per line; this keeps
+    /// that from being one write(2) per line.
+    out_pending: Vec<u8>,
+    /// Why the sink refused output, once it did (the reader went away).
+    out_error: Option<std::io::ErrorKind>,
 }
+
+/// The most guest stdout held before it is written.
+pub const OUT_BATCH: usize = 64 << 10;
 
 impl Host {
     pub fn new(
@@ -71,13 +81,44 @@ impl Host {
             limits,
             exports: HashMap::new(),
             eintr_given: false,
+            out_pending: Vec::new(),
+            out_error: None,
         }
+    }
+
+    /// Takes guest stdout; written at once when the batch is full. Err: the output is gone.
+    pub fn write_stdout(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if let Some(k) = self.out_error {
+            return Err(k.into());
+        }
+        self.out_pending.extend_from_slice(bytes);
+        if self.out_pending.len() >= OUT_BATCH {
+            self.flush_output()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the guest's pending stdout to the sink.
+    pub fn flush_output(&mut self) -> std::io::Result<()> {
+        if self.out_pending.is_empty() {
+            return Ok(());
+        }
+        let r = self
+            .sink
+            .write(crate::event::Stream::Out, &self.out_pending);
+        self.out_pending.clear();
+        if let Err(e) = &r {
+            self.out_error = Some(e.kind());
+        }
+        r
     }
 
     /// Called first by every blocking host call. `Ok(true)`: go on and wait. `Ok(false)`: a
     /// stop was asked for; return EINTR. `Err`: the guest already had its EINTR and blocks
     /// again: it is interrupted.
     pub fn before_blocking(&mut self) -> Result<bool, Trap> {
+        // What the guest printed goes out before it waits.
+        let _ = self.flush_output();
         // A guest that waits for events or time has done its set-up: it is ready.
         self.control.set_ready();
         self.hold_while_paused();
@@ -116,6 +157,12 @@ impl Host {
     }
 }
 
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.flush_output();
+    }
+}
+
 /// Calls a guest function, refueling in slices so a stop or pause request is seen even while
 /// the guest computes; past the grace period after a stop the guest is interrupted.
 pub fn call_guest(
@@ -133,6 +180,7 @@ pub fn call_guest(
             ResumableCall::OutOfFuel(c) => {
                 let mut store = ctx.as_context_mut();
                 let host = store.data_mut();
+                let _ = host.flush_output();
                 host.hold_while_paused();
                 if host.control.stop_requested()
                     && host.control.stopping_for().is_some_and(|t| t > GRACE)

@@ -6,6 +6,7 @@
 
 pub mod ewasm;
 pub mod host;
+pub mod inspect;
 pub mod limits;
 pub mod mem;
 pub mod wasi;
@@ -87,6 +88,8 @@ pub fn run(
             .ok_or_else(|| Error::invalid("no _start"))?;
         call_guest(&mut store, &start, &[], &mut []).map(|()| 0)
     };
+    // Everything the guest printed is out before any note about how it ended.
+    let _ = store.data_mut().flush_output();
     let code = match outcome {
         Ok(code) => Ok(code),
         Err(e) => match (e.i32_exit_status(), e.downcast_ref::<Interrupted>()) {

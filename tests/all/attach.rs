@@ -94,6 +94,7 @@ fn with_port<'a>(lines: &'a [String], key: &str, port: &str) -> Vec<&'a String> 
         .collect()
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn socket_filter_sees_a_packet_on_lo() {
     if !kernel_ready("socket_filter_sees_a_packet_on_lo") {
@@ -126,6 +127,7 @@ fn socket_filter_sees_a_packet_on_lo() {
     assert_no_leaks(&["sock_filter", "pkts"]);
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn xdp_on_lo_sees_a_packet_and_is_detached_after() {
     if !kernel_ready("xdp_on_lo_sees_a_packet_and_is_detached_after") {
@@ -160,6 +162,7 @@ fn xdp_on_lo_sees_a_packet_and_is_detached_after() {
     assert_no_leaks(&["xdp_pkt", "pkts"]);
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn cgroup_skb_counts_the_packets_of_a_child_in_our_cgroup() {
     if !kernel_ready("cgroup_skb_counts_the_packets_of_a_child_in_our_cgroup") {
@@ -202,6 +205,7 @@ fn cgroup_skb_counts_the_packets_of_a_child_in_our_cgroup() {
     assert_no_leaks(&["count_egress", "pkts"]);
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn sockops_sees_a_loopback_tcp_connection() {
     if !kernel_ready("sockops_sees_a_loopback_tcp_connection") {
@@ -246,6 +250,7 @@ fn sockops_sees_a_loopback_tcp_connection() {
     assert_no_leaks(&["sock_ops", "socks"]);
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn perf_event_samples_a_busy_child() {
     if !kernel_ready("perf_event_samples_a_busy_child") {
@@ -287,6 +292,7 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn wasm_guest_names_its_cgroup_target() {
     if !kernel_ready("wasm_guest_names_its_cgroup_target") {

@@ -7,6 +7,7 @@ use crate::common::*;
 /// `openat(2)` itself (musl's `File::open` is `open(2)` on x86_64, which these probes do not see).
 fn openat(path: &str, flags: i32) {
     let c = std::ffi::CString::new(path).unwrap();
+    // SAFETY: openat on a NUL-terminated path that lives through the call; the fd it returns is closed here.
     unsafe {
         let fd = libc::syscall(libc::SYS_openat, libc::AT_FDCWD, c.as_ptr(), flags, 0o600);
         if fd >= 0 {
@@ -17,6 +18,7 @@ fn openat(path: &str, flags: i32) {
 
 /// Item 1: CO-RE reads of tracepoint arguments through a flexible array (`args[]` of the
 /// kernel's `struct syscall_trace_enter`), an array inside a struct and a typedef chain.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn core_reads_tracepoint_args_through_flexible_arrays() {
     if !kernel_ready("core_reads_tracepoint_args_through_flexible_arrays") {
@@ -88,6 +90,7 @@ const WRITE_HIST: &str = "     usecs               : count    distribution
 /// Items 4 and 10: results in maps (hash histogram, per-syscall counters in a map whose
 /// max_entries the object leaves open, a per-CPU counter, .bss counters and histogram) print
 /// at exit; scratch maps do not; the open map gets libbpf-tools' 10240 entries.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn results_in_maps_print_at_exit() {
     if !kernel_ready("results_in_maps_print_at_exit") {
@@ -130,6 +133,7 @@ fn results_in_maps_print_at_exit() {
 
 /// Item 10: `--interval` prints the results every interval and clears them, as libbpf-tools
 /// do; NDJSON carries map, key and value.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn results_print_every_interval_and_clear() {
     if !kernel_ready("results_print_every_interval_and_clear") {
@@ -178,6 +182,7 @@ fn results_print_every_interval_and_clear() {
 /// are sized (127 frames, 10240 entries, a buffer per CPU); stack ids in events and in a map's
 /// keys print as symbolized frames: the trigger's own function, libc, the kernel's syscall
 /// entry.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn stack_ids_print_as_symbolized_frames() {
     if !kernel_ready("stack_ids_print_as_symbolized_frames") {
@@ -245,6 +250,7 @@ fn line_with(text: &str, a: &str, b: &str) -> bool {
 /// Items 8 and 9: a header with several structs (the first a decoy): each record is decoded
 /// by the struct its size selects; a variable-length tail shows the strings it holds; addresses
 /// in unnamed unions, a 128-bit integer and a u32[4] print as IP addresses.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn records_pick_their_struct_and_show_addresses() {
     if !kernel_ready("records_pick_their_struct_and_show_addresses") {
@@ -331,6 +337,7 @@ fn kernel_config(name: &str) -> Option<String> {
 /// weak, libbpf's virtual ones) and ksyms (untyped by kallsyms address, missing weak, kfuncs
 /// called and probed with bpf_ksym_exists) get this kernel's values; a strong extern the
 /// kernel lacks is a one-line error naming it.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn externs_resolve_as_libbpf_resolves_them() {
     if !kernel_ready("externs_resolve_as_libbpf_resolves_them") {
@@ -347,6 +354,7 @@ fn externs_resolve_as_libbpf_resolves_them() {
         "--target_nr",
         &nr,
     ]);
+    // SAFETY: a syscall with no arguments, made to fire its tracepoint.
     unsafe { libc::syscall(libc::SYS_getppid) };
     let out = s.wait_for(|o| o.contains("version"));
     let f = s.stop_with(libc::SIGINT);
@@ -355,7 +363,9 @@ fn externs_resolve_as_libbpf_resolves_them() {
         .into_iter()
         .next()
         .unwrap_or_else(|| panic!("{out}\n{}", f.stderr));
+    // SAFETY: utsname is plain data, valid at all-zero.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: u is a valid, writable utsname.
     unsafe { libc::uname(&mut u) };
     let release: String = u
         .release
@@ -422,6 +432,7 @@ fn externs_resolve_as_libbpf_resolves_them() {
 /// not also raw_tp: nothing counted twice); a program whose target or mechanism this kernel
 /// lacks is skipped with one warning line (an error with --strict); `--attach` fills in a
 /// placeholder target; nothing attachable is an error naming why each failed.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn alternatives_attach_once_and_missing_targets_are_skipped() {
     if !kernel_ready("alternatives_attach_once_and_missing_targets_are_skipped") {
@@ -432,6 +443,7 @@ fn alternatives_attach_once_and_missing_targets_are_skipped() {
     let placeholder = "syscalls/sys_enter_edge_placeholder=syscalls/sys_enter_getppid";
     let s = Session::start(&["--attach", placeholder, &obj]);
     for _ in 0..3 {
+        // SAFETY: a syscall with no arguments, made to fire its tracepoint.
         unsafe { libc::syscall(libc::SYS_getppid) };
     }
     trigger(&["exit", "0"]); // an exec
@@ -512,6 +524,7 @@ fn alternatives_attach_once_and_missing_targets_are_skipped() {
 /// `usdt` section given its probe at run time, arguments (registers, a constant, signed),
 /// and a probe guarded by its semaphore, which fires only because the kernel counts the
 /// attached tracer.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn usdt_probes_fire_with_their_arguments() {
     if !kernel_ready("usdt_probes_fire_with_their_arguments") {
@@ -570,6 +583,7 @@ fn usdt_probes_fire_with_their_arguments() {
 /// Item 10, the daemon's side: the maps a tool's results live in are exported as metrics too
 /// (a histogram for a value with slots, a gauge per field otherwise, per-CPU values summed),
 /// and promtool accepts them.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn result_maps_are_daemon_metrics() {
     use crate::daemon::{eventually, ready, scratch, Daemon};

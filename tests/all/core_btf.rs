@@ -26,6 +26,7 @@ fn relocated(obj: &[u8], target: &aya_obj::btf::Btf) -> Vec<String> {
         .collect()
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn cut_btf_relocates_exactly_like_the_whole() {
     if !kernel_ready("cut_btf_relocates_exactly_like_the_whole") {
@@ -73,6 +74,7 @@ fn member_offset(b: &Btf, id: u32, member: &str) -> Option<u32> {
 
 /// The corerelo fixture prints what each relocation gave the kernel; the whole kernel BTF,
 /// parsed here, says what it must be.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn programs_see_the_kernels_own_values() {
     if !kernel_ready("programs_see_the_kernels_own_values") {
@@ -88,6 +90,7 @@ fn programs_see_the_kernels_own_values() {
     let max = values.iter().find(|(n, _)| n == "PIDTYPE_MAX").unwrap().1;
     let me = std::process::id().to_string();
     let s = Session::start(&["-j", &fixtures().obj("corerelo"), "--target_tgid", &me]);
+    // SAFETY: a syscall with no arguments, made to fire its tracepoint.
     unsafe { libc::getppid() };
     let out = s.wait_for(|o| o.contains("tgid"));
     // the tp_btf program was attached through the cut BTF's btf_trace_sched_process_exec

@@ -64,6 +64,7 @@ fn dripping_server() -> u16 {
     port
 }
 
+#[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn a_start_that_never_attaches_wedges_nothing_and_a_stop_wins() {
     let _g = serial();
@@ -105,6 +106,7 @@ fn a_start_that_never_attaches_wedges_nothing_and_a_stop_wins() {
     // A FIFO nobody writes is refused at once, not opened and waited on.
     let fifo = dir.join("fifo");
     let c = std::ffi::CString::new(s(&fifo)).unwrap();
+    // SAFETY: a NUL-terminated path that lives through the call.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0);
     let (st, b) = d.req("PUT", "/v1/instances/fifo", Some(&body(&s(&fifo))));
     assert_eq!(st, 400, "{b}");
@@ -167,6 +169,7 @@ fn dribble(addr: String) -> (String, Duration) {
     (String::from_utf8_lossy(&got).into_owned(), t0.elapsed())
 }
 
+#[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn dribbling_clients_never_lock_out_the_socket_and_wrong_tokens_end_at_their_header() {
     if !ok_ready("dribbling_clients_never_lock_out_the_socket_and_wrong_tokens_end_at_their_header")
@@ -258,6 +261,7 @@ fn ctl_as_nobody(d: &Daemon, args: &[&str]) -> (i32, String) {
     )
 }
 
+#[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn a_socket_group_member_names_only_regular_files_it_can_read_itself() {
     let _g = serial();
@@ -315,6 +319,7 @@ fn a_socket_group_member_names_only_regular_files_it_can_read_itself() {
     );
 }
 
+#[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn relative_sources_are_the_clients_and_survive_a_restart() {
     let _g = serial();
@@ -351,6 +356,7 @@ fn relative_sources_are_the_clients_and_survive_a_restart() {
     assert_eq!(jfield(&b, "state").as_deref(), Some("running"), "{b}");
 }
 
+#[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn a_second_daemon_never_touches_the_first_ones_pins_or_state() {
     let _g = serial();
@@ -405,6 +411,7 @@ fn sha256_of(path: &str) -> String {
     )
 }
 
+#[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn pins_bodies_failed_starts_and_a_missing_config_are_checked() {
     let _g = serial();
@@ -473,6 +480,7 @@ fn rewrite_unseen(path: &Path, text: &str) {
     f.set_modified(old).unwrap();
 }
 
+#[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn the_policy_keys_and_token_are_read_again_when_they_change_or_on_sighup() {
     let _g = serial();
@@ -544,6 +552,7 @@ fn the_policy_keys_and_token_are_read_again_when_they_change_or_on_sighup() {
         "not seen without SIGHUP"
     );
     assert_eq!(d.req("DELETE", "/v1/instances/sig", None).0, 200);
+    // SAFETY: kill(2) with a pid we spawned; no memory is involved.
     unsafe { libc::kill(d.pid(), libc::SIGHUP) };
     eventually("SIGHUP reads the policy again", || {
         d.log().contains("SIGHUP") && d.req("PUT", "/v1/instances/sig", Some(&body(&pkg))).0 == 422

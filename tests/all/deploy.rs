@@ -36,6 +36,7 @@ fn image_name() -> String {
     format!("localhost/edge-ecli:{}", env!("CARGO_PKG_VERSION"))
 }
 
+#[cfg_attr(edge_skip_k8s, ignore = "needs kubernetes-validate")]
 #[test]
 fn the_kubernetes_manifests_validate_offline_and_ask_for_what_a_node_needs() {
     let test = "the_kubernetes_manifests_validate_offline_and_ask_for_what_a_node_needs";
@@ -295,6 +296,7 @@ impl Drop for Container {
     }
 }
 
+#[cfg_attr(edge_skip_registry_root, ignore = "needs root, BTF, registry")]
 #[test]
 fn the_shipped_daemonset_runs_under_podman_privileged() {
     let test = "the_shipped_daemonset_runs_under_podman_privileged";

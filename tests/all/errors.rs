@@ -5,10 +5,19 @@
 use crate::common::*;
 
 fn expect_error(args: &[&str], want: &[&str]) {
+    expect_exit(1, args, want)
+}
+
+/// A bad command line (of edge-ecli or of the package): exit 2, one line.
+fn expect_usage(args: &[&str], want: &[&str]) {
+    expect_exit(2, args, want)
+}
+
+fn expect_exit(code: i32, args: &[&str], want: &[&str]) {
     let f = run(args);
     assert_eq!(
         f.status.code(),
-        Some(1),
+        Some(code),
         "{args:?} exit {:?}\nstderr: {}",
         f.status,
         f.stderr
@@ -114,6 +123,7 @@ fn object_without_btf() {
     expect_error(&["info", &p], &["no BTF"]);
 }
 
+#[cfg_attr(edge_skip_toolchain, ignore = "needs clang-19, bpftool")]
 #[test]
 fn unknown_section() {
     if !toolchain_available("unknown_section") {
@@ -155,23 +165,24 @@ fn missing_kernel_btf_file() {
 #[test]
 fn flag_value_out_of_range() {
     let p = example("sigsnoop.bpf.o");
-    expect_error(
+    expect_usage(
         &["run", &p, "--target_signal", "99999999999"],
         &["--target_signal", "does not fit int"],
     );
-    expect_error(
+    expect_usage(
         &["run", &p, "--filtered_pid", "abc"],
         &["--filtered_pid", "not an integer"],
     );
 }
 
+#[cfg_attr(edge_skip_toolchain, ignore = "needs clang-19, bpftool")]
 #[test]
 fn string_too_long_for_char_array() {
     if !toolchain_available("string_too_long_for_char_array") {
         return;
     }
     let p = fixtures().obj("opensnoop");
-    expect_error(
+    expect_usage(
         &["run", &p, "--target_comm", "a-command-name-longer-than-16"],
         &["--target_comm", "too long for char[16]", "at most 15"],
     );
@@ -180,7 +191,7 @@ fn string_too_long_for_char_array() {
 #[test]
 fn unknown_flag() {
     let p = example("package.json");
-    expect_error(
+    expect_usage(
         &["run", &p, "--no-such-flag"],
         &["unknown argument \"--no-such-flag\"", "--help"],
     );
@@ -207,7 +218,8 @@ fn package_help_lists_its_flags() {
     let f = run(&[&p, "-h"]);
     assert!(f.status.success(), "{}", f.stderr);
     assert!(
-        f.stdout.starts_with("Usage: sigsnoop [OPTIONS]"),
+        f.stdout
+            .starts_with(&format!("Usage: edge-ecli run {p} [OPTIONS]")),
         "{}",
         f.stdout
     );
@@ -222,6 +234,7 @@ fn package_help_lists_its_flags() {
     }
 }
 
+#[cfg_attr(edge_skip_toolchain, ignore = "needs clang-19, bpftool")]
 #[test]
 fn info_without_loading() {
     if !toolchain_available("info_without_loading") {
@@ -276,13 +289,20 @@ fn pack_round_trips_metadata() {
 #[test]
 fn info_and_pack_explain_wasm_modules() {
     let p = tmp("app.wasm", b"\0asm\x01\0\0\0");
-    expect_error(&["info", &p], &[&p, "Wasm app", "edge-ecli run"]);
-    expect_error(&["pack", &p], &[&p, "pack takes a BPF object"]);
+    let f = run(&["info", &p]);
+    assert!(f.status.success(), "{}", f.stderr);
+    assert!(f.stdout.contains("Wasm module"), "{}", f.stdout);
+    assert!(f.stdout.contains("entry: none"), "{}", f.stdout);
+    expect_usage(&["pack", &p], &[&p, "pack takes a BPF object"]);
+    let bad = tmp("bad.wasm", b"\0asm\x01\0\0\0\x0b\x05");
+    expect_error(&["info", &bad], &[&bad, "invalid Wasm module"]);
 }
 
 /// Without privileges the load fails with a hint, and `info` still works (it loads nothing).
+#[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn unprivileged_user_gets_a_hint() {
+    // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0
         || std::process::Command::new("setpriv")
             .arg("--help")
@@ -361,7 +381,12 @@ fn mutated_objects_and_packages_never_panic() {
             if let Ok(o) = edge_ecli::package::load(m.clone(), "fuzz") {
                 let _ = edge_ecli::cli::render_info(&o);
                 let _ = edge_ecli::package::eunomia::pack(&o);
-                let _ = edge_ecli::args::parse(&o.meta, &o.btf, "fuzz", &["--help".to_string()]);
+                let _ = edge_ecli::args::parse(
+                    &o.meta,
+                    &o.btf,
+                    &Default::default(),
+                    &["--help".to_string()],
+                );
             }
         });
         assert!(r.is_ok(), "round {round}: a mutated input panicked");
@@ -371,19 +396,19 @@ fn mutated_objects_and_packages_never_panic() {
 #[test]
 fn bad_values_of_edge_ecli_options() {
     let p = example("sigsnoop.bpf.o");
-    expect_error(
+    expect_usage(
         &["run", "--timeout", "soon", &p],
         &["--timeout soon", "seconds"],
     );
-    expect_error(
+    expect_usage(
         &["run", "--max-memory", "0", &p],
         &["--max-memory 0", "MiB"],
     );
-    expect_error(
+    expect_usage(
         &["run", "--env", "NOEQUALS", &p],
         &["--env NOEQUALS", "K=V"],
     );
-    expect_error(
+    expect_usage(
         &["run", "--event-type", "no_such_struct", &p],
         &["--event-type no_such_struct", "no struct"],
     );
@@ -393,7 +418,7 @@ fn bad_values_of_edge_ecli_options() {
 /// standard input).
 #[test]
 fn a_package_argument_dash_is_not_rewritten() {
-    expect_error(
+    expect_usage(
         &["run", &example("package.json"), "--filtered_pid", "-"],
         &["--filtered_pid", "\"-\" is not an integer"],
     );

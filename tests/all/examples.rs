@@ -64,6 +64,7 @@ fn example_package_holds_the_committed_object_and_its_doc_comments() {
     );
 }
 
+#[cfg_attr(edge_skip_toolchain, ignore = "needs clang-19, bpftool")]
 #[test]
 fn examples_rebuild_to_the_committed_bytes() {
     if !toolchain_available("examples_rebuild_to_the_committed_bytes") {
@@ -93,6 +94,7 @@ fn examples_rebuild_to_the_committed_bytes() {
     }
 }
 
+#[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn example_package_and_wasm_app_show_signals() {
     let _g = serial();

@@ -70,6 +70,7 @@ fn sigsnoop(prog: &str, json: bool) {
     assert_no_leaks(&["sig_trace", "sig_events"]);
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn sigsnoop_raw_plain() {
     let _g = serial();
@@ -78,6 +79,7 @@ fn sigsnoop_raw_plain() {
     }
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn sigsnoop_packed_json() {
     let _g = serial();
@@ -142,6 +144,7 @@ fn bootstrap(prog: &str, json: bool) {
     assert_no_leaks(&["boot_exec", "boot_exit", "boot_rb", "boot_exec_start"]);
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn bootstrap_raw_json() {
     let _g = serial();
@@ -150,6 +153,7 @@ fn bootstrap_raw_json() {
     }
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn bootstrap_packed_plain() {
     let _g = serial();
@@ -228,6 +232,7 @@ fn opensnoop(prog: &str, json: bool) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn opensnoop_raw_plain() {
     let _g = serial();
@@ -236,6 +241,7 @@ fn opensnoop_raw_plain() {
     }
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn opensnoop_packed_json() {
     let _g = serial();
@@ -258,6 +264,7 @@ fn hist_package() -> String {
     path
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn log2_histogram_of_write_sizes() {
     let _g = serial();
@@ -307,6 +314,7 @@ fn log2_histogram_of_write_sizes() {
     assert_no_leaks(&["hist_write", "hists"]);
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn uprobe_on_a_test_binary() {
     let _g = serial();
@@ -347,6 +355,7 @@ fn uprobe_on_a_test_binary() {
     }
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn timeout_stops_by_itself_and_cleans_up() {
     let _g = serial();
@@ -375,6 +384,7 @@ fn timeout_stops_by_itself_and_cleans_up() {
     assert_no_leaks(&["sig_trace", "sig_events"]);
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn package_from_stdin() {
     let _g = serial();
@@ -393,6 +403,7 @@ fn package_from_stdin() {
 
 /// `tc` is a libbpf section name aya 0.14 does not parse: it is renamed before loading and the
 /// program attaches to lo (ifindex 1) ingress. A UDP datagram of known size shows up.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn tc_section_renamed_and_attached() {
     let _g = serial();
@@ -426,6 +437,7 @@ fn tc_section_renamed_and_attached() {
 
 /// An attach failure names the program, its section, the reason and a hint, exits 1, and
 /// releases the program that did attach.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn attach_failure_is_named_and_cleaned_up() {
     let _g = serial();
@@ -460,6 +472,7 @@ fn attach_failure_is_named_and_cleaned_up() {
 }
 
 /// A `default_kv` sample map prints key/value rows under one header.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn default_kv_sample_map() {
     let _g = serial();
@@ -491,6 +504,7 @@ fn default_kv_sample_map() {
 }
 
 /// --uprobe-target replaces the PATH:FUNC a section names; --uprobe-pid keeps one process.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn uprobe_target_and_pid_flags() {
     let _g = serial();
@@ -541,6 +555,7 @@ fn uprobe_target_and_pid_flags() {
 
 /// With -j, records of a map whose type nobody knows still print as JSON lines:
 /// {"map": NAME, "data": "HEX"}, after a note on stderr saying how to name the type.
+#[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn untyped_records_are_json_hex_lines() {
     let _g = serial();

@@ -35,6 +35,7 @@ fn saw(sink: &Memory, what: &str) -> bool {
     false
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn three_instances_in_one_process_stop_one_at_a_time() {
     let _g = serial();
@@ -124,6 +125,7 @@ fn three_instances_in_one_process_stop_one_at_a_time() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[cfg_attr(edge_skip_root, ignore = "needs root and kernel BTF")]
 #[test]
 fn a_failing_start_returns_the_error_and_leaves_nothing() {
     if !kernel_available("a_failing_start_returns_the_error_and_leaves_nothing") {

@@ -83,6 +83,7 @@ impl Flood {
                     std::thread::sleep(d);
                 }
             }
+            // SAFETY: closing an fd this test opened and no one else uses.
             unsafe { libc::close(fd) };
         });
         Flood {
@@ -121,6 +122,7 @@ fn mark_every_cpu() -> u64 {
             });
         });
     }
+    // SAFETY: closing an fd this test opened and no one else uses.
     unsafe { libc::close(fd) };
     n
 }
@@ -205,6 +207,7 @@ fn wait_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus 
 }
 
 fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) with a pid we spawned; no memory is involved.
     unsafe { libc::kill(child.id() as i32, sig) };
 }
 
@@ -246,6 +249,7 @@ impl Stderr {
     }
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn floods_with_stalls_stops_kills_and_traps() {
     let _g = serial();

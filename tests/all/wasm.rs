@@ -7,6 +7,7 @@ fn ready(test: &str) -> bool {
     kernel_ready(test)
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn c_sigsnoop_flags_and_signal_names() {
     let _g = serial();
@@ -50,6 +51,7 @@ fn c_sigsnoop_flags_and_signal_names() {
     assert_no_leaks(&["sig_trace", "sig_events"]);
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn c_opensnoop_filters_in_wasm_and_stops_by_itself() {
     let _g = serial();
@@ -88,6 +90,7 @@ fn c_opensnoop_filters_in_wasm_and_stops_by_itself() {
     assert_no_leaks(&["open_enter", "open_exit", "open_rb", "open_start"]);
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn rust_bootstrap_exec_and_exit() {
     let _g = serial();
@@ -117,6 +120,7 @@ fn rust_bootstrap_exec_and_exit() {
     assert_no_leaks(&["boot_exec", "boot_exit", "boot_rb"]);
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn c_runqlat_reads_histogram_with_map_operate() {
     let _g = serial();
@@ -145,6 +149,7 @@ fn c_runqlat_reads_histogram_with_map_operate() {
     assert_no_leaks(&["hist_write", "hists"]);
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn env_abi_module_with_embedded_package() {
     let _g = serial();
@@ -171,6 +176,7 @@ fn env_abi_module_with_embedded_package() {
     assert_no_leaks(&["sig_trace", "sig_events"]);
 }
 
+#[cfg_attr(edge_skip_toolchain, ignore = "needs clang-19, bpftool")]
 #[test]
 fn wasi_args_env_dirs_clocks_and_exit_code() {
     if !toolchain_available("wasi_args_env_dirs_clocks_and_exit_code") {
@@ -346,6 +352,7 @@ fn wat_bytes(b: &[u8]) -> String {
     b.iter().map(|x| format!("\\{x:02x}")).collect()
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn spinning_guest_is_stopped_and_its_objects_released() {
     let _g = serial();
@@ -418,6 +425,7 @@ fn spinning_guest_is_stopped_and_its_objects_released() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    // SAFETY: kill(2) with a pid we spawned; no memory is involved.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0));
@@ -425,6 +433,7 @@ fn spinning_guest_is_stopped_and_its_objects_released() {
     assert_no_leaks(&["sig_trace", "sig_events"]);
 }
 
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn object_that_fails_to_load_reaches_the_user() {
     let _g = serial();
@@ -500,6 +509,7 @@ fn signal_until_exit(guest: &mut std::process::Child) {
             t0.elapsed() < std::time::Duration::from_secs(40),
             "the guest never ended"
         );
+        // SAFETY: kill(2) with a pid we spawned; no memory is involved.
         unsafe { libc::kill(target.id() as i32, libc::SIGUSR1) };
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -510,6 +520,7 @@ fn signal_until_exit(guest: &mut std::process::Child) {
 /// TinyGo guests cannot pass table indices: they import `callback-wrapper.wasm_bpf_buffer_poll`
 /// and export `go-callback`. This module polls sigsnoop's perf buffer that way and exits 42
 /// once go-callback has seen a SIGUSR1 event (sig at offset 8 of struct event).
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn tinygo_callback_wrapper_abi() {
     let _g = serial();
@@ -540,6 +551,7 @@ fn tinygo_callback_wrapper_abi() {
 
 /// A trap inside a buffer callback names the callback and the reason; the objects the guest
 /// loaded are released.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 #[test]
 fn trap_in_callback_is_named() {
     let _g = serial();
@@ -601,6 +613,7 @@ fn guest_ignoring_eintr_ends_at_once_with_a_handful_of_lines() {
         std::io::Read::read_exact(&mut out, &mut first).unwrap();
         let stop_at = if how == "SIGTERM" {
             std::thread::sleep(std::time::Duration::from_millis(300));
+            // SAFETY: kill(2) with a pid we spawned; no memory is involved.
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
             std::time::Instant::now()
         } else {

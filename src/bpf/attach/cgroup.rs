@@ -30,10 +30,8 @@ fn open_cgroup(path: &str) -> Result<OwnedFd, Failure> {
     }
     // SAFETY: fd was just opened and nobody else owns it.
     let dir = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: statfs into a zeroed struct.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstatfs(std::os::fd::AsRawFd::as_raw_fd(&dir), &mut st) } == 0
-        && st.f_type as i64 != CGROUP2_SUPER_MAGIC
+    if crate::sys::fstatfs_type(std::os::fd::AsRawFd::as_raw_fd(&dir))
+        .is_ok_and(|t| t != CGROUP2_SUPER_MAGIC)
     {
         return Err(Failure::msg(format!(
             "{path} is not a cgroup v2 directory (mount -t cgroup2 none /sys/fs/cgroup, or give --cgroup)"
@@ -46,9 +44,7 @@ fn is_cgroup2(path: &str) -> bool {
     let Ok(c) = std::ffi::CString::new(path) else {
         return false;
     };
-    // SAFETY: statfs of a NUL-terminated path into a zeroed struct.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == CGROUP2_SUPER_MAGIC }
+    crate::sys::statfs_type(&c).is_ok_and(|t| t == CGROUP2_SUPER_MAGIC)
 }
 
 /// Where cgroup v2 is mounted: /sys/fs/cgroup on a unified system, /sys/fs/cgroup/unified on a

@@ -224,8 +224,7 @@ fn hint(sec: &Section, f: &Failure) -> &'static str {
         Some(libc::EACCES | libc::EINVAL) if f.text.contains("Verifier output") && f.text.len() > 200 => {
             "the verifier rejected the program: its log above ends with the reason"
         }
-        // SAFETY: geteuid has no preconditions.
-        Some(libc::EPERM) if matches!(sec, Section::BtfTracing { .. }) && unsafe { libc::geteuid() } == 0 => {
+        Some(libc::EPERM) if matches!(sec, Section::BtfTracing { .. }) && crate::sys::euid() == 0 => {
             "this kernel refuses fentry/fexit/lsm programs even to root (lockdown or a security module); a tool's kprobe alternative is used where it has one"
         }
         Some(libc::EPERM | libc::EACCES) => {

@@ -8,13 +8,55 @@ mod value;
 
 pub use value::{write_object, write_object_with, write_plain, write_value, Style};
 
-use super::layout::Layouts;
+use super::layout::{Layout, Layouts};
+use crate::error::{Error, Result};
 use crate::text::{push_hex, push_json_str, push_short};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Plain,
     Json,
+}
+
+/// What of each record is shown, besides the format.
+#[derive(Debug, Clone, Default)]
+pub struct OutputOptions {
+    /// Only these fields of the event, in this order (`-o columns=pid,comm`).
+    pub fields: Option<Vec<String>>,
+    /// NDJSON lines start with a `"timestamp"` field (the `time` given to `Records::write`).
+    pub timestamp: bool,
+}
+
+/// The layouts shown with only `names`, in that order: each candidate keeps the names it has;
+/// a name none of them has is an error listing the fields there are.
+fn select(all: &[Layout], names: &[String], map: &str) -> Result<Vec<Layout>> {
+    for n in names {
+        if !all.iter().any(|l| l.fields.iter().any(|f| &f.name == n)) {
+            let mut have: Vec<&str> = Vec::new();
+            for f in all.iter().flat_map(|l| &l.fields) {
+                if !have.contains(&f.name.as_str()) {
+                    have.push(&f.name);
+                }
+            }
+            let types: Vec<&str> = all.iter().map(|l| l.name.as_str()).collect();
+            return Err(Error::usage(format!(
+                "-o ...={n}: the events of {map} ({}) have no field {n}; they have {}",
+                types.join(", "),
+                have.join(", ")
+            )));
+        }
+    }
+    Ok(all
+        .iter()
+        .map(|l| {
+            let mut l = l.clone();
+            l.fields = names
+                .iter()
+                .filter_map(|n| l.fields.iter().find(|f| &f.name == n).cloned())
+                .collect();
+            l
+        })
+        .collect())
 }
 
 /// Turns stack ids into symbolized frames for the writers (the object's stack trace map and
@@ -47,26 +89,41 @@ pub struct Records {
 }
 
 impl Records {
-    pub fn new(layouts: Layouts, map: &str, format: Format) -> Records {
-        let typed = layouts
-            .all
-            .iter()
+    /// The writer of one map's records; `opts.fields` picks what is shown (the record's
+    /// layout is still chosen among all of its candidates).
+    pub fn new(
+        layouts: Layouts,
+        map: &str,
+        format: Format,
+        opts: &OutputOptions,
+    ) -> Result<Records> {
+        let shown = match &opts.fields {
+            Some(_) if layouts.is_empty() => {
+                return Err(Error::usage(format!(
+                    "-o ...=FIELDS: the records of {map} have no known type (they print as hex); name it with --event-type NAME"
+                )))
+            }
+            Some(names) => select(&layouts.all, names, map)?,
+            None => layouts.all.clone(),
+        };
+        let typed = shown
+            .into_iter()
             .map(|l| match format {
-                Format::Plain => Typed::Plain(plain::Columns::new(l.clone())),
-                Format::Json => Typed::Json(ndjson::Objects::new(l.clone())),
+                Format::Plain => Typed::Plain(plain::Columns::new(l)),
+                Format::Json => Typed::Json(ndjson::Objects::new(l)),
             })
             .collect();
         let raw_prefix = match format {
             Format::Plain => format!(" {map} "),
             Format::Json => {
-                let mut p = String::from("{\"map\":");
+                let mut p = String::from("\"map\":");
                 push_json_str(&mut p, map);
                 p.push_str(",\"data\":\"");
                 p
             }
         };
         let first = layouts.preferred();
-        Records {
+        Ok(Records {
             typed,
             layouts,
             raw_prefix,
@@ -74,7 +131,7 @@ impl Records {
             last: std::cell::Cell::new((usize::MAX, 0)),
             headers: std::cell::Cell::new(1 << first.min(63)),
             frames: None,
-        }
+        })
     }
 
     /// Shows stack id fields as frames symbolized by `f`.
@@ -92,7 +149,8 @@ impl Records {
         }
     }
 
-    /// Appends one record as a line. `time` is the TIME column (plain output only).
+    /// Appends one record as a line. `time` is the TIME column of plain output, and the
+    /// `"timestamp"` of NDJSON unless empty.
     #[inline]
     pub fn write(&self, out: &mut String, time: &str, data: &[u8]) {
         let i = match self.last.get() {
@@ -107,6 +165,9 @@ impl Records {
         let Some(i) = i else {
             if self.format == Format::Plain {
                 push_short(out, time);
+            } else {
+                out.push('{');
+                ndjson::push_timestamp(out, time);
             }
             out.push_str(&self.raw_prefix);
             push_hex(out, data);
@@ -129,7 +190,7 @@ impl Records {
                 }
                 c.record(out, time, data, frames)
             }
-            Typed::Json(o) => o.record(out, data, frames),
+            Typed::Json(o) => o.record_at(out, time, data, frames),
         }
     }
 }
@@ -153,15 +214,37 @@ impl Clock {
     }
 }
 
+/// `2025-01-02T03:04:05.123456Z`: a time as RFC 3339 in UTC, to the microsecond.
+pub fn rfc3339_utc(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_micros()
+    )
+}
+
 /// Local wall-clock time as HH:MM:SS.
 pub fn local_hms() -> String {
-    // SAFETY: time(NULL) and localtime_r with a valid out-pointer have no other preconditions.
-    unsafe {
-        let t = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&t, &mut tm);
-        format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
-    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (h, m, s) = crate::sys::local_time_of_day(now);
+    format!("{h:02}:{m:02}:{s:02}")
 }
 
 #[cfg(test)]
@@ -260,15 +343,57 @@ mod tests {
     #[test]
     fn records_without_a_layout_are_hex_in_either_format() {
         let mut out = String::new();
-        Records::new(Layouts::default(), "rb", Format::Json).write(&mut out, "", &[1, 0xfe]);
-        Records::new(Layouts::default(), "rb", Format::Plain).write(
-            &mut out,
-            "12:00:00",
-            &[1, 0xfe],
-        );
+        let o = OutputOptions::default();
+        let json = Records::new(Layouts::default(), "rb", Format::Json, &o).unwrap();
+        json.write(&mut out, "", &[1, 0xfe]);
+        let plain = Records::new(Layouts::default(), "rb", Format::Plain, &o).unwrap();
+        plain.write(&mut out, "12:00:00", &[1, 0xfe]);
+        json.write(&mut out, "T", &[1]);
         assert_eq!(
             out,
-            "{\"map\":\"rb\",\"data\":\"01fe\"}\n12:00:00 rb 01fe\n"
+            "{\"map\":\"rb\",\"data\":\"01fe\"}\n12:00:00 rb 01fe\n{\"timestamp\":\"T\",\"map\":\"rb\",\"data\":\"01\"}\n"
         );
+    }
+
+    #[test]
+    fn fields_are_picked_in_order_and_timestamps_lead() {
+        let btf = event_btf();
+        let layouts = || Layouts::one(Layout::from_btf(&btf, 8).unwrap());
+        let o = OutputOptions {
+            fields: Some(vec!["comm".into(), "pid".into()]),
+            timestamp: true,
+        };
+        let mut out = String::new();
+        let r = Records::new(layouts(), "rb", Format::Json, &o).unwrap();
+        r.write(&mut out, "2025-01-02T03:04:05.000000Z", &record());
+        assert_eq!(
+            out,
+            "{\"timestamp\":\"2025-01-02T03:04:05.000000Z\",\"comm\":\"bash\",\"pid\":-5}\n"
+        );
+        let r = Records::new(layouts(), "rb", Format::Plain, &o).unwrap();
+        assert_eq!(r.header().unwrap(), "TIME     COMM     PID");
+        let bad = OutputOptions {
+            fields: Some(vec!["nope".into()]),
+            timestamp: false,
+        };
+        let e = Records::new(layouts(), "rb", Format::Plain, &bad)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("no field nope") && e.contains("pid, comm"),
+            "{e}"
+        );
+        assert!(Records::new(Layouts::default(), "rb", Format::Plain, &o).is_err());
+    }
+
+    #[test]
+    fn rfc3339_dates() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let t =
+            |s: u64, us: u64| rfc3339_utc(UNIX_EPOCH + Duration::from_micros(s * 1_000_000 + us));
+        assert_eq!(t(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(t(951_782_400, 5), "2000-02-29T00:00:00.000005Z");
+        assert_eq!(t(1_735_787_045, 123_456), "2025-01-02T03:04:05.123456Z");
     }
 }

@@ -2,11 +2,13 @@
 //! registries (Basic, and Bearer tokens from a realm). Credentials are never taken from the
 //! command line.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
 use crate::codec::base64;
+use crate::codec::json::{self, Value};
 use crate::error::{Error, ErrorKind, Result};
 
 #[derive(Clone, PartialEq, Eq)]
@@ -32,35 +34,93 @@ impl Credentials {
     }
 }
 
-#[derive(Deserialize)]
-struct Entry<'a> {
-    #[serde(default)]
-    auth: Option<&'a str>,
-}
-
-#[derive(Deserialize)]
-struct AuthFile<'a> {
-    #[serde(default, borrow)]
-    auths: heapless::LinearMap<&'a str, Entry<'a>, 32>,
-}
-
-/// The credentials files, in the order podman reads them: `$REGISTRY_AUTH_FILE`,
-/// `$XDG_RUNTIME_DIR/containers/auth.json`, then docker's `$DOCKER_CONFIG/config.json`
-/// (default `~/.docker/config.json`).
+/// The credentials files, in the order podman (containers/image) and then docker read them:
+/// `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`,
+/// `/run/containers/$UID/auth.json` (where podman writes when XDG_RUNTIME_DIR is unset, as
+/// for root under sudo or systemd), `$XDG_CONFIG_HOME/containers/auth.json` (default
+/// `~/.config`), then docker's `$DOCKER_CONFIG/config.json` (default `~/.docker`).
 pub fn auth_files() -> Vec<PathBuf> {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    auth_files_in(&|k| std::env::var_os(k), uid)
+}
+
+/// [`auth_files`] for a given environment.
+pub fn auth_files_in(env: &dyn Fn(&str) -> Option<OsString>, uid: u32) -> Vec<PathBuf> {
+    let env = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
     let mut v = Vec::new();
     v.extend(env("REGISTRY_AUTH_FILE"));
     v.extend(env("XDG_RUNTIME_DIR").map(|d| d.join("containers/auth.json")));
+    v.push(PathBuf::from(format!("/run/containers/{uid}/auth.json")));
+    match env("XDG_CONFIG_HOME") {
+        Some(d) => v.push(d.join("containers/auth.json")),
+        None => v.extend(env("HOME").map(|h| h.join(".config/containers/auth.json"))),
+    }
     match env("DOCKER_CONFIG") {
         Some(d) => v.push(d.join("config.json")),
         None => v.extend(env("HOME").map(|h| h.join(".docker/config.json"))),
     }
+    v.dedup();
     v
+}
+
+/// The file `podman login` writes, and so `edge-ecli login`: `$REGISTRY_AUTH_FILE`, else
+/// `$XDG_RUNTIME_DIR/containers/auth.json`, else `/run/containers/$UID/auth.json`.
+pub fn login_file() -> PathBuf {
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    login_file_in(&|k| std::env::var_os(k), uid)
+}
+
+/// [`login_file`] for a given environment.
+pub fn login_file_in(env: &dyn Fn(&str) -> Option<OsString>, uid: u32) -> PathBuf {
+    let env = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    env("REGISTRY_AUTH_FILE")
+        .or_else(|| env("XDG_RUNTIME_DIR").map(|d| d.join("containers/auth.json")))
+        .unwrap_or_else(|| PathBuf::from(format!("/run/containers/{uid}/auth.json")))
+}
+
+/// The credentials file's text with `registry`'s entry set to `creds` (None removes it), every
+/// other entry and key kept. Returns the text and whether an entry was there before.
+pub fn edit_auth_file(
+    text: Option<&str>,
+    registry: &str,
+    creds: Option<(&str, &str)>,
+    from: &str,
+) -> Result<(String, bool)> {
+    let bad = |e: Error| {
+        Error::new(
+            ErrorKind::Invalid,
+            format!("{from}: not a credentials file ({e}); move it away or fix it"),
+        )
+    };
+    let mut root = match text.filter(|t| !t.trim().is_empty()) {
+        Some(t) => json::parse(t).map_err(bad)?,
+        None => Value::Object(vec![]),
+    };
+    let Value::Object(top) = &mut root else {
+        return Err(bad(Error::invalid("not a JSON object")));
+    };
+    if !top.iter().any(|(k, _)| k == "auths") {
+        top.insert(0, ("auths".into(), Value::Object(vec![])));
+    }
+    let Some((_, Value::Object(auths))) = top.iter_mut().find(|(k, _)| k == "auths") else {
+        return Err(bad(Error::invalid("\"auths\" is not an object")));
+    };
+    let before = auths.len();
+    auths.retain(|(k, _)| normalise(k) != registry);
+    let had = auths.len() != before;
+    if let Some((user, pass)) = creds {
+        let auth = base64::encode(format!("{user}:{pass}").as_bytes());
+        auths.push((
+            registry.to_string().into(),
+            Value::Object(vec![("auth".into(), Value::Str(auth.into()))]),
+        ));
+    }
+    let mut out = String::new();
+    json::write_pretty(&mut out, &root, 0);
+    out.push('\n');
+    Ok((out, had))
 }
 
 /// `https://host:5000/v1/` -> `host:5000`, as docker normalises auth keys.
@@ -69,42 +129,37 @@ fn normalise(key: &str) -> &str {
         .strip_prefix("https://")
         .or_else(|| key.strip_prefix("http://"))
         .unwrap_or(key);
-    k.split('/').next().unwrap_or(k)
+    match k.split('/').next().unwrap_or(k) {
+        // docker login keeps Docker Hub's credentials under its old index name.
+        "index.docker.io" | "registry-1.docker.io" => "docker.io",
+        h => h,
+    }
 }
 
-/// The credentials for `registry` (host[:port]) in one auth file's text.
+/// The credentials for `registry` (host[:port]) in one auth file's text (any number of
+/// entries; keys other than `auths.*.auth`, such as `credHelpers`, are left alone).
 pub fn credentials_in(text: &[u8], registry: &str, from: &str) -> Result<Option<Credentials>> {
-    let mut buf = vec![0u8; text.len()];
-    let (f, _): (AuthFile, usize) =
-        serde_json_core::from_slice_escaped(text, &mut buf).map_err(|e| {
-            Error::new(
-                ErrorKind::Usage,
-                format!("{from}: not a credentials file ({e})"),
-            )
-        })?;
-    for (k, e) in f.auths.iter() {
+    let bad = |why: String| Error::new(ErrorKind::Invalid, format!("{from}: {why}"));
+    let text =
+        std::str::from_utf8(text).map_err(|_| bad("not a credentials file (not UTF-8)".into()))?;
+    let root = json::parse(text).map_err(|e| bad(format!("not a credentials file ({e})")))?;
+    let Some(Value::Object(auths)) = root.get("auths") else {
+        return Ok(None);
+    };
+    for (k, e) in auths {
         if normalise(k) != registry {
             continue;
         }
-        let Some(a) = &e.auth else { continue };
-        let raw = base64::decode(a).map_err(|_| {
-            Error::new(
-                ErrorKind::Usage,
-                format!("{from}: the auth of {registry} is not base64"),
-            )
-        })?;
-        let text = String::from_utf8(raw).map_err(|_| {
-            Error::new(
-                ErrorKind::Usage,
-                format!("{from}: the auth of {registry} is not text"),
-            )
-        })?;
-        let (user, pass) = text.split_once(':').ok_or_else(|| {
-            Error::new(
-                ErrorKind::Usage,
-                format!("{from}: the auth of {registry} is not user:password"),
-            )
-        })?;
+        let Some(a) = e.get("auth").and_then(Value::as_str) else {
+            continue;
+        };
+        let raw =
+            base64::decode(a).map_err(|_| bad(format!("the auth of {registry} is not base64")))?;
+        let text = String::from_utf8(raw)
+            .map_err(|_| bad(format!("the auth of {registry} is not text")))?;
+        let (user, pass) = text
+            .split_once(':')
+            .ok_or_else(|| bad(format!("the auth of {registry} is not user:password")))?;
         return Ok(Some(Credentials {
             user: user.into(),
             pass: pass.into(),
@@ -258,5 +313,78 @@ mod tests {
         );
         assert_eq!(token_of(br#"{"access_token":"x"}"#, "t").unwrap(), "x");
         assert!(token_of(b"{}", "t").is_err());
+    }
+
+    #[test]
+    fn files_in_podmans_then_dockers_order() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| OsString::from(v))
+            }
+        };
+        let all = env(&[
+            ("REGISTRY_AUTH_FILE", "/a.json"),
+            ("XDG_RUNTIME_DIR", "/run/user/7"),
+            ("HOME", "/home/u"),
+            ("DOCKER_CONFIG", "/d"),
+        ]);
+        let paths: Vec<String> = auth_files_in(&all, 7)
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/a.json",
+                "/run/user/7/containers/auth.json",
+                "/run/containers/7/auth.json",
+                "/home/u/.config/containers/auth.json",
+                "/d/config.json"
+            ]
+        );
+        assert_eq!(
+            login_file_in(&all, 7).to_string_lossy(),
+            "/a.json",
+            "podman login writes REGISTRY_AUTH_FILE first"
+        );
+        let root = env(&[("HOME", "/root")]);
+        assert_eq!(
+            login_file_in(&root, 0).to_string_lossy(),
+            "/run/containers/0/auth.json"
+        );
+        let paths = auth_files_in(&root, 0);
+        assert_eq!(paths[0].to_string_lossy(), "/run/containers/0/auth.json");
+        assert_eq!(paths[2].to_string_lossy(), "/root/.docker/config.json");
+    }
+
+    #[test]
+    fn login_edits_keep_the_other_entries() {
+        let before = r#"{"auths":{"other.io":{"auth":"eDp5"},"localhost:5000":{"auth":"b2xkOm9sZA=="}},"credHelpers":{"x.io":"pass"}}"#;
+        let (text, had) =
+            edit_auth_file(Some(before), "localhost:5000", Some(("u", "p")), "f").unwrap();
+        assert!(had);
+        let c = credentials_in(text.as_bytes(), "localhost:5000", "f")
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.user.as_str(), c.pass.as_str()), ("u", "p"));
+        assert!(
+            text.contains("\"other.io\": {\n\t\t\t\"auth\": \"eDp5\""),
+            "{text}"
+        );
+        assert!(text.contains("\"credHelpers\""), "{text}");
+        let (text, had) = edit_auth_file(Some(&text), "localhost:5000", None, "f").unwrap();
+        assert!(had);
+        assert!(credentials_in(text.as_bytes(), "localhost:5000", "f")
+            .unwrap()
+            .is_none());
+        let (fresh, had) = edit_auth_file(None, "r.io", Some(("a", "b")), "f").unwrap();
+        assert!(!had);
+        assert_eq!(
+            fresh,
+            "{\n\t\"auths\": {\n\t\t\"r.io\": {\n\t\t\t\"auth\": \"YTpi\"\n\t\t}\n\t}\n}\n"
+        );
+        assert!(edit_auth_file(Some("[1]"), "r.io", None, "f").is_err());
     }
 }

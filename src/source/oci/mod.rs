@@ -5,6 +5,7 @@
 pub mod artifact;
 pub mod auth;
 pub mod manifest;
+pub mod publish;
 pub mod reference;
 pub mod registry;
 pub mod store;

@@ -26,6 +26,15 @@ pub fn looks_like(s: &str) -> bool {
         && first != ".."
 }
 
+/// Is `s` a reference without its registry host, as docker and podman accept them
+/// (`example/sigsnoop:v1`, `sigsnoop:v1`)? edge-ecli has no default registry, so such a word
+/// is taken for a path; this says when to tell the user it may have meant a reference.
+pub fn looks_unqualified(s: &str) -> bool {
+    !s.starts_with(['/', '.'])
+        && !looks_like(s)
+        && Reference::parse(&format!("registry.invalid/{s}")).is_ok()
+}
+
 fn valid_component(c: &str) -> bool {
     // [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*
     let b = c.as_bytes();
@@ -194,5 +203,15 @@ mod tests {
             Reference::parse("r.io/a/b:t").unwrap().to_string(),
             "r.io/a/b:t"
         );
+    }
+
+    #[test]
+    fn references_without_a_host_are_recognised() {
+        assert!(looks_unqualified("example/sigsnoop:v1"));
+        assert!(looks_unqualified("sigsnoop:v1"));
+        assert!(!looks_unqualified("./x.json"));
+        assert!(!looks_unqualified("/tmp/x:1"));
+        assert!(!looks_unqualified("localhost:5000/a:1"));
+        assert!(!looks_unqualified("Upper/Case:1"));
     }
 }

@@ -11,6 +11,7 @@ use crate::codec::sha256_digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::client::{is_loopback, Client, Response, Scheme, Url};
 use crate::http::percent_encode;
+use crate::progress::Meter;
 
 /// Redirects followed for one request.
 const MAX_REDIRECTS: usize = 5;
@@ -25,6 +26,12 @@ pub struct Registry<'a> {
     authz: Option<String>,
     push: bool,
     what: String,
+    meter: Meter,
+}
+
+/// `sha256:0123456789ab`: a blob as progress names it.
+fn short(digest: &str) -> String {
+    digest.chars().take(19).collect()
 }
 
 fn net(m: String) -> Error {
@@ -74,7 +81,14 @@ impl<'a> Registry<'a> {
             authz: None,
             push,
             what: reference.to_string(),
+            meter: Meter::default(),
         })
+    }
+
+    /// The same client, reporting the bytes of blobs moved to `meter`.
+    pub fn with_meter(mut self, meter: Meter) -> Registry<'a> {
+        self.meter = meter;
+        self
     }
 
     /// Which scheme the registry speaks, found with the `/v2/` ping docker does: HTTPS, or
@@ -116,6 +130,18 @@ impl<'a> Registry<'a> {
         headers: &[(&str, String)],
         body: Option<&[u8]>,
     ) -> Result<Response> {
+        self.send_with(method, url, headers, body, None)
+    }
+
+    /// [`send`](Registry::send), telling `progress` the bytes of the body sent.
+    fn send_with(
+        &mut self,
+        method: &str,
+        url: Url,
+        headers: &[(&str, String)],
+        body: Option<&[u8]>,
+        mut progress: Option<&mut dyn FnMut(u64)>,
+    ) -> Result<Response> {
         let mut url = url;
         let mut authed = false;
         let mut redirects = 0;
@@ -125,7 +151,10 @@ impl<'a> Registry<'a> {
             if let (Some(a), true) = (&self.authz, with_auth) {
                 h.push(("Authorization", a.clone()));
             }
-            let r = self.client.send(method, &url, &h, body)?;
+            let r = match progress.as_mut() {
+                Some(p) => self.client.send_with_progress(method, &url, &h, body, *p)?,
+                None => self.client.send(method, &url, &h, body)?,
+            };
             match r.status() {
                 401 if !authed && with_auth => {
                     authed = true;
@@ -134,8 +163,10 @@ impl<'a> Registry<'a> {
                 }
                 401 => {
                     let how = match &self.creds {
-                        Some(c) => format!("the credentials of {} in {} were refused", c.user, c.from),
-                        None => "it needs credentials: log in with docker login or podman login (edge-ecli reads ~/.docker/config.json, $REGISTRY_AUTH_FILE and $XDG_RUNTIME_DIR/containers/auth.json)".into(),
+                        Some(c) => {
+                            format!("the credentials of {} in {} were refused", c.user, c.from)
+                        }
+                        None => self.login_hint(),
                     };
                     return Err(Error::new(
                         ErrorKind::Denied,
@@ -179,7 +210,14 @@ impl<'a> Registry<'a> {
         match challenge {
             Some(Challenge::Basic) | None => {
                 let c = self.creds.as_ref().ok_or_else(|| {
-                    Error::new(ErrorKind::Denied, format!("{}: the registry answered 401 and wants a login: docker login or podman login {} first", self.what, self.reference.registry))
+                    Error::new(
+                        ErrorKind::Denied,
+                        format!(
+                            "{}: the registry answered 401 and {}",
+                            self.what,
+                            self.login_hint()
+                        ),
+                    )
                 })?;
                 if let Some(b) = self.base.as_ref().filter(|b| !b.may_carry_credentials()) {
                     return Err(Error::new(
@@ -213,8 +251,13 @@ impl<'a> Registry<'a> {
                     u.target
                         .push_str(&format!("service={}&", percent_encode(&s)));
                 }
-                u.target
-                    .push_str(&format!("scope={}", percent_encode(&scope)));
+                // A login (no repository) asks for a token without a scope, as podman does.
+                if self.reference.repository.is_empty() {
+                    u.target.pop();
+                } else {
+                    u.target
+                        .push_str(&format!("scope={}", percent_encode(&scope)));
+                }
                 // Credentials only over TLS or to loopback: a plain-HTTP realm of an insecure
                 // registry is asked for an anonymous token.
                 let h: Vec<(&str, String)> = self
@@ -246,6 +289,49 @@ impl<'a> Registry<'a> {
             }
         }
         Ok(())
+    }
+
+    /// What to do when a registry wants credentials and none were found.
+    fn login_hint(&self) -> String {
+        let files: Vec<String> = auth::auth_files()
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        format!(
+            "wants a login: edge-ecli login {} (or podman login, docker login); credentials are read from {}",
+            self.reference.registry,
+            files.join(", ")
+        )
+    }
+
+    /// A client of `registry` (host[:port]) for `login`, with the credentials to check.
+    pub fn for_login(
+        client: &'a Client,
+        registry: &str,
+        insecure: &[String],
+        creds: Credentials,
+    ) -> Result<Registry<'a>> {
+        let reference = Reference {
+            registry: registry.to_string(),
+            repository: String::new(),
+            tag: None,
+            digest: None,
+        };
+        let mut r = Registry::new(client, &reference, insecure, false)?;
+        r.what = registry.to_string();
+        r.creds = Some(creds);
+        Ok(r)
+    }
+
+    /// Checks the credentials as `podman login` does: `GET /v2/`, answering its challenge
+    /// with them. A registry that asks for none accepts any.
+    pub fn login(&mut self) -> Result<()> {
+        let u = self.url("/v2/")?;
+        let r = self.send("GET", u, &[], None)?;
+        match r.status() {
+            200 => Ok(()),
+            _ => Err(self.fail(r, "checking the login")),
+        }
     }
 
     fn fail(&self, r: Response, doing: &str) -> Error {
@@ -291,7 +377,11 @@ impl<'a> Registry<'a> {
         put.target
             .push_str(&format!("digest={}", percent_encode(&digest)));
         let h = [("Content-Type", "application/octet-stream".to_string())];
-        let r = self.send("PUT", put, &h, Some(bytes))?;
+        let (meter, what, total) = (self.meter.clone(), short(&digest), bytes.len() as u64);
+        let mut report = |n: u64| meter.transfer(&what, n, Some(total));
+        let r = self.send_with("PUT", put, &h, Some(bytes), Some(&mut report));
+        self.meter.finished(&what);
+        let r = r?;
         if r.status() != 201 {
             return Err(self.fail(r, "uploading a blob"));
         }
@@ -343,6 +433,16 @@ impl Store for Registry<'_> {
         if r.status() != 200 {
             return Err(self.fail(r, &format!("getting blob {digest}")));
         }
-        r.body(limit, "blob", self.client.options().io_timeout)
+        let total = r.head.content_length().ok().flatten();
+        let (meter, what) = (self.meter.clone(), short(digest));
+        let r = if meter.is_on() {
+            let w = what.clone();
+            r.on_read(move |n| meter.transfer(&w, n, total))
+        } else {
+            r
+        };
+        let body = r.body(limit, "blob", self.client.options().io_timeout);
+        self.meter.finished(&what);
+        body
     }
 }

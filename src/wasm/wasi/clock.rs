@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use wasmi::{Caller, Error as Trap, Linker};
 
-use super::{put32, put64, M};
+use super::{put32, put64, written, M};
 use super::{EFAULT, EINTR, EINVAL, EIO, ESUCCESS};
 use crate::wasm::host::Host;
 use crate::wasm::mem;
@@ -31,11 +31,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Erro
             unsafe { libc::clock_gettime(clock, &mut ts) };
             let ns = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
             let (m, _) = mem::split(&mut c);
-            if put64(m, out, ns) {
-                ESUCCESS
-            } else {
-                EFAULT
-            }
+            written(put64(m, out, ns))
         },
     )?;
     linker.func_wrap(
@@ -43,11 +39,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Erro
         "clock_res_get",
         |mut c: Caller<'_, Host>, _id: i32, out: i32| -> i32 {
             let (m, _) = mem::split(&mut c);
-            if put64(m, out, 1) {
-                ESUCCESS
-            } else {
-                EFAULT
-            }
+            written(put64(m, out, 1))
         },
     )?;
     linker.func_wrap(
@@ -164,9 +156,5 @@ fn poll_subscriptions(
         }
         n += 1;
     }
-    if put32(m, nevents, n as u32) {
-        ESUCCESS
-    } else {
-        EFAULT
-    }
+    written(put32(m, nevents, n as u32))
 }

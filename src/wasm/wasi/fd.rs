@@ -3,12 +3,16 @@
 
 use wasmi::{Caller, Error as Trap, Linker};
 
-use super::{errno_of, filestat, iovecs, put32, put64, Fd, M};
-use super::{EBADF, EFAULT, EINTR, EINVAL, ENOSYS, ESUCCESS};
+use super::{errno_of, filestat, iovecs, put32, put64, written, Fd, M};
+use super::{EBADF, EFAULT, EINTR, EINVAL, ENOSYS, ESPIPE, ESUCCESS};
 use super::{FILETYPE_CHARACTER_DEVICE, FILETYPE_DIRECTORY, FILETYPE_REGULAR_FILE};
 use crate::event::Stream;
 use crate::wasm::host::Host;
 use crate::wasm::mem;
+
+/// WASI rights bits (preview1 `rights`).
+const RIGHT_FD_SEEK: u64 = 1 << 2;
+const RIGHT_FD_TELL: u64 = 1 << 5;
 
 /// (A table of host functions, one entry per import.)
 pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
@@ -46,7 +50,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Erro
             let Some(Some(Fd::File(_))) = h.wasi.fds.get(fd as usize) else {
                 // stdio is not seekable (libc asks when it sets up buffering).
                 return if h.wasi.raw(fd).is_some() {
-                    70 /* ESPIPE */
+                    ESPIPE
                 } else {
                     EBADF
                 };
@@ -63,11 +67,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Erro
             if r < 0 {
                 return errno_of(&std::io::Error::last_os_error());
             }
-            if put64(m, newoff, r as u64) {
-                ESUCCESS
-            } else {
-                EFAULT
-            }
+            written(put64(m, newoff, r as u64))
         },
     )?;
     linker.func_wrap(
@@ -75,21 +75,21 @@ pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Erro
         "fd_fdstat_get",
         |mut c: Caller<'_, Host>, fd: i32, out: i32| -> i32 {
             let (m, h) = mem::split(&mut c);
-            let ft = match h.wasi.fds.get(fd as usize) {
-                Some(Some(Fd::Dir(..))) => FILETYPE_DIRECTORY,
-                Some(Some(Fd::File(_))) => FILETYPE_REGULAR_FILE,
-                Some(Some(_)) => FILETYPE_CHARACTER_DEVICE,
+            // Stdio is a character device that cannot seek or tell: what wasi-libc's isatty
+            // asks, so its stdout is line-buffered (each line reaches the output as it is
+            // printed, as on a terminal) instead of fully buffered and lost at a forced stop.
+            // The host batches the writes it passes on.
+            let (ft, rights) = match h.wasi.fds.get(fd as usize) {
+                Some(Some(Fd::Dir(..))) => (FILETYPE_DIRECTORY, u64::MAX),
+                Some(Some(Fd::File(_))) => (FILETYPE_REGULAR_FILE, u64::MAX),
+                Some(Some(_)) => (FILETYPE_CHARACTER_DEVICE, !(RIGHT_FD_SEEK | RIGHT_FD_TELL)),
                 _ => return EBADF,
             };
             let mut st = [0u8; 24];
             st[0] = ft;
-            st[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+            st[8..16].copy_from_slice(&rights.to_le_bytes());
             st[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
-            if mem::write(m, out, &st) {
-                ESUCCESS
-            } else {
-                EFAULT
-            }
+            written(mem::write(m, out, &st))
         },
     )?;
     linker.func_wrap(
@@ -107,11 +107,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Erro
             };
             let mut st = [0u8; 8];
             st[4..8].copy_from_slice(&(name.len() as u32).to_le_bytes());
-            if mem::write(m, out, &st) {
-                ESUCCESS
-            } else {
-                EFAULT
-            }
+            written(mem::write(m, out, &st))
         },
     )?;
     linker.func_wrap(
@@ -126,11 +122,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Erro
             if (len as usize) < n.len() {
                 return EINVAL;
             }
-            if mem::write(m, path, n) {
-                ESUCCESS
-            } else {
-                EFAULT
-            }
+            written(mem::write(m, path, n))
         },
     )?;
     linker.func_wrap(
@@ -141,12 +133,10 @@ pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Erro
             let Some(raw) = h.wasi.raw(fd) else {
                 return EBADF;
             };
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            // SAFETY: raw is open; st is a valid out-pointer.
-            if unsafe { libc::fstat(raw, &mut st) } < 0 {
-                return errno_of(&std::io::Error::last_os_error());
+            match crate::sys::fstat(raw) {
+                Ok(st) => filestat(m, out, &st),
+                Err(e) => errno_of(&e),
             }
-            filestat(m, out, &st)
         },
     )?;
     Ok(())
@@ -203,11 +193,7 @@ fn fd_read(c: &mut Caller<'_, Host>, fd: i32, iovs: i32, n: i32, nread: i32) -> 
             break;
         }
     }
-    Ok(if put32(m, nread, total as u32) {
-        ESUCCESS
-    } else {
-        EFAULT
-    })
+    Ok(written(put32(m, nread, total as u32)))
 }
 
 /// fd_write: stdout and stderr go to the instance's sink, files to the file.
@@ -229,9 +215,12 @@ fn fd_write(c: &mut Caller<'_, Host>, fd: i32, iovs: i32, n: i32, nwritten: i32)
     };
     let total: usize = vs.iter().map(|v| v.1).sum();
     if let Some(stream) = stream {
-        let r = if let [(p, l)] = vs[..] {
-            h.sink.write(stream, &m[p..p + l])
+        let r = if stream == Stream::Out {
+            vs.iter()
+                .try_for_each(|&(p, l)| h.write_stdout(&m[p..p + l]))
         } else {
+            // Stderr is not buffered, and comes after the stdout printed before it.
+            let _ = h.flush_output();
             let mut buf = Vec::with_capacity(total);
             for (p, l) in vs {
                 buf.extend_from_slice(&m[p..p + l]);
@@ -258,9 +247,5 @@ fn fd_write(c: &mut Caller<'_, Host>, fd: i32, iovs: i32, n: i32, nwritten: i32)
             }
         }
     }
-    if put32(m, nwritten, total as u32) {
-        ESUCCESS
-    } else {
-        EFAULT
-    }
+    written(put32(m, nwritten, total as u32))
 }

@@ -33,6 +33,7 @@ pub const EEXIST: i32 = 20;
 pub const EISDIR: i32 = 31;
 pub const ENOTDIR: i32 = 54;
 pub const EMFILE: i32 = 33;
+pub const ESPIPE: i32 = 70;
 
 /// Files one guest may have open at once.
 pub(super) const MAX_GUEST_FDS: usize = 256;
@@ -140,11 +141,7 @@ pub(super) fn write_strings(m: &mut [u8], list: &[Vec<u8>], ptrs: i32, buf: i32)
 
 pub(super) fn sizes(m: &mut [u8], list: &[Vec<u8>], count: i32, size: i32) -> i32 {
     let total: usize = list.iter().map(|s| s.len() + 1).sum();
-    if put32(m, count, list.len() as u32) && put32(m, size, total as u32) {
-        ESUCCESS
-    } else {
-        EFAULT
-    }
+    written(put32(m, count, list.len() as u32) && put32(m, size, total as u32))
 }
 
 /// Reads the (ptr, len) pairs of an iovec array, checked against memory.
@@ -166,6 +163,16 @@ pub(super) fn iovecs(m: &[u8], iovs: i32, n: i32) -> Option<Vec<(usize, usize)>>
 }
 
 const M: &str = "wasi_snapshot_preview1";
+
+/// The errno of a call whose only failure left is writing its result into guest memory:
+/// success, or EFAULT when the guest's pointer was out of bounds.
+fn written(ok: bool) -> i32 {
+    if ok {
+        ESUCCESS
+    } else {
+        EFAULT
+    }
+}
 
 pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Error> {
     env::add_to_linker(linker)?;
@@ -198,9 +205,5 @@ pub(super) fn filestat(m: &mut [u8], out: i32, st: &libc::stat) -> i32 {
     b[40..48].copy_from_slice(&ns(st.st_atime, st.st_atime_nsec).to_le_bytes());
     b[48..56].copy_from_slice(&ns(st.st_mtime, st.st_mtime_nsec).to_le_bytes());
     b[56..64].copy_from_slice(&ns(st.st_ctime, st.st_ctime_nsec).to_le_bytes());
-    if mem::write(m, out, &b) {
-        ESUCCESS
-    } else {
-        EFAULT
-    }
+    written(mem::write(m, out, &b))
 }

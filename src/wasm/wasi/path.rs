@@ -4,8 +4,8 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use wasmi::{Caller, Linker};
 
-use super::{errno_of, filestat, put32, Fd, M, MAX_GUEST_FDS};
-use super::{EBADF, EFAULT, EINVAL, EMFILE, ESUCCESS};
+use super::{errno_of, filestat, put32, written, Fd, M, MAX_GUEST_FDS};
+use super::{EBADF, EFAULT, EINVAL, EMFILE};
 use crate::wasm::host::Host;
 use crate::wasm::mem;
 
@@ -68,11 +68,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Erro
                 None => return EMFILE,
             };
             h.wasi.fds[slot] = Some(Fd::File(fd));
-            if put32(m, out, slot as u32) {
-                ESUCCESS
-            } else {
-                EFAULT
-            }
+            written(put32(m, out, slot as u32))
         },
     )?;
     linker.func_wrap(
@@ -95,12 +91,10 @@ pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<(), wasmi::Erro
                 Ok(fd) => fd,
                 Err(e) => return errno_of(&e),
             };
-            let mut st: libc::stat = unsafe { std::mem::zeroed() };
-            // SAFETY: fd is open; st is a valid out-pointer.
-            if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
-                return errno_of(&std::io::Error::last_os_error());
+            match crate::sys::fstat(fd.as_raw_fd()) {
+                Ok(st) => filestat(m, out, &st),
+                Err(e) => errno_of(&e),
             }
-            filestat(m, out, &st)
         },
     )?;
     Ok(())
