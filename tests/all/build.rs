@@ -446,6 +446,7 @@ char LICENSE[] SEC("license") = "GPL";
 /// here, a perf event array on kernels without one) and, with `--btfgen`, the kernel BTF the
 /// object needs for the kernels of a BTFHub tree: the package runs and its events arrive.
 #[test]
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 fn build_carries_the_compat_header_and_cuts_btfgen() {
     if !tools_ready("build_carries_the_compat_header_and_cuts_btfgen")
         || !kernel_ready("build_carries_the_compat_header_and_cuts_btfgen")

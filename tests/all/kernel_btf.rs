@@ -95,6 +95,7 @@ fn hub_with_own_btf(dir: &Path) -> PathBuf {
 }
 
 #[test]
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 fn kernel_btf_sources_in_order_with_sysfs_hidden() {
     if !kernel_ready("kernel_btf_sources_in_order_with_sysfs_hidden") {
         return;
@@ -204,6 +205,7 @@ fn kernel_btf_sources_in_order_with_sysfs_hidden() {
 }
 
 #[test]
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 fn kernel_btf_of_another_key_is_never_used() {
     if !kernel_ready("kernel_btf_of_another_key_is_never_used") {
         return;
@@ -261,6 +263,7 @@ fn kernel_btf_of_another_key_is_never_used() {
 
 /// What no BTF from elsewhere can stand in for: a tp_btf program needs the kernel's own.
 #[test]
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
 fn tp_btf_without_the_kernels_own_btf_is_one_clear_line() {
     if !kernel_ready("tp_btf_without_the_kernels_own_btf_is_one_clear_line") {
         return;
@@ -298,6 +301,10 @@ fn tp_btf_without_the_kernels_own_btf_is_one_clear_line() {
 /// what `run` fetches from the registry carries it: on a kernel without BTF of its own, that
 /// is the BTF used.
 #[test]
+#[cfg_attr(
+    edge_skip_registry_root,
+    ignore = "needs root, BTF, registry, clang-19"
+)]
 fn pushed_btfgen_layer_is_the_kernel_btf_of_the_pulled_package() {
     if !kernel_ready("pushed_btfgen_layer_is_the_kernel_btf_of_the_pulled_package")
         || !crate::distribution::services(
@@ -357,6 +364,10 @@ fn pushed_btfgen_layer_is_the_kernel_btf_of_the_pulled_package() {
 /// own push writes tar.gz) holds this kernel's BTF: its eBPF layer runs with that BTF when
 /// the kernel has none of its own.
 #[test]
+#[cfg_attr(
+    edge_skip_registry_root,
+    ignore = "needs root, BTF, registry, clang-19"
+)]
 fn inspektor_gadget_btfgen_layer_is_read() {
     if !kernel_ready("inspektor_gadget_btfgen_layer_is_read")
         || !crate::distribution::services("inspektor_gadget_btfgen_layer_is_read")
