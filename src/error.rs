@@ -42,19 +42,23 @@ impl ErrorKind {
     }
 }
 
+/// What failed, on which input, and what to do about it (the message), with its [`ErrorKind`].
 #[derive(Debug, Clone)]
 pub struct Error {
     kind: ErrorKind,
     msg: String,
 }
 
+/// edge-ecli's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// An error of kind [`ErrorKind::Other`].
     pub fn msg(m: impl Into<String>) -> Error {
         Error::new(ErrorKind::Other, m)
     }
 
+    /// An error of the given kind.
     pub fn new(kind: ErrorKind, m: impl Into<String>) -> Error {
         Error {
             kind,
@@ -62,6 +66,7 @@ impl Error {
         }
     }
 
+    /// Input that is not what it claims to be ([`ErrorKind::Invalid`]).
     pub fn invalid(m: impl Into<String>) -> Error {
         Error::new(ErrorKind::Invalid, m)
     }
@@ -71,6 +76,7 @@ impl Error {
         Error::new(ErrorKind::Usage, m)
     }
 
+    /// What went wrong, for callers that react to it.
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
@@ -103,7 +109,9 @@ impl From<std::io::Error> for Error {
     }
 }
 
+/// [`Error::context`] on a result.
 pub trait Context<T> {
+    /// Prefixes an error's message with what was being worked on.
     fn context(self, what: impl fmt::Display) -> Result<T>;
 }
 

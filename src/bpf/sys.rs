@@ -1,11 +1,13 @@
 //! Raw `bpf(2)` map access by fd, for maps whose key and value sizes are only known at run time
 //! (aya's typed maps need them at compile time): sample maps and the Wasm guests' map
 //! operations. [`MapOps`] is what callers use; [`FakeMap`] stands in for the kernel in unit
-//! tests and fuzz harnesses.
+//! tests.
 
+#[cfg(test)]
 use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::RawFd;
+#[cfg(test)]
 use std::sync::Mutex;
 
 use crate::package::meta::map_type;
@@ -248,12 +250,14 @@ fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
 
 /// A map held in memory: a hash map with the kernel's element semantics (sizes checked, flags
 /// BPF_NOEXIST/BPF_EXIST honoured, errno values as the kernel returns them).
+#[cfg(test)]
 pub struct FakeMap {
     pub info: MapInfo,
     pub max_entries: usize,
     elems: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
 }
 
+#[cfg(test)]
 impl FakeMap {
     pub fn new(map_type: u32, key_size: usize, value_size: usize, max_entries: usize) -> FakeMap {
         FakeMap {
@@ -279,6 +283,7 @@ impl FakeMap {
     }
 }
 
+#[cfg(test)]
 impl MapOps for FakeMap {
     fn info(&self) -> io::Result<MapInfo> {
         Ok(self.info)

@@ -3,16 +3,24 @@
 //! (`control`), sample maps (`sample`), the output formats (`out`) and where output goes
 //! (`sink`).
 
+#[doc(hidden)]
 pub mod control;
 #[cfg(test)]
 pub(crate) mod fake;
+#[doc(hidden)]
 pub mod layout;
+#[doc(hidden)]
 pub mod out;
+#[doc(hidden)]
 pub mod pipeline;
+#[doc(hidden)]
 pub mod poll;
+#[doc(hidden)]
 pub mod results;
+#[doc(hidden)]
 pub mod sample;
 pub mod sink;
+#[doc(hidden)]
 pub mod symbols;
 
 pub use control::{Control, Counters};

@@ -4,12 +4,16 @@
 
 use std::io::Write;
 
+/// Which of an instance's two outputs a write belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
+    /// Events, results, a guest's stdout.
     Out,
+    /// Notes, warnings, a guest's stderr.
     Err,
 }
 
+/// Where an instance writes its output; implement it to take the output somewhere else.
 pub trait Sink: Send {
     /// Appends output. Event output arrives in whole lines; a guest's writes as it makes them.
     /// An error (the reader went away) ends the instance's event loop.

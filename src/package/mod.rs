@@ -3,12 +3,19 @@
 //! derived from the object's own ELF and BTF, and package JSON only adds to it. Nothing here
 //! knows how the loader attaches or which kernel runs it.
 
+#[doc(hidden)]
 pub mod btfgen;
+#[doc(hidden)]
 pub mod elf;
+#[doc(hidden)]
 pub mod eunomia;
+#[doc(hidden)]
 pub mod externs;
+#[doc(hidden)]
 pub mod meta;
+#[doc(hidden)]
 pub mod usage;
+#[doc(hidden)]
 pub mod wasm_btf;
 
 pub use meta::{MapDef, Meta, Object, Prog, Sample, SampleKind};
@@ -18,14 +25,19 @@ use crate::error::{Error, ErrorKind, Result};
 /// Largest object we inflate: far above any real BPF object, small enough for an edge node.
 pub const MAX_OBJECT_SIZE: usize = 64 << 20;
 
+/// The three kinds of package.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum Kind {
+    /// An eunomia `package.json` (the object inside, base64 and maybe zlib).
     Json,
+    /// A raw BPF object (`.bpf.o`).
     Elf,
+    /// A Wasm app carrying its objects and its user-space logic.
     Wasm,
 }
 
 impl Kind {
+    /// What it is called in messages.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Json => "package.json",
@@ -36,10 +48,12 @@ impl Kind {
 }
 
 /// A tar archive (ustar magic): ecc's btfgen output, package.json and its kernel BTF.
+#[doc(hidden)]
 pub fn is_tar(bytes: &[u8]) -> bool {
     bytes.len() >= 512 && &bytes[257..262] == b"ustar"
 }
 
+/// The kind of a package, by its first bytes; an error names the three kinds accepted.
 pub fn detect(bytes: &[u8]) -> Result<Kind> {
     if is_tar(bytes) {
         return Err(Error::invalid(
@@ -68,7 +82,12 @@ pub enum Package {
     /// A BPF object with its metadata (from a package.json or a raw `.bpf.o`).
     Object(Object),
     /// A Wasm app: the module's bytes and the name its argv[0] gets.
-    Wasm { module: Vec<u8>, name: String },
+    Wasm {
+        /// The module's bytes.
+        module: Vec<u8>,
+        /// Its argv[0].
+        name: String,
+    },
 }
 
 impl Package {

@@ -101,11 +101,14 @@ pub enum Outcome {
     Exit(i32),
 }
 
+/// Where an instance is in its life.
 #[derive(Debug, Clone)]
 pub enum State {
     /// Loading and attaching.
     Starting,
+    /// Attached, its events flowing.
     Running,
+    /// Attached; its events are read and counted, not handed on.
     Paused,
     /// Ended by itself or by a stop request.
     Stopped,
@@ -114,6 +117,7 @@ pub enum State {
 }
 
 impl State {
+    /// Its name in status output and metrics.
     pub fn name(&self) -> &'static str {
         match self {
             State::Starting => "starting",
@@ -128,8 +132,11 @@ impl State {
 /// Counters of an instance.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Records handed on.
     pub events: u64,
+    /// Records the kernel dropped (full perf buffers).
     pub lost: u64,
+    /// Records read and thrown away while paused.
     pub paused_drops: u64,
     /// CPU time of the instance's thread.
     pub cpu_ns: u64,
@@ -153,6 +160,7 @@ pub enum Readiness {
 pub struct Stopper(Arc<Control>);
 
 impl Stopper {
+    /// Asks the instance to stop (see [`Instance::stop`]).
     pub fn stop(&self) {
         self.0.stop();
     }
@@ -318,14 +326,17 @@ impl Instance {
 
     /// Pauses it: a paused instance delivers no events (they are read and counted as
     /// `paused_drops`) and a paused Wasm guest runs no code.
+    /// Pauses it: its events are read and counted, not handed on.
     pub fn pause(&self) {
         self.control.pause();
     }
 
+    /// Ends a pause.
     pub fn resume(&self) {
         self.control.resume();
     }
 
+    /// True once it has ended (its result is ready for [`Instance::wait`]).
     pub fn is_finished(&self) -> bool {
         self.shared.finished.load(Ordering::SeqCst)
     }
@@ -335,10 +346,12 @@ impl Instance {
         self.shared.done.fd()
     }
 
+    /// When it was spawned.
     pub fn started(&self) -> SystemTime {
         self.started
     }
 
+    /// Where it is now.
     pub fn state(&self) -> State {
         if self.is_finished() {
             return match &*self.shared.result.lock().unwrap_or_else(|e| e.into_inner()) {
@@ -355,6 +368,7 @@ impl Instance {
         }
     }
 
+    /// Its counters now (final ones once it ended).
     pub fn stats(&self) -> Stats {
         let c = &self.control.counters;
         let cpu = self

@@ -6,7 +6,9 @@
 //! online once runs the same reference offline. Nothing here judges trust (`trust` does) or
 //! decodes the package (`package` does).
 
+#[doc(hidden)]
 pub mod cache;
+#[doc(hidden)]
 pub mod oci;
 
 use std::io::Read;
@@ -27,14 +29,31 @@ const MAX_SIGNATURE: u64 = 64 << 10;
 /// What `-` becomes on the command line (argh would read a lone `-` as an option).
 pub const STDIN_PATH: &str = "/dev/stdin";
 
+/// Where a PROG names a package.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
+    /// `-`.
     Stdin,
+    /// A local file.
     File(String),
+    /// An `http://` or `https://` URL.
     Url(String),
+    /// An OCI registry reference.
     Registry(Reference),
-    Layout { dir: String, tag: Option<String> },
-    Archive { file: String, tag: Option<String> },
+    /// An OCI image layout directory, `oci:DIR[:TAG]`.
+    Layout {
+        /// The layout's directory.
+        dir: String,
+        /// The tag chosen (none: its only image).
+        tag: Option<String>,
+    },
+    /// An OCI archive, `oci-archive:FILE[:TAG]`.
+    Archive {
+        /// The tar file.
+        file: String,
+        /// The tag chosen (none: its only image).
+        tag: Option<String>,
+    },
 }
 
 /// `DIR[:TAG]` as skopeo writes it: the tag is what follows the last `:`, if it has no `/`.
@@ -50,6 +69,8 @@ fn split_tag(s: &str) -> (String, Option<String>) {
 const REGISTRY_PREFIXES: [&str; 2] = ["oci://", "docker://"];
 
 impl Source {
+    /// Reads a PROG; a name that is both a file here and a registry reference is an error
+    /// that says how to pick one.
     pub fn parse(prog: &str) -> Result<Source> {
         Source::parse_in(prog, &|p| std::path::Path::new(p).exists())
     }
@@ -122,6 +143,7 @@ pub fn absolute(prog: &str, cwd: &std::path::Path) -> Result<String> {
 /// How remotes are reached.
 #[derive(Debug, Clone, Default)]
 pub struct FetchOptions {
+    /// Timeouts, limits, proxies and TLS of HTTP requests.
     pub http: ClientOptions,
     /// Registries (host or host:port) that may be reached over plain HTTP.
     pub insecure: Vec<String>,
@@ -137,12 +159,15 @@ pub struct FetchOptions {
 /// A package's bytes and what came with them.
 #[derive(Debug)]
 pub struct Fetched {
+    /// The package.
     pub bytes: Vec<u8>,
     /// What the package is called (for its object name, a Wasm app's argv[0]).
     pub name: String,
+    /// `sha256:<hex>` of the bytes.
     pub content_digest: String,
     /// The OCI manifest's digest, for packages that came in one.
     pub manifest_digest: Option<String>,
+    /// Signatures that came with it (a `.minisig` beside a URL, cosign signatures in a registry).
     pub signatures: Vec<Signature>,
     /// What the user should know (a cached copy was used...).
     pub notes: Vec<String>,
@@ -189,6 +214,7 @@ impl Fetched {
         Ok(f)
     }
 
+    /// What the trust policy checks.
     pub fn evidence(&self) -> Evidence<'_> {
         Evidence {
             bytes: &self.bytes,
