@@ -1,6 +1,6 @@
 //! Two jobs at build time:
-//! - Packs the BPF-side libbpf headers that `edge-ecli build` carries (third_party/libbpf/include,
-//!   see its README) into one deflated blob the binary embeds: for each file, its path relative
+//! - Packs the BPF-side headers that `edge-ecli build` carries (libbpf's, third_party/libbpf/include,
+//!   see its README; the C SDK's BPF side, sdk/c/edge, as `edge/`) into one deflated blob the binary embeds: for each file, its path relative
 //!   to that directory, a NUL, its length as 8 little-endian bytes, its bytes.
 //! - Tells the integration tests (`tests/all`) what this machine lacks, so that a test that
 //!   cannot run here is compiled `#[ignore = "needs ..."]` and `cargo test` counts it among the
@@ -68,6 +68,9 @@ fn pack_headers() {
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files = Vec::new();
     collect(dir, "", &mut files);
+    let sdk = Path::new("sdk/c/edge");
+    println!("cargo:rerun-if-changed={}", sdk.display());
+    collect(sdk, "edge", &mut files);
     let mut raw = Vec::new();
     for (name, data) in files {
         raw.extend_from_slice(name.as_bytes());

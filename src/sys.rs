@@ -47,17 +47,24 @@ pub fn euid() -> u32 {
 
 /// `uname -r`, or "" when uname fails.
 pub fn kernel_release() -> String {
+    uname().0
+}
+
+/// `uname -r` and `uname -m`, or empty strings when uname fails.
+pub fn uname() -> (String, String) {
     // SAFETY: `u` points to room for a utsname.
     let Ok(u) = filled(|u| unsafe { libc::uname(u) }) else {
-        return String::new();
+        return (String::new(), String::new());
     };
-    let bytes: Vec<u8> = u
-        .release
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    String::from_utf8_lossy(&bytes).into_owned()
+    let text = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    (text(&u.release), text(&u.machine))
 }
 
 /// The local time of day of `secs` since the epoch, as (hours, minutes, seconds).

@@ -5,7 +5,9 @@
 # All three are musl (its resolver and everything else work on a bare node; static glibc needs
 # its NSS libraries at run time for DNS). They are built with nightly's -Zbuild-std: std is
 # rebuilt with this profile (opt-level "z") and without unwind tables (panic = "abort" never
-# unwinds), which saves ~0.7 MB per binary and is what keeps HTTPS within the budget; and
+# unwinds), which saves ~0.7 MB per binary and is what keeps HTTPS within the budget; without
+# std's `backtrace` feature (cargo's default for build-std: symbolized backtraces need gimli,
+# addr2line and an inflater, ~140 KB; a panic still prints its message and location); and
 # rustup has no std at all for riscv64gc-unknown-linux-musl. The tests themselves run on the
 # stable toolchain (rust-version). C code (ring) and the final link of aarch64 and riscv64 use
 # zig (PyPI ziglang), which carries musl for both; x86_64 links with the musl rust-std ships.
@@ -63,7 +65,7 @@ for arch in "${@:-x86_64}"; do
     # zig-cc learns the target from the name cargo gives the compiler or linker.
     export EDGE_ZIG_TARGET="${arch}-linux-musl"
     [ "$arch" = riscv64 ] && export EDGE_ZIG_TARGET=riscv64-linux-musl
-    cargo +nightly build --locked --release --target "$triple" -Z build-std=std,panic_abort
+    cargo +nightly build --locked --release --target "$triple" -Z build-std=std,panic_abort -Z build-std-features=
     bin="target/$triple/release/edge-ecli"
     size=$(stat -c %s "$bin")
     file "$bin" | grep -q "statically linked" || { echo "$bin is not statically linked: $(file "$bin")" >&2; exit 1; }

@@ -25,10 +25,11 @@ SMOKE_SECS=5 bash fuzz/run.sh smoke
 
 echo "== kernel-facing tests against the static release binary"
 EDGE_ECLI_BIN="$PWD/target/x86_64-unknown-linux-musl/release/edge-ecli" \
-    cargo test --locked --test all -- --test-threads=2 kernel:: wasm:: core_btf:: examples::
+    cargo test --locked --test all -- --test-threads=2 kernel:: kernel_btf:: wasm:: core_btf:: examples::
 
 echo "== unit tests of aarch64 and riscv64 under qemu-user"
 bash targets/build.sh --unit-tests aarch64 riscv64
 
-echo "== full-system QEMU guests: x86_64, aarch64, riscv64 (JIT on and off)"
-bash targets/qemu/run.sh x86_64 aarch64 riscv64
+echo "== full-system QEMU guests: x86_64, aarch64, riscv64 (JIT on and off), and two x86_64 kernels"
+echo "   built here without BTF (cached by source and config: targets/qemu/build-kernels.sh)"
+bash targets/qemu/run.sh x86_64 aarch64 riscv64 nobtf noringbuf

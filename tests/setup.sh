@@ -18,6 +18,9 @@ apt_install clang-19 llvm-19 lld-19 bpftool libbpf-dev musl-tools gcc wasi-libc 
     docker-registry skopeo minisign apache2-utils python3-cryptography openssl \
     podman runc prometheus systemtap-sdt-dev \
     zsh fish groff-base man-db systemd bsdutils curl
+# The QEMU kernels without BTF (targets/qemu/build-kernels.sh): Debian's 6.1 source, its build
+# tools, and pahole for the BTF an operator would make for them.
+apt_install linux-source-6.1 make flex bison bc libelf-dev libssl-dev dwarves xz-utils
 
 # QEMU: this kind of machine ships qemu-utils from bookworm-backports, which breaks bookworm's
 # qemu-system packages; take them from backports too.

@@ -184,12 +184,12 @@ fn kernel_btf() -> KernelBtf {
             core_needs(&o.btf, ext),
             std::fs::read("/sys/kernel/btf/vmlinux"),
         ) else {
-            return KernelBtf::Sys;
+            return KernelBtf::default();
         };
         let cut = minimal_target(&vmlinux, &names).unwrap();
         let path = std::env::temp_dir().join("edge-ecli-fuzz-kernel.btf");
         std::fs::write(&path, cut).unwrap();
-        KernelBtf::File(path.to_string_lossy().into_owned())
+        KernelBtf::file(path.to_string_lossy().into_owned())
     })
     .clone()
 }
@@ -279,7 +279,7 @@ fuzz_target!(|data: &[u8]| {
         Box::new(Discard),
         HostConfig {
             load: edge_ecli::bpf::LoadOptions {
-                btf: if KERNEL { kernel_btf() } else { KernelBtf::Sys },
+                btf: if KERNEL { kernel_btf() } else { KernelBtf::default() },
                 ..Default::default()
             },
             attach: AttachOptions::default(),

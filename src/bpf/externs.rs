@@ -87,8 +87,9 @@ pub fn resolve(externs: &[Extern], btf_src: &KernelBtf) -> Result<Vec<Value>> {
             _ => None,
         })
         .collect();
+    // None: the kernel has no BTF of its own, so it can resolve no typed ksym.
     let ids = if wanted.is_empty() {
-        vec![]
+        Some(vec![])
     } else {
         kernel_btf::kernel_ids(btf_src, &wanted)?
     };
@@ -167,9 +168,10 @@ pub fn resolve(externs: &[Extern], btf_src: &KernelBtf) -> Result<Vec<Value>> {
                     .iter()
                     .position(|(n, _)| *n == e.name)
                     .unwrap_or(usize::MAX);
-                match ids.get(i).copied().flatten() {
-                    Some(id) => Value::BtfId(id),
-                    None => missing("not in the kernel's BTF (a kernel variable or kfunc of this name is needed)")?,
+                match ids.as_ref().map(|ids| ids.get(i).copied().flatten()) {
+                    Some(Some(id)) => Value::BtfId(id),
+                    Some(None) => missing("not in the kernel's BTF (a kernel variable or kfunc of this name is needed)")?,
+                    None => missing(&format!("a typed __ksym or kfunc needs the kernel's own BTF ({}), which this kernel lacks (built without CONFIG_DEBUG_INFO_BTF)", kernel_btf::SYS_BTF))?,
                 }
             }
             ExternKind::KsymVar { typed: false } => match addrs.get(e.name.as_str()) {

@@ -1,21 +1,13 @@
 //! The kernel's BTF, as much of it as one object needs: none, the part `btf::core` cuts out, or
-//! all of it. sysfs BTF is mapped where the kernel allows it.
+//! all of it, from where `btf_source` finds it. sysfs BTF is mapped where the kernel allows it.
 
 use std::os::fd::AsRawFd;
 
+use super::btf_source::Origin;
+pub use super::btf_source::{KernelBtf, SYS_BTF};
 use super::chain;
 use crate::btf::core::{self, Needs};
-use crate::error::{Error, ErrorKind, Result};
-
-/// Where the kernel's BTF comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum KernelBtf {
-    #[default]
-    Sys,
-    File(String),
-}
-
-pub const SYS_BTF: &str = "/sys/kernel/btf/vmlinux";
+use crate::error::{Error, Result};
 
 /// A kernel BTF file's bytes: mapped where the kernel allows it (sysfs BTF since Linux 6.16),
 /// which saves copying ~6 MB in 4 KiB reads; read otherwise.
@@ -71,54 +63,43 @@ fn read_btf(path: &str, mappable: bool) -> std::io::Result<BtfBytes> {
     Ok(BtfBytes::Read(v))
 }
 
-/// The ids of named types in the kernel's BTF (typed ksyms, kfuncs), found by a scan of the
-/// raw BTF: no parse.
-pub fn kernel_ids(src: &KernelBtf, wanted: &[(&str, u8)]) -> Result<Vec<Option<u32>>> {
-    let path = match src {
-        KernelBtf::Sys => SYS_BTF,
-        KernelBtf::File(p) => p.as_str(),
-    };
-    let data = read_btf(path, matches!(src, KernelBtf::Sys)).map_err(|e| {
-        Error::msg(format!(
-            "reading kernel BTF {path} (for the object's __ksym externs): {e}"
-        ))
-    })?;
+/// The bytes of the BTF at `origin`: sysfs mapped, the rest read.
+fn bytes_of(src: &KernelBtf, origin: &Origin) -> Result<BtfBytes> {
+    match origin {
+        Origin::Sysfs(p) => read_btf(&p.to_string_lossy(), true)
+            .map_err(|e| Error::msg(format!("reading kernel BTF {}: {e}", p.display()))),
+        o => src.read(o).map(BtfBytes::Read),
+    }
+}
+
+/// The ids of named types in the kernel's own BTF (typed ksyms, kfuncs), found by a scan of
+/// the raw BTF: no parse. None when the kernel has no BTF of its own (the BTF of a package
+/// or a node directory has other ids, and the kernel could not resolve any).
+pub fn kernel_ids(src: &KernelBtf, wanted: &[(&str, u8)]) -> Result<Option<Vec<Option<u32>>>> {
+    if !src.kernel_has_btf() {
+        return Ok(None);
+    }
+    let origin = src.locate()?;
+    let data = bytes_of(src, &origin).map_err(|e| e.context("for the object's __ksym externs"))?;
     crate::btf::edit::ids_by_name(&data, wanted)
-        .map_err(|e| Error::invalid(format!("kernel BTF {path}: {e}")))
+        .map(Some)
+        .map_err(|e| Error::invalid(format!("kernel BTF from {origin}: {e}")))
 }
 
 /// The kernel BTF aya needs for `needs`: none, the part `core_btf` cuts out, or all of it.
 pub fn kernel_btf(src: &KernelBtf, needs: &Needs) -> Result<Option<aya::Btf>> {
-    let path = match src {
-        KernelBtf::Sys => SYS_BTF,
-        // Checked even when the object needs no kernel BTF: a typo should not pass unseen.
-        KernelBtf::File(p) => match std::fs::metadata(p) {
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorKind::NotFound,
-                    format!("--btf {p}: no such file"),
-                ))
-            }
-            Ok(m) if !m.is_file() => {
-                return Err(Error::invalid(format!(
-                "--btf {p}: not a regular file (give a raw BTF file, like /sys/kernel/btf/vmlinux)"
-            )))
-            }
-            Ok(_) => p.as_str(),
-        },
-    };
+    // --btf is checked even when the object needs no kernel BTF: a typo should not pass unseen.
+    if src.file.is_some() {
+        src.locate()?;
+    }
     if *needs == Needs::Nothing {
+        log::debug!("kernel BTF: not needed (no CO-RE relocations or BTF attach points)");
         return Ok(None);
     }
-    let data = read_btf(path, matches!(src, KernelBtf::Sys)).map_err(|e| {
-        Error::msg(match (src, e.kind()) {
-            (KernelBtf::Sys, std::io::ErrorKind::NotFound) => format!(
-                "kernel BTF not found at {SYS_BTF}: this kernel lacks CONFIG_DEBUG_INFO_BTF; pass --btf FILE with a BTF file for it"
-            ),
-            _ => format!("reading kernel BTF {path}: {e}"),
-        })
-    })?;
-    let bad = |e: &dyn std::fmt::Display| Error::invalid(format!("kernel BTF {path}: {e}"));
+    let origin = src.locate()?;
+    let data = bytes_of(src, &origin)?;
+    log::info!("kernel BTF: {origin} ({} bytes)", data.len());
+    let bad = |e: &dyn std::fmt::Display| Error::invalid(format!("kernel BTF from {origin}: {e}"));
     let cut;
     let raw = match needs {
         Needs::Names(names) => {

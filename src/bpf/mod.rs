@@ -5,6 +5,7 @@
 //! programs were attached through.
 
 pub mod attach;
+pub mod btf_source;
 mod buffer;
 pub mod externs;
 pub mod kernel_btf;
@@ -19,6 +20,7 @@ use aya::maps::Map;
 use aya::{Ebpf, EbpfLoader};
 
 pub use attach::AttachOptions;
+pub use btf_source::SYS_BTF;
 pub use buffer::{EventBuffers, RecordBuffers};
 pub use kernel_btf::KernelBtf;
 pub use section::Section;
@@ -26,7 +28,7 @@ pub use section::Section;
 use crate::btf::core::Needs;
 use crate::error::{Error, ErrorKind, Result};
 use crate::package::elf::Elf;
-use crate::package::meta::{check_map_sizes, MapSize};
+use crate::package::meta::{check_map_sizes, map_type, MapSize};
 use crate::package::{Object, Prog};
 
 /// Formats an error with its whole source chain (aya puts the verifier log and errno there).
@@ -91,12 +93,26 @@ pub struct LoadOptions {
 /// Loads the object's maps and globals into the kernel (programs are loaded at attach).
 pub fn load(object: &Object, globals: &[(String, Vec<u8>)], opts: &LoadOptions) -> Result<Loaded> {
     check_map_sizes(&object.meta.maps, &opts.map_sizes)?;
-    let btf_src = opts.btf.clone();
+    let mut btf_src = opts.btf.clone();
+    // BTF the package carries (package.json, ecc's tar, an OCI btfgen layer); a Wasm app's
+    // comes in the options.
+    if let Some(a) = &object.btfs {
+        btf_src.carried = Some(a.clone());
+    }
+    let own_btf = btf_src.kernel_has_btf();
     // Every section is parsed once; kinds aya does not parse are renamed before it sees them.
     let mut sections = Vec::new();
     let mut renames = Vec::new();
     for p in &object.meta.progs {
-        let sec = section::parse_for(&p.name, &p.section)?;
+        let sec = section::parse_for(&p.name, &p.section).map_err(|e| {
+            match section::needs_kernel_btf(&p.section) {
+                Some(kind) if !own_btf => Error::new(
+                    e.kind(),
+                    format!("{e}; {kind} programs also need the kernel's own BTF ({SYS_BTF}), which this kernel lacks"),
+                ),
+                _ => e,
+            }
+        })?;
         if let Some(new) = sec.aya_name(&p.section) {
             renames.push((p.section.clone(), new));
         }
@@ -134,7 +150,9 @@ pub fn load(object: &Object, globals: &[(String, Vec<u8>)], opts: &LoadOptions) 
         None => Needs::Nothing,
     };
     let mut btf_attaches_left = 0;
-    for (_, s) in &sections {
+    // Without BTF of its own the kernel cannot take BTF attach points at all: those programs
+    // fail at attach with the reason (their alternatives, raw_tp or kprobes, attach instead).
+    for (_, s) in sections.iter().filter(|_| own_btf) {
         if let Some(t) = s.btf_attach_type() {
             needs.add(t);
             btf_attaches_left += 1;
@@ -142,6 +160,33 @@ pub fn load(object: &Object, globals: &[(String, Vec<u8>)], opts: &LoadOptions) 
     }
     let mut kbtf = kernel_btf::kernel_btf(&btf_src, &needs)?;
     let mut loader = EbpfLoader::with_btf(kbtf.as_ref());
+    let ringbufs: Vec<&str> = object
+        .meta
+        .maps
+        .iter()
+        .filter(|m| m.map_type == map_type::RINGBUF)
+        .map(|m| m.name.as_str())
+        .collect();
+    if !ringbufs.is_empty() && !ringbuf_supported() {
+        let guarded = match ext {
+            Some(x) => crate::btf::core::checks_type_exists(&object.btf, x, "bpf_ringbuf")?,
+            None => false,
+        };
+        if !guarded {
+            return Err(Error::new(
+                ErrorKind::Kernel,
+                format!(
+                    "object {}: map {} is a ring buffer (BPF_MAP_TYPE_RINGBUF, Linux 5.8), which this kernel lacks; the tool must check bpf_core_type_exists(struct bpf_ringbuf) and use bpf_perf_event_output otherwise (as <edge/compat.bpf.h> of the C SDK, sdk/c/edge, does), or run on a newer kernel",
+                    object.meta.obj_name,
+                    ringbufs.join(", ")
+                ),
+            ));
+        }
+        for m in &ringbufs {
+            log::info!("map {m}: this kernel has no ring buffers; created as a perf event array (the object checks bpf_core_type_exists(struct bpf_ringbuf))");
+            loader.map_as_perf_event_array(m);
+        }
+    }
     if let Some(d) = &opts.pin_dir {
         loader.default_map_pin_directory(d);
     }
@@ -254,6 +299,16 @@ fn renamed_object(elf: &Elf, renames: &[(String, String)]) -> Result<Option<Vec<
         |n| renames.iter().find(|(o, _)| o == n).map(|(_, r)| r.clone()),
         &replace,
     )))
+}
+
+/// Does this kernel have ring buffers (`BPF_MAP_TYPE_RINGBUF`, Linux 5.8)? Probed once, by
+/// creating one, as libbpf-tools' `probe_ringbuf()` does.
+fn ringbuf_supported() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        // An error other than "no such map type" (EPERM...) is the load's to report.
+        aya::sys::is_map_supported(aya::maps::MapType::RingBuf).unwrap_or(true)
+    })
 }
 
 fn map_fd(map: &Map) -> RawFd {
@@ -413,6 +468,16 @@ impl Loaded {
     fn attach_section(&mut self, p: &Prog, sec: &Section, opts: &AttachOptions) -> Result<()> {
         let original = self.section_of(&p.name)?;
         let btf_type = sec.btf_attach_type();
+        if btf_type.is_some() && !self.btf_src.kernel_has_btf() {
+            let kind = section::needs_kernel_btf(&p.section).unwrap_or("BTF-attached");
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "attaching program {} (section \"{}\"): {kind} programs need the kernel's own BTF ({SYS_BTF}), which this kernel lacks (built without CONFIG_DEBUG_INFO_BTF); BTF from the package, a node directory or a file cannot stand in for it: use a tracepoint (tp/...), raw_tp/... or a kprobe",
+                    p.name, p.section
+                ),
+            ));
+        }
         // Normally built by `load` already, with every attach type in it; a target given
         // at run time needs its own.
         let rebuild = match (&btf_type, &self.kbtf) {

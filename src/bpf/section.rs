@@ -237,6 +237,24 @@ impl Section {
     }
 }
 
+/// The kind of a program that needs the kernel's own BTF (the kernel resolves its attach point
+/// or its types there), by its section name: tp_btf, fentry/fexit/fmod_ret, lsm, iter,
+/// struct_ops, freplace.
+pub fn needs_kernel_btf(section: &str) -> Option<&'static str> {
+    let kind = section.split('/').next().unwrap_or(section);
+    Some(match kind.trim_end_matches(".s") {
+        "tp_btf" => "tp_btf",
+        "fentry" => "fentry",
+        "fexit" => "fexit",
+        "fmod_ret" => "fmod_ret",
+        "lsm" | "lsm_cgroup" => "lsm",
+        "iter" => "iter",
+        "struct_ops" => "struct_ops",
+        "freplace" => "freplace",
+        _ => return None,
+    })
+}
+
 /// A place programs hook by different mechanisms: a tool ships one program per mechanism and
 /// its user space turns all but one off (fentry/kprobe, fexit/kretprobe, tp_btf/raw_tp).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -345,6 +363,25 @@ pub fn parse_for(prog: &str, section: &str) -> crate::error::Result<Section> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_what_needs_the_kernels_own_btf() {
+        for (sec, kind) in [
+            ("tp_btf/sched_switch", Some("tp_btf")),
+            ("fentry/do_unlinkat", Some("fentry")),
+            ("fentry.s/x", Some("fentry")),
+            ("fexit/x", Some("fexit")),
+            ("lsm/path_mkdir", Some("lsm")),
+            ("iter/task", Some("iter")),
+            ("struct_ops", Some("struct_ops")),
+            ("struct_ops.s/x", Some("struct_ops")),
+            ("tp/sched/sched_switch", None),
+            ("raw_tp/sched_switch", None),
+            ("kprobe/do_unlinkat", None),
+        ] {
+            assert_eq!(needs_kernel_btf(sec), kind, "{sec}");
+        }
+    }
 
     #[test]
     fn parses_libbpf_sections_once() {

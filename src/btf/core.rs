@@ -7,10 +7,10 @@
 //! instructions, `bpf_core_type_id_kernel` and attach ids are exactly what the full BTF gives.
 //! Pure code: no syscalls.
 
+use crate::btf::raw::{word, RawBtf};
 use crate::btf::{
-    self, Btf, KIND_ARRAY, KIND_CONST, KIND_DATASEC, KIND_DECL_TAG, KIND_ENUM, KIND_ENUM64,
-    KIND_FLOAT, KIND_FUNC, KIND_FUNC_PROTO, KIND_FWD, KIND_INT, KIND_PTR, KIND_RESTRICT,
-    KIND_STRUCT, KIND_TYPEDEF, KIND_TYPE_TAG, KIND_UNION, KIND_VAR, KIND_VOLATILE,
+    Btf, KIND_ARRAY, KIND_CONST, KIND_DATASEC, KIND_DECL_TAG, KIND_FUNC, KIND_FUNC_PROTO, KIND_PTR,
+    KIND_RESTRICT, KIND_STRUCT, KIND_TYPEDEF, KIND_TYPE_TAG, KIND_UNION, KIND_VAR, KIND_VOLATILE,
 };
 use crate::error::{Error, Result};
 
@@ -36,15 +36,27 @@ impl Needs {
 }
 
 // bpf_core_relo_kind: TYPE_ID_LOCAL needs no kernel type.
-const CORE_TYPE_ID_LOCAL: u32 = 6;
+pub const CORE_TYPE_ID_LOCAL: u32 = 6;
 const CORE_RELO_SIZE: usize = 16;
 
-fn flavorless(name: &str) -> &str {
+/// A type name without its `___flavor` suffix.
+pub fn flavorless(name: &str) -> &str {
     name.split_once("___").map_or(name, |(base, _)| base)
 }
 
-/// The root types of the CO-RE relocations in an object's `.BTF.ext`; `local` is its `.BTF`.
-pub fn core_needs(local: &Btf, ext: &[u8]) -> Result<Needs> {
+/// One CO-RE relocation of an object's `.BTF.ext` (`struct bpf_core_relo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoreRelo {
+    pub insn_off: u32,
+    /// The local (object) type the relocation is rooted at.
+    pub type_id: u32,
+    /// Offset of the access string ("0:1:2") in the object's BTF strings.
+    pub access: u32,
+    pub kind: u32,
+}
+
+/// Every CO-RE relocation in an object's `.BTF.ext`, bounds-checked.
+pub fn core_relos(ext: &[u8]) -> Result<Vec<CoreRelo>> {
     let bad = |m: &str| Error::invalid(format!("bad BTF.ext: {m}"));
     let rd = |o: usize| -> Result<u32> {
         ext.get(o..o + 4)
@@ -53,11 +65,11 @@ pub fn core_needs(local: &Btf, ext: &[u8]) -> Result<Needs> {
     };
     let hdr_len = rd(4)? as usize;
     if hdr_len < 32 {
-        return Ok(Needs::Nothing); // written before CO-RE existed
+        return Ok(Vec::new()); // written before CO-RE existed
     }
     let (off, len) = (rd(24)? as usize, rd(28)? as usize);
     if len == 0 {
-        return Ok(Needs::Nothing);
+        return Ok(Vec::new());
     }
     let start = hdr_len
         .checked_add(off)
@@ -70,7 +82,7 @@ pub fn core_needs(local: &Btf, ext: &[u8]) -> Result<Needs> {
     if rec_size < CORE_RELO_SIZE {
         return Err(bad("CO-RE record size below 16"));
     }
-    let mut needs = Needs::Nothing;
+    let mut out = Vec::new();
     let mut p = start + 4;
     while p + 8 <= end {
         let n = rd(p + 4)? as usize;
@@ -81,25 +93,51 @@ pub fn core_needs(local: &Btf, ext: &[u8]) -> Result<Needs> {
             .filter(|&e| e <= end)
             .ok_or_else(|| bad("CO-RE block overflows its part"))?;
         for r in (recs..block_end).step_by(rec_size) {
-            if rd(r + 12)? == CORE_TYPE_ID_LOCAL {
-                continue;
-            }
-            let t = local.get(rd(r + 4)?)?;
-            let name = flavorless(&t.name);
-            // aya matches these by an empty name (it clears pointer names, which bpf-linker
-            // sets for Rust): every anonymous type of the kind is a candidate.
-            if name.is_empty() || t.kind == KIND_PTR {
-                return Ok(Needs::Everything);
-            }
-            needs.add(name.to_string());
+            out.push(CoreRelo {
+                insn_off: rd(r)?,
+                type_id: rd(r + 4)?,
+                access: rd(r + 8)?,
+                kind: rd(r + 12)?,
+            });
         }
         p = block_end;
+    }
+    Ok(out)
+}
+
+/// The root types of the CO-RE relocations in an object's `.BTF.ext`; `local` is its `.BTF`.
+pub fn core_needs(local: &Btf, ext: &[u8]) -> Result<Needs> {
+    let mut needs = Needs::Nothing;
+    for r in core_relos(ext)? {
+        if r.kind == CORE_TYPE_ID_LOCAL {
+            continue;
+        }
+        let t = local.get(r.type_id)?;
+        let name = flavorless(&t.name);
+        // aya matches these by an empty name (it clears pointer names, which bpf-linker
+        // sets for Rust): every anonymous type of the kind is a candidate.
+        if name.is_empty() || t.kind == KIND_PTR {
+            return Ok(Needs::Everything);
+        }
+        needs.add(name.to_string());
     }
     Ok(needs)
 }
 
-fn word(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+/// Does the object test whether the kernel has type `name` (`bpf_core_type_exists()`, or
+/// `bpf_core_type_matches()`)? How libbpf-tools' compat.bpf.h chooses between a ring buffer
+/// and a perf event array: `struct bpf_ringbuf`.
+pub fn checks_type_exists(local: &Btf, ext: &[u8], name: &str) -> Result<bool> {
+    const TYPE_EXISTS: u32 = 8;
+    const TYPE_MATCHES: u32 = 12;
+    for r in core_relos(ext)? {
+        if matches!(r.kind, TYPE_EXISTS | TYPE_MATCHES)
+            && flavorless(&local.get(r.type_id)?.name) == name
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Whether the string at `off` is `w`, or `w` followed by a `___flavor` suffix.
@@ -117,21 +155,6 @@ fn name_matches(strings: &[u8], off: u32, wanted: &[String]) -> bool {
     })
 }
 
-/// Bytes after the 12-byte header of a type of `kind` with `vlen` entries.
-fn extra_len(kind: u8, vlen: usize) -> Result<usize> {
-    Ok(match kind {
-        KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
-        KIND_ARRAY => 12,
-        KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen,
-        KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen,
-        KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT
-        | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => 0,
-        k => return Err(Error::invalid(format!("bad BTF: unknown type kind {k}"))),
-    })
-}
-
-const MAX_TYPES: usize = 1 << 20;
-
 /// Raw BTF holding the types named in `wanted` and everything a relocation or attach can reach
 /// from them; every other type becomes an anonymous `void *`.
 ///
@@ -142,33 +165,17 @@ const MAX_TYPES: usize = 1 << 20;
 /// ids and offsets provably stay put.)
 pub fn minimal_target(kernel: &[u8], wanted: &[String]) -> Result<Vec<u8>> {
     let bad = |m: String| Error::invalid(format!("bad BTF: {m}"));
-    let (types, strings) = btf::split(kernel)?;
-
-    // Pass 1: where each type starts (offs[id - 1]; one more entry for the end), and the roots.
-    let mut offs: Vec<u32> = Vec::with_capacity((types.len() / 24 + 2).min(MAX_TYPES + 1));
-    let mut roots = Vec::new();
-    let mut pos = 0usize;
-    while pos < types.len() {
-        if offs.len() >= MAX_TYPES {
-            return Err(bad("too many types".into()));
-        }
-        let h = types
-            .get(pos..pos + 12)
-            .ok_or_else(|| bad("type section is truncated".into()))?;
-        let (name_off, info) = (word(h, 0), word(h, 4));
-        let end = pos + 12 + extra_len((info >> 24 & 0x1f) as u8, (info & 0xffff) as usize)?;
-        if end > types.len() {
-            return Err(bad("type section is truncated".into()));
-        }
-        offs.push(pos as u32);
-        if name_off != 0 && name_matches(strings, name_off, wanted) {
-            roots.push(offs.len() as u32);
-        }
-        pos = end;
-    }
-    offs.push(pos as u32);
-    let n = offs.len() - 1;
-    let ty = |id: u32| &types[offs[id as usize - 1] as usize..offs[id as usize] as usize];
+    // Pass 1: where each type starts, and the roots.
+    let raw = RawBtf::parse(kernel)?;
+    let strings = raw.strings;
+    let n = raw.len() as usize;
+    let roots: Vec<u32> = (1..=n as u32)
+        .filter(|&id| {
+            let name_off = word(raw.ty(id), 0);
+            name_off != 0 && name_matches(strings, name_off, wanted)
+        })
+        .collect();
+    let ty = |id: u32| raw.ty(id);
 
     // Pass 2: what the roots reach. 1: shallow (a composite kept as a stub), 2: whole.
     let mut state = vec![0u8; n + 1];
@@ -256,6 +263,7 @@ pub fn minimal_target(kernel: &[u8], wanted: &[String]) -> Result<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::btf::testutil::BtfBuilder;
+    use crate::btf::{self, KIND_ENUM, KIND_INT};
 
     /// 1 int, 2 struct task (pid, *mm, inner by value), 3 *mm, 4 struct mm (big), 5 struct inner,
     /// 6 unrelated struct, 7 typedef task_t, 8 struct task___v2 flavour, 9 enum state.

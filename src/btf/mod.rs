@@ -6,6 +6,10 @@
 pub mod core;
 pub mod edit;
 pub mod ext;
+pub mod file;
+pub mod gen;
+pub mod hub;
+pub mod raw;
 
 use crate::error::{Error, Result};
 

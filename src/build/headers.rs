@@ -1,5 +1,5 @@
-//! The libbpf headers `build` carries (third_party/libbpf: libbpf 1.7's `bpf/*.h` and an
-//! errno header), embedded deflated by build.rs and written where clang looks first.
+//! The headers `build` carries (third_party/libbpf: libbpf 1.7's `bpf/*.h` and an errno
+//! header; sdk/c/edge: `edge/compat.bpf.h`), embedded deflated by build.rs and written where clang looks first.
 
 use std::path::Path;
 
@@ -58,6 +58,7 @@ mod tests {
             "bpf/bpf_tracing.h",
             "bpf/usdt.bpf.h",
             "linux/errno.h",
+            "edge/compat.bpf.h",
         ] {
             assert!(names.contains(&want), "{names:?}");
         }

@@ -82,6 +82,8 @@ pub struct Options {
     pub meter: crate::progress::Meter,
     /// `--export-type`: the only structs exported (default: the header's).
     pub export_types: Vec<String>,
+    /// `--btfgen`: kernel BTF files to cut and carry (none: the package carries no BTF).
+    pub btfgen: Vec<(crate::btf::hub::BtfKey, PathBuf)>,
 }
 
 /// What a build wrote.
@@ -90,6 +92,8 @@ pub struct Built {
     pub object_path: PathBuf,
     pub skeleton: PathBuf,
     pub object: Object,
+    /// What `--btfgen` carried, when it was given and the object has CO-RE relocations.
+    pub btfgen: Option<crate::package::btfgen::Summary>,
 }
 
 /// `X` of `X.bpf.c` (or `X.c`).
@@ -465,7 +469,19 @@ pub fn build(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Built> {
         )));
     }
     let bytes = std::fs::read(&obj_tmp).map_err(|e| Error::msg(format!("{e}")))?;
-    let object = Object::parse(bytes, &ident).map_err(|e| e.context(&src_label))?;
+    let mut object = Object::parse(bytes, &ident).map_err(|e| e.context(&src_label))?;
+    let mut btfgen = None;
+    if !opts.btfgen.is_empty() {
+        match crate::package::btfgen::cut(&[&object], &opts.btfgen)? {
+            Some((set, summary)) => {
+                object.btfs = Some(set);
+                btfgen = Some(summary);
+            }
+            None => warn(format!(
+                "{src_label} has no CO-RE relocations: it needs no kernel BTF, so --btfgen carries none"
+            )),
+        }
+    }
     for n in &header_structs {
         if object.find_struct(n).is_none() {
             warn(format!(
@@ -508,6 +524,7 @@ pub fn build(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Built> {
         object_path,
         skeleton,
         object,
+        btfgen,
     })
 }
 

@@ -38,6 +38,11 @@ pub struct BuildCmd {
     /// header, each record decoded as the one its size selects)
     #[argh(option, arg_name = "NAME")]
     export_type: Vec<String>,
+    /// carry kernel BTF for kernels without their own: a directory in BTFHub layout
+    /// (ID/VERSION_ID/ARCH/RELEASE.btf or .btf.tar.xz), such a file, or
+    /// ID/VERSION_ID/ARCH/RELEASE=FILE (repeatable; see pack --btfgen)
+    #[argh(option, arg_name = "DIR|FILE")]
+    btfgen: Vec<String>,
     /// the BPF C source (X.bpf.c)
     #[argh(positional, arg_name = "SOURCE")]
     pub source: String,
@@ -69,12 +74,16 @@ impl BuildCmd {
             cflags: self.cflag.clone(),
             meter: super::progress::meter("building", self.quiet),
             export_types: self.export_type.clone(),
+            btfgen: crate::package::btfgen::gather(&self.btfgen)?,
         })
     }
 
     pub fn main(self) -> Result<i32> {
         let opts = self.options()?;
         let built = build::build(&opts, &mut |w| eprintln!("edge-ecli: warning: {w}"))?;
+        if let Some(s) = &built.btfgen {
+            eprintln!("edge-ecli: {}: {s}", built.package.display());
+        }
         let m = &built.object.meta;
         eprintln!(
             "built {}: {} ({} programs, {} maps, {} globals, {} export types), {}, {}",

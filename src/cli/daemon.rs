@@ -10,7 +10,7 @@ use super::source_flags::{with_source_flags, SourceFlags};
 use crate::daemon::{self, DaemonOptions, TrustFiles};
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Format, OutputOptions};
-use crate::runtime::{AttachOptions, Options};
+use crate::runtime::{AttachOptions, KernelBtf, Options};
 use crate::source::FetchOptions;
 use crate::trust::DEFAULT_POLICY;
 
@@ -41,7 +41,8 @@ pub struct DaemonCmd {
     /// desired-state file (a JSON list of {name, source, args}), applied at start and on change
     #[argh(option, arg_name = "FILE")]
     config: Option<String>,
-    /// where the daemon keeps what the API started (default /var/lib/edge-ecli)
+    /// where the daemon keeps what the API started, and kernel BTF files in btf/ (default
+    /// /var/lib/edge-ecli)
     #[argh(option, arg_name = "DIR")]
     state_dir: Option<String>,
     /// event lines get a "timestamp" field: when the record was read, RFC 3339 in UTC
@@ -119,6 +120,11 @@ impl DaemonCmd {
                     )
                 })?,
         };
+        let state_dir: std::path::PathBuf = self
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| daemon::DEFAULT_STATE_DIR.into())
+            .into();
         let opts = DaemonOptions {
             socket: self
                 .socket
@@ -130,11 +136,7 @@ impl DaemonCmd {
             metrics_listen: self.metrics_listen.clone(),
             token_file: self.token_file.clone(),
             config: self.config.clone(),
-            state_dir: self
-                .state_dir
-                .clone()
-                .unwrap_or_else(|| daemon::DEFAULT_STATE_DIR.into())
-                .into(),
+            state_dir: state_dir.clone(),
             // A daemon's fetches draw no progress, whatever its stderr is.
             fetch: FetchOptions {
                 meter: Default::default(),
@@ -150,6 +152,11 @@ impl DaemonCmd {
                 attach: AttachOptions {
                     host_root: self.host_root.clone(),
                     ..AttachOptions::default()
+                },
+                // The node directory of kernel BTF is the state dir's (kernels without BTF).
+                btf: KernelBtf {
+                    dir: Some(state_dir.join("btf")),
+                    ..KernelBtf::default()
                 },
                 ..Options::default()
             },

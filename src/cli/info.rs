@@ -7,6 +7,8 @@ use argh::{ArgsInfo, FromArgs};
 use super::source_flags::with_source_flags;
 use crate::args;
 use crate::bpf::section;
+use crate::bpf::KernelBtf;
+use crate::btf::hub::BtfArchive;
 use crate::btf::TypeData;
 use crate::error::Result;
 use crate::package::meta::map_type;
@@ -23,6 +25,12 @@ pub struct InfoCmd {
     /// reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG]
     #[argh(positional, arg_name = "PROG")]
     pub prog: String,
+    /// the kernel BTF run would use, whatever else there is (see run --btf)
+    #[argh(option, arg_name = "FILE")]
+    btf: Option<String>,
+    /// node directory of kernel BTF files (see run --btf-dir; default /var/lib/edge-ecli/btf)
+    #[argh(option, arg_name = "DIR")]
+    btf_dir: Option<String>,
 }
 }
 
@@ -36,9 +44,42 @@ impl InfoCmd {
             );
             return Ok(0);
         }
-        let object =
+        let mut object =
             package::load(fetched.bytes, &fetched.name).map_err(|e| e.context(&self.prog))?;
+        if object.btfs.is_none() {
+            if let Some(b) = fetched.btfgen {
+                object.btfs = Some(BtfArchive::layer(b));
+            }
+        }
         print!("{}", render(&object));
+        // Where run would take this kernel's BTF from (nothing is read but file names).
+        let src = KernelBtf {
+            file: self.btf.clone(),
+            dir: self.btf_dir.as_ref().map(Into::into),
+            carried: object.btfs.clone(),
+            ..KernelBtf::default()
+        };
+        let needs = match object_ext(&object)? {
+            Some(x) => crate::btf::core::core_needs(&object.btf, &x)?,
+            None => crate::btf::core::Needs::Nothing,
+        };
+        let btf_attach = object
+            .meta
+            .progs
+            .iter()
+            .any(|p| section::needs_kernel_btf(&p.section).is_some());
+        let used = match src.locate() {
+            Ok(o) => o.to_string(),
+            Err(e) => format!("none: {e}"),
+        };
+        println!(
+            "\nkernel BTF on this node: {used}{}",
+            if needs == crate::btf::core::Needs::Nothing && !btf_attach {
+                " (not needed: the object has no CO-RE relocations)"
+            } else {
+                ""
+            }
+        );
         Ok(0)
     }
 }
@@ -244,6 +285,24 @@ fn render_object(o: &Object, with_flags: bool) -> String {
             }
         }
     }
+    if let Some(a) = &o.btfs {
+        match a.files() {
+            Ok(files) => {
+                let _ = writeln!(
+                    s,
+                    "\nkernel BTF carried ({} bytes, {} kernels):",
+                    a.bytes().len(),
+                    files.len()
+                );
+                for (k, b) in files {
+                    let _ = writeln!(s, "  {k:<60} {} bytes", b.len());
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(s, "\nkernel BTF carried: unreadable: {e}");
+            }
+        }
+    }
     if !with_flags {
         return s;
     }
@@ -256,4 +315,12 @@ fn render_object(o: &Object, with_flags: bool) -> String {
         let _ = writeln!(s, "{line}");
     }
     s
+}
+
+/// The object's `.BTF.ext`, if it has one.
+fn object_ext(o: &Object) -> Result<Option<Vec<u8>>> {
+    let elf = package::elf::Elf::parse(&o.bytes)?;
+    Ok(elf
+        .section(".BTF.ext")
+        .map(|x| elf.section_data(x).to_vec()))
 }

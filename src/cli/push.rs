@@ -19,6 +19,11 @@ pub struct PushCmd {
     /// registry (HOST or HOST:PORT) that may be reached over plain HTTP (repeatable)
     #[argh(option, arg_name = "HOST")]
     insecure_registry: Vec<String>,
+    /// carry kernel BTF for kernels without their own, as a btfgen layer beside the package
+    /// (application/vnd.gadget.btfgen.v1+binary): a BTFHub directory, such a file, or
+    /// ID/VERSION_ID/ARCH/RELEASE=FILE (repeatable; for a Wasm app use pack --btfgen)
+    #[argh(option, arg_name = "DIR|FILE")]
+    btfgen: Vec<String>,
     /// no progress on the terminal
     #[argh(switch, short = 'q')]
     quiet: bool,
@@ -40,6 +45,7 @@ impl PushCmd {
             },
             insecure: self.insecure_registry.clone(),
             meter: super::progress::meter("pushing", self.quiet),
+            btfgen: self.btfgen.clone(),
         };
         println!(
             "{}",

@@ -39,9 +39,14 @@ pub struct RunCmd {
     /// stop after SECS seconds (decimals allowed)
     #[argh(option, arg_name = "SECS")]
     pub timeout: Option<String>,
-    /// kernel BTF file to use instead of /sys/kernel/btf/vmlinux
+    /// the kernel's BTF, used whatever else there is: raw BTF or a vmlinux with a .BTF section
+    /// (default: sysfs, else what the package carries, else --btf-dir, else /boot/vmlinux-R)
     #[argh(option, arg_name = "FILE")]
     btf: Option<String>,
+    /// node directory of kernel BTF files, in BTFHub layout ID/VERSION_ID/ARCH/RELEASE.btf
+    /// or flat RELEASE.btf, plain or .tar.xz (default /var/lib/edge-ecli/btf)
+    #[argh(option, arg_name = "DIR")]
+    btf_dir: Option<String>,
     /// struct that decodes the records of the event maps (for raw objects)
     #[argh(option, arg_name = "NAME")]
     event_type: Option<String>,
@@ -218,7 +223,11 @@ impl RunCmd {
                 timestamp: self.timestamp,
             },
             timeout,
-            btf: self.btf.clone().map_or(KernelBtf::Sys, KernelBtf::File),
+            btf: KernelBtf {
+                file: self.btf.clone(),
+                dir: self.btf_dir.as_ref().map(Into::into),
+                ..KernelBtf::default()
+            },
             event_type: self.event_type.clone(),
             attach: AttachOptions {
                 uprobe_target: self.uprobe_target.clone(),
@@ -290,8 +299,9 @@ impl RunCmd {
             fetched.content_digest,
             logger::since_start_ms()
         );
-        let package =
-            Package::decode(fetched.bytes, &fetched.name).map_err(|e| e.context(&prog))?;
+        let package = Package::decode(fetched.bytes, &fetched.name)
+            .and_then(|p| p.with_btfgen(fetched.btfgen))
+            .map_err(|e| e.context(&prog))?;
         let is_wasm = matches!(package, Package::Wasm { .. });
         let named = |e: Error| if is_wasm { e.context(&prog) } else { e };
         let inst = Instance::spawn(package, args, opts, Box::new(Stdout)).map_err(named)?;

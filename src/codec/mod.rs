@@ -6,5 +6,7 @@ pub mod digest;
 pub mod gzip;
 pub mod json;
 pub mod pem;
+pub mod tar;
+pub mod xz;
 
 pub use digest::{sha256_digest, valid_digest};

@@ -140,7 +140,9 @@ pub fn start(
     let kind = package::detect(&fetched.bytes)
         .map(package::Kind::name)
         .unwrap_or("package");
-    let pkg = Package::decode(fetched.bytes, &fetched.name).map_err(|e| e.context(&spec.source))?;
+    let pkg = Package::decode(fetched.bytes, &fetched.name)
+        .and_then(|p| p.with_btfgen(fetched.btfgen))
+        .map_err(|e| e.context(&spec.source))?;
     let mut opts = settings.options.clone();
     opts.pin_dir = settings
         .pin_root

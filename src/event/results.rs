@@ -623,6 +623,7 @@ mod tests {
         Object {
             bytes: vec![],
             btf,
+            btfs: None,
             meta: Meta {
                 obj_name: "t".into(),
                 doc: Doc::default(),

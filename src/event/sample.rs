@@ -407,6 +407,7 @@ mod tests {
         let object = Object {
             bytes: vec![],
             btf,
+            btfs: None,
             meta: Meta {
                 obj_name: "t".into(),
                 doc: Doc::default(),

@@ -6,10 +6,16 @@ use std::fmt::Write;
 use super::meta::{Meta, Object, Sample, SampleKind, Tunables};
 use super::MAX_OBJECT_SIZE;
 use crate::btf;
+use crate::btf::hub::BtfArchive;
 use crate::codec::base64;
 use crate::codec::json::{self, Value};
 use crate::error::{Context, Error, Result};
 use crate::text::push_json_str;
+
+/// The top-level key of the kernel BTF a package carries: standard base64 of a tar.gz whose
+/// files are `ID/VERSION_ID/ARCH/RELEASE.btf` (BTFHub's layout, the content of Inspektor
+/// Gadget's btfgen layer). eunomia's ecli ignores it.
+pub const BTFGEN_KEY: &str = "btfgen";
 
 pub fn load(bytes: &[u8]) -> Result<Object> {
     let text =
@@ -57,6 +63,15 @@ pub fn load(bytes: &[u8]) -> Result<Object> {
         .unwrap_or("package")
         .to_string();
     let mut object = Object::parse(obj, &obj_name).context("\"bpf_object\"")?;
+    if let Some(v) = root.get(BTFGEN_KEY) {
+        let b64 = v.as_str().ok_or_else(|| {
+            Error::invalid(format!(
+                "\"{BTFGEN_KEY}\" must be a base64 string (a tar.gz of BTF files in BTFHub layout)"
+            ))
+        })?;
+        let tgz = base64::decode(b64).context(format!("\"{BTFGEN_KEY}\""))?;
+        object.btfs = Some(BtfArchive::tar_gz(tgz).context(format!("\"{BTFGEN_KEY}\""))?);
+    }
     overlay(&mut object, meta, skel)?;
     object.meta.tunables.package_json = true;
     Ok(object)
@@ -302,11 +317,11 @@ pub fn pack_with(object: &Object, docs: &Docs) -> String {
     let mut o = String::with_capacity(z.len() * 4 / 3 + 4096);
     o.push_str("{\"bpf_object\":\"");
     o.push_str(&base64::encode(&z));
-    let _ = write!(
-        o,
-        "\",\"bpf_object_size\":{},\"meta\":{{\"bpf_skel\":{{",
-        object.bytes.len()
-    );
+    let _ = write!(o, "\",\"bpf_object_size\":{},", object.bytes.len());
+    if let Some(a) = object.btfs.as_ref().filter(|a| a.is_gzipped()) {
+        let _ = write!(o, "\"{BTFGEN_KEY}\":\"{}\",", base64::encode(a.bytes()));
+    }
+    o.push_str("\"meta\":{\"bpf_skel\":{");
     o.push_str("\"data_sections\":[");
     let mut first_sec = true;
     for sec in [".rodata", ".bss"] {

@@ -296,6 +296,8 @@ pub struct Object {
     pub bytes: Vec<u8>,
     pub btf: Btf,
     pub meta: Meta,
+    /// Kernel BTF the package carries for kernels without their own (BTFHub layout).
+    pub btfs: Option<crate::btf::hub::BtfArchive>,
 }
 
 impl Object {
@@ -314,7 +316,12 @@ impl Object {
         let btf = Btf::parse(elf.section_data(btf_sec))?;
         let meta = derive_meta(&elf, &btf, obj_name)?;
         drop(elf);
-        Ok(Object { bytes, btf, meta })
+        Ok(Object {
+            bytes,
+            btf,
+            meta,
+            btfs: None,
+        })
     }
 
     pub fn find_struct(&self, name: &str) -> Option<u32> {

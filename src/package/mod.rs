@@ -4,6 +4,8 @@
 //! knows how the loader attaches or which kernel runs it.
 
 #[doc(hidden)]
+pub mod btfgen;
+#[doc(hidden)]
 pub mod elf;
 #[doc(hidden)]
 pub mod eunomia;
@@ -13,6 +15,8 @@ pub mod externs;
 pub mod meta;
 #[doc(hidden)]
 pub mod usage;
+#[doc(hidden)]
+pub mod wasm_btf;
 
 pub use meta::{MapDef, Meta, Object, Prog, Sample, SampleKind};
 
@@ -43,8 +47,19 @@ impl Kind {
     }
 }
 
+/// A tar archive (ustar magic): ecc's btfgen output, package.json and its kernel BTF.
+#[doc(hidden)]
+pub fn is_tar(bytes: &[u8]) -> bool {
+    bytes.len() >= 512 && &bytes[257..262] == b"ustar"
+}
+
 /// The kind of a package, by its first bytes; an error names the three kinds accepted.
 pub fn detect(bytes: &[u8]) -> Result<Kind> {
+    if is_tar(bytes) {
+        return Err(Error::invalid(
+            "a tar archive (ecc's btfgen output): `edge-ecli run` and `info` read it; to publish it, push its package.json with --btfgen DIR",
+        ));
+    }
     if bytes.starts_with(b"\0asm") {
         return Ok(Kind::Wasm);
     }
@@ -78,7 +93,7 @@ pub enum Package {
 impl Package {
     /// Decodes a package of any kind; `name` is where it came from (a path, a reference).
     pub fn decode(bytes: Vec<u8>, name: &str) -> Result<Package> {
-        if detect(&bytes)? == Kind::Wasm {
+        if !is_tar(&bytes) && detect(&bytes)? == Kind::Wasm {
             return Ok(Package::Wasm {
                 module: bytes,
                 name: base_name(name, &[".wasm"]),
@@ -86,10 +101,56 @@ impl Package {
         }
         load(bytes, name).map(Package::Object)
     }
+
+    /// Gives a package the kernel BTF that came beside it (an OCI btfgen layer), unless it
+    /// carries its own.
+    pub fn with_btfgen(mut self, btfgen: Option<Vec<u8>>) -> Result<Package> {
+        if let (Package::Object(o), Some(b)) = (&mut self, btfgen) {
+            if o.btfs.is_none() {
+                o.btfs = Some(crate::btf::hub::BtfArchive::layer(b));
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// ecc's btfgen archive: a tar of package.json (or the object), and `btfhub-archive/` with
+/// the minimized BTF of each kernel.
+fn ecc_archive(bytes: Vec<u8>, name: &str) -> Result<Object> {
+    let what = format!("{name} (tar)");
+    let mut object = {
+        let entries = crate::codec::tar::entries(&bytes, &what)?;
+        let json = entries
+            .iter()
+            .find(|e| e.path.rsplit('/').next() == Some("package.json"));
+        match json {
+            Some(e) => {
+                eunomia::load(e.data).map_err(|err| err.context(format!("{what}: package.json")))?
+            }
+            None => {
+                let obj = entries
+                    .iter()
+                    .find(|e| detect(e.data).ok() == Some(Kind::Elf))
+                    .ok_or_else(|| {
+                        Error::invalid(format!(
+                            "{what}: holds neither package.json nor a BPF object"
+                        ))
+                    })?;
+                Object::parse(obj.data.to_vec(), &base_name(&obj.path, &[".o", ".bpf"]))?
+            }
+        }
+    };
+    if object.btfs.is_none() {
+        object.btfs = Some(crate::btf::hub::BtfArchive::tar(bytes));
+    }
+    Ok(object)
 }
 
 /// Loads any package kind except Wasm into an Object.
 pub fn load(bytes: Vec<u8>, name: &str) -> Result<Object> {
+    if is_tar(&bytes) {
+        return ecc_archive(bytes, name);
+    }
     match detect(&bytes)? {
         Kind::Elf => Object::parse(bytes, &base_name(name, &[".o", ".bpf"])),
         Kind::Json => eunomia::load(&bytes),

@@ -77,7 +77,7 @@ impl Default for Options {
             format: Format::Plain,
             output: Default::default(),
             timeout: None,
-            btf: KernelBtf::Sys,
+            btf: KernelBtf::default(),
             event_type: None,
             attach: AttachOptions::default(),
             wasm: WasmOptions::default(),
@@ -431,8 +431,13 @@ fn run(
     match package {
         Package::Object(object) => native::run(object, args, &opts, sink, control),
         Package::Wasm { module, name } => {
+            let mut load = opts.load_options();
+            // Kernel BTF the app carries for kernels without their own (a custom section).
+            if let Some(a) = crate::package::wasm_btf::carried(&module)? {
+                load.btf.carried = Some(a);
+            }
             let config = crate::wasm::HostConfig {
-                load: opts.load_options(),
+                load,
                 attach: opts.attach.clone(),
                 event_type: opts.event_type.clone(),
             };

@@ -177,6 +177,9 @@ pub struct Fetched {
     pub tag: Option<String>,
     /// What the trust policy accepted it for.
     pub trusted_by: String,
+    /// Kernel BTF that came beside the package (an OCI btfgen layer): a tar.gz in BTFHub
+    /// layout.
+    pub btfgen: Option<Vec<u8>>,
 }
 
 /// What a fetch from a remote will write to the cache once the package is trusted.
@@ -197,6 +200,7 @@ impl Fetched {
             artifact: None,
             tag: None,
             trusted_by: String::new(),
+            btfgen: None,
         }
     }
 
@@ -205,6 +209,7 @@ impl Fetched {
         let mut f = Fetched::plain(bytes, title.as_deref().unwrap_or(what), None);
         f.manifest_digest = Some(a.digest.clone());
         f.signatures = a.signatures();
+        f.btfgen = oci::artifact::btfgen_of(&a);
         f.artifact = Some(a);
         Ok(f)
     }
@@ -465,6 +470,10 @@ pub fn save(f: &Fetched, dest: &str) -> Result<Vec<String>> {
     }
     let path = std::path::Path::new(dest);
     crate::files::write_atomic(path, &f.bytes)?;
+    let mut notes = Vec::new();
+    if f.btfgen.is_some() {
+        notes.push(format!("note: the artifact's kernel BTF layer is not written to {dest}; pull to oci:DIR to keep it, or run the reference"));
+    }
     for s in &f.signatures {
         if let Signature::Minisign(text) = s {
             crate::files::write_atomic(
@@ -473,7 +482,7 @@ pub fn save(f: &Fetched, dest: &str) -> Result<Vec<String>> {
             )?;
         }
     }
-    Ok(vec![])
+    Ok(notes)
 }
 
 fn registry_fetch(r: &Reference, opts: &FetchOptions) -> Result<(Fetched, Option<CacheWrite>)> {

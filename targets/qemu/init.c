@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
@@ -24,6 +25,11 @@
 
 static int passed, failed;
 static char out_buf[1 << 16], err_buf[1 << 14];
+/* The next start() runs edge-ecli with sysfs BTF hidden: in a mount namespace of its own, a
+ * tmpfs over /sys/kernel/btf (the kernel still has its BTF; edge-ecli cannot see it). */
+static int hide_btf_next;
+/* The exit code of a child start() saw end before it was ready (-1: killed by a signal). */
+static int early_exit = -1;
 
 static double now(void)
 {
@@ -46,8 +52,12 @@ static pid_t start(char *const argv[], const char *ready, double timeout)
 {
 	unlink("/tmp/out");
 	unlink("/tmp/err");
+	int hide = hide_btf_next;
+	hide_btf_next = 0;
 	pid_t p = fork();
 	if (p == 0) {
+		if (hide && (unshare(CLONE_NEWNS) || mount("tmpfs", "/sys/kernel/btf", "tmpfs", 0, NULL)))
+			_exit(126);
 		int o = open("/tmp/out", O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		int e = open("/tmp/err", O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		dup2(o, 1);
@@ -61,8 +71,10 @@ static pid_t start(char *const argv[], const char *ready, double timeout)
 		if (ready && strstr(err_buf, ready))
 			return p;
 		int st;
-		if (waitpid(p, &st, WNOHANG) == p)
+		if (waitpid(p, &st, WNOHANG) == p) {
+			early_exit = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 			return -1; /* ended before ready: the caller looks at the output */
+		}
 		usleep(20000);
 	}
 	return p;
@@ -322,6 +334,150 @@ static void case_kstacks(const char *name, char *pkg)
 	report(name, ok, now() - t0, ok ? NULL : "no symbolized kernel stack");
 }
 
+/* Runs `argv` (edge-ecli; sysfs BTF hidden when `hide`), execs /edge-trigger once attached,
+ * and checks the outcome: with `ok`, an exit 0 and the trigger's exec event (our pid as its
+ * parent, read by CO-RE) and `err_has` on stderr (where the kernel BTF came from); without,
+ * an exit 1 before attaching and `err_has` in the error. */
+static void case_btf(const char *name, char *const argv[], int hide, int ok, const char *err_has)
+{
+	char *trig[] = {"/edge-trigger", "exit", "7", NULL};
+	char want_ppid[32];
+	snprintf(want_ppid, sizeof(want_ppid), "\"ppid\":%d", getpid());
+	double t0 = now();
+	hide_btf_next = hide;
+	pid_t p = start(argv, "phases", 120);
+	if (p > 0)
+		trigger(trig);
+	if (ok)
+		wait_out("\"filename\":\"/edge-trigger\"", 10);
+	int code = finish(p, 0);
+	if (p < 0)
+		code = early_exit;
+	int good = ok ? code == 0 && contains_all(out_buf, 2, "\"filename\":\"/edge-trigger\"", want_ppid) &&
+				strstr(err_buf, err_has)
+		      : p < 0 && code == 1 && strstr(err_buf, err_has);
+	report(name, good, now() - t0, good ? NULL : ok ? "no exec event, or not from that BTF" : "not the expected error");
+	if (good && !ok)
+		printf("EDGE-NOTE %s: %.1500s\n", name, err_buf);
+}
+
+static int run_wait(char *const argv[])
+{
+	pid_t c = fork();
+	if (c == 0) {
+		int e = open("/tmp/err", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(e, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	int st = 0;
+	waitpid(c, &st, 0);
+	slurp("/tmp/err", err_buf, sizeof(err_buf));
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int copy_file(const char *from, const char *to)
+{
+	static char buf[1 << 16];
+	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	ssize_t n = 0;
+	while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, n) != n)
+			n = -1;
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	return in < 0 || out < 0 || n < 0 ? -1 : 0;
+}
+
+static void mkdirs(const char *path)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s", path);
+	for (char *s = p + 1; *s; s++)
+		if (*s == '/') {
+			*s = 0;
+			mkdir(p, 0755);
+			*s = '/';
+		}
+	mkdir(p, 0755);
+}
+
+/* Where the kernel's BTF comes from, on a kernel that has it: this kernel's own BTF is copied
+ * into the node directory (BTFHub layout, this guest's key) and cut into a package here, on
+ * this arch; then sysfs, --btf, the package, the node directory and nothing, in that order,
+ * with sysfs hidden where the order needs it. */
+static void cases_btf_order(const char *machine, const char *release)
+{
+	const char *arch = strcmp(machine, "aarch64") ? machine : "arm64";
+	char dir[256], file[512], line[700];
+	snprintf(dir, sizeof(dir), "/var/lib/edge-ecli/btf/debian/13/%s", arch);
+	snprintf(file, sizeof(file), "%s/%s.btf", dir, release);
+	mkdirs(dir);
+	if (copy_file("/sys/kernel/btf/vmlinux", file) || copy_file("/sys/kernel/btf/vmlinux", "/tmp/own.btf")) {
+		report("btf-order/setup", 0, 0, "cannot copy /sys/kernel/btf/vmlinux");
+		return;
+	}
+	char *pack[] = {"/edge-ecli", "pack", "/pkg/execcompat.bpf.o", "--btfgen", "/var/lib/edge-ecli/btf", "-o",
+			"/tmp/embedded.json", NULL};
+	double t0 = now();
+	int code = run_wait(pack);
+	report("btf-order/pack--btfgen", code == 0, now() - t0, code ? "pack --btfgen failed" : NULL);
+	printf("EDGE-NOTE btf-order/pack--btfgen: %s", err_buf);
+	char *run_sys[] = {"/edge-ecli", "-v", "run", "-j", "--timeout", "20", "/tmp/embedded.json", "--target_comm",
+			   "edge-trigger", NULL};
+	case_btf("btf-order/sysfs-first", run_sys, 0, 1, "kernel BTF: sysfs (/sys/kernel/btf/vmlinux)");
+	char *run_file[] = {"/edge-ecli", "-v", "run", "-j", "--timeout", "20", "--btf", "/tmp/own.btf",
+			    "/tmp/embedded.json", "--target_comm", "edge-trigger", NULL};
+	case_btf("btf-order/--btf-wins", run_file, 0, 1, "kernel BTF: --btf /tmp/own.btf");
+	snprintf(line, sizeof(line), "kernel BTF: the package (debian/13/%s/%s.btf)", arch, release);
+	case_btf("btf-order/package", run_sys, 1, 1, line);
+	char *run_plain[] = {"/edge-ecli", "-v", "run", "-j", "--timeout", "20", "/pkg/execcompat.json", "--target_comm",
+			     "edge-trigger", NULL};
+	snprintf(line, sizeof(line), "kernel BTF: the node directory (%s)", file);
+	case_btf("btf-order/node-dir", run_plain, 1, 1, line);
+	char *run_none[] = {"/edge-ecli", "-v", "run", "-j", "--timeout", "20", "--btf-dir", "/nonexistent",
+			    "/pkg/execcompat.json", "--target_comm", "edge-trigger", NULL};
+	snprintf(line, sizeof(line), "kernel BTF not found for debian/13/%s/%s.btf", arch, release);
+	case_btf("btf-order/none", run_none, 1, 0, line);
+}
+
+/* The test kernels built without BTF (targets/qemu/build-kernels.sh): `nobtf`, and
+ * `noringbuf` (no ring buffers, no bpf_probe_read_kernel/_user either). The node directory
+ * holds their BTF (pahole's), the packages carry it (pack --btfgen). */
+static void cases_nobtf(const char *suite, const char *release)
+{
+	int noringbuf = !strcmp(suite, "noringbuf");
+	char line[300];
+	char *embedded[] = {"/edge-ecli", "-v", "run", "-j", "--timeout", "20", "/pkg/execcompat_btf.json",
+			    "--target_comm", "edge-trigger", NULL};
+	snprintf(line, sizeof(line), "kernel BTF: the package (debian/12/x86_64/%s.btf)", release);
+	case_btf("execcompat_btf.json/embedded-btf", embedded, 0, 1, line);
+	if (noringbuf)
+		case_btf("execcompat_btf.json/ringbuf->perf", embedded, 0, 1, "created as a perf event array");
+	char *node[] = {"/edge-ecli", "-v", "run", "-j", "--timeout", "20", "/pkg/execcompat.json", "--target_comm",
+			"edge-trigger", NULL};
+	case_btf("execcompat.json/node-dir", node, 0, 1, "kernel BTF: the node directory (/var/lib/edge-ecli/btf/");
+	char *none[] = {"/edge-ecli", "-v", "run", "-j", "--timeout", "20", "--btf-dir", "/nonexistent",
+			"/pkg/execcompat.json", "--target_comm", "edge-trigger", NULL};
+	snprintf(line, sizeof(line), "kernel BTF not found for debian/12/x86_64/%s.btf", release);
+	case_btf("execcompat.json/no-btf-anywhere", none, 0, 0, line);
+	char *tpbtf[] = {"/edge-ecli", "-v", "run", "--timeout", "20", "/pkg/tpbtf.bpf.o", NULL};
+	case_btf("tpbtf.bpf.o/tp_btf", tpbtf, 0, 0, "tp_btf programs need the kernel's own BTF");
+	if (noringbuf) {
+		char *rb[] = {"/edge-ecli", "-v", "run", "-j", "--timeout", "20", "/pkg/bootstrap_btf.json", NULL};
+		case_btf("bootstrap_btf.json/no-ringbuf", rb, 0, 0,
+			 "is a ring buffer (BPF_MAP_TYPE_RINGBUF, Linux 5.8), which this kernel lacks");
+	} else {
+		case_exec("bootstrap_btf.json/ringbuf", "/pkg/bootstrap_btf.json");
+	}
+	case_signal("sigsnoop.json/perf+node-dir", "/pkg/sigsnoop.json", 0);
+	case_signal("sigsnoop_btf.wasm/embedded-btf", "/pkg/sigsnoop_btf.wasm", 1);
+	if (!noringbuf)
+		case_alternatives("alternatives.bpf.o/kprobe+raw_tp", "/pkg/alternatives.bpf.o");
+}
+
 int main(int argc, char **argv)
 {
 	(void)argc;
@@ -340,6 +496,13 @@ int main(int argc, char **argv)
 	jit[strcspn(jit, "\n")] = 0;
 	printf("EDGE-GUEST arch=%s kernel=%s jit=%s btf=%s\n", u.machine, u.release, jit,
 	       access("/sys/kernel/btf/vmlinux", R_OK) == 0 ? "yes" : "no");
+
+	/* edge_suite=nobtf|noringbuf on the kernel command line: the kernels without BTF. */
+	const char *suite = getenv("edge_suite");
+	if (suite) {
+		cases_nobtf(suite, u.release);
+		goto done;
+	}
 
 	case_signal("sigsnoop.bpf.o/perf", "/pkg/sigsnoop.bpf.o", 0);
 	case_signal("sigsnoop.json/perf", "/pkg/sigsnoop.json", 0);
@@ -362,11 +525,16 @@ int main(int argc, char **argv)
 #if defined(__x86_64__)
 	case_lsm("lsmmkdir.bpf.o/lsm", "/pkg/lsmmkdir.bpf.o");
 #endif
+	cases_btf_order(u.machine, u.release);
+
+done:
 
 	printf("EDGE-RESULT arch=%s kernel=%s jit=%s pass=%d fail=%d\n", u.machine, u.release, jit, passed,
 	       failed);
 	fflush(stdout);
 	sync();
-	reboot(RB_POWER_OFF);
+	/* The kernels built here have no ACPI to power off with: they reset (QEMU runs them with
+	 * -no-reboot, so a reset ends it too). */
+	reboot(suite ? RB_AUTOBOOT : RB_POWER_OFF);
 	return 0;
 }

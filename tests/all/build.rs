@@ -441,3 +441,74 @@ char LICENSE[] SEC("license") = "GPL";
     assert!(info.stdout.contains("struct event"), "{}", info.stdout);
     assert!(!info.stdout.contains("struct ident"), "{}", info.stdout);
 }
+
+/// `build` carries the C SDK's <edge/compat.bpf.h> (reserve_buf/submit_buf: a ring buffer
+/// here, a perf event array on kernels without one) and, with `--btfgen`, the kernel BTF the
+/// object needs for the kernels of a BTFHub tree: the package runs and its events arrive.
+#[test]
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
+fn build_carries_the_compat_header_and_cuts_btfgen() {
+    if !tools_ready("build_carries_the_compat_header_and_cuts_btfgen")
+        || !kernel_ready("build_carries_the_compat_header_and_cuts_btfgen")
+    {
+        return;
+    }
+    let _g = serial();
+    let dir = scratch("compatsdk");
+    let os = std::fs::read_to_string("/etc/os-release").unwrap();
+    let get = |k: &str| {
+        os.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap()
+    };
+    let release =
+        String::from_utf8(Command::new("uname").arg("-r").output().unwrap().stdout).unwrap();
+    let arch = if std::env::consts::ARCH == "aarch64" {
+        "arm64"
+    } else {
+        std::env::consts::ARCH
+    };
+    let leaf = dir
+        .join("hub")
+        .join(get("ID"))
+        .join(get("VERSION_ID"))
+        .join(arch);
+    std::fs::create_dir_all(&leaf).unwrap();
+    std::fs::copy(
+        "/sys/kernel/btf/vmlinux",
+        leaf.join(format!("{}.btf", release.trim())),
+    )
+    .unwrap();
+    let pkg = dir.join("package.json").to_string_lossy().into_owned();
+    let f = run(&[
+        "build",
+        &root()
+            .join("tests/fixtures/execcompat.bpf.c")
+            .to_string_lossy(),
+        "--btfgen",
+        &dir.join("hub").to_string_lossy(),
+        "-o",
+        &pkg,
+    ]);
+    assert!(f.status.success(), "build failed:\n{}", f.stderr);
+    assert!(
+        f.stderr.contains("kernel BTF for 1 kernel(s)"),
+        "{}",
+        f.stderr
+    );
+    let i = run(&["info", &pkg]);
+    assert!(i.stdout.contains("kernel BTF carried ("), "{}", i.stdout);
+    let s = Session::start(&["-j", &pkg, "--target_comm", "edge-trigger"]);
+    trigger(&["exit", "7"]);
+    let file = format!("\"filename\":\"{}\"", fixtures().trigger());
+    let out = s.wait_for(|o| o.contains(&file));
+    let f = s.stop_with(libc::SIGINT);
+    assert!(f.status.success(), "{}", f.stderr);
+    assert!(out.contains(&file), "{out}\n{}", f.stderr);
+    assert!(
+        out.contains(&format!("\"ppid\":{}", std::process::id())),
+        "{out}"
+    );
+    assert_no_leaks(&["compat_exec", "events", "edge_compat_heap"]);
+}

@@ -147,7 +147,9 @@ fn run_ok(cmd: &mut Command) {
     );
 }
 
-const BPF_FIXTURES: [&str; 23] = [
+const BPF_FIXTURES: [&str; 25] = [
+    "execcompat",
+    "tpbtf",
     "flexargs",
     "usdt",
     "alternatives",
@@ -216,6 +218,8 @@ pub fn fixtures() -> &'static Fixtures {
         };
         // The libbpf headers `edge-ecli build` carries (libbpf 1.7), ahead of the system's.
         let libbpf = Path::new(env!("CARGO_MANIFEST_DIR")).join("third_party/libbpf/include");
+        // The C SDK's BPF side (<edge/compat.bpf.h>).
+        let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("sdk/c");
         // clang-19 for one fixture: source name, output name, extra flags (-g is one of them).
         let bpf = |name: &str, out: &str, extra: &[String]| {
             run_ok(
@@ -224,6 +228,8 @@ pub fn fixtures() -> &'static Fixtures {
                     .args(extra)
                     .arg("-I")
                     .arg(&libbpf)
+                    .arg("-I")
+                    .arg(&sdk)
                     .arg("-I")
                     .arg(&dir)
                     .arg("-c")
@@ -351,8 +357,14 @@ impl Session {
     }
 
     fn spawn(args: &[&str], ready: &str, env: &[(&str, &str)]) -> Session {
-        let mut child = Command::new(bin())
-            .args(args)
+        let mut cmd = Command::new(bin());
+        cmd.args(args);
+        Session::spawn_cmd(cmd, ready, env)
+    }
+
+    /// Starts `cmd` (which runs edge-ecli in some wrapper) and waits for `ready`.
+    pub fn spawn_cmd(mut cmd: Command, ready: &str, env: &[(&str, &str)]) -> Session {
+        let mut child = cmd
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -133,7 +133,7 @@ pub(crate) fn registry(dir: &Path, host: &str, auth: Auth) -> (Service, String) 
     (svc, addr)
 }
 
-fn py(args: &[&str]) {
+pub(crate) fn py(args: &[&str]) {
     let o = Command::new(PYTHON)
         .arg(tools())
         .args(args)

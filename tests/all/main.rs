@@ -23,6 +23,7 @@ mod distribution;
 mod errors;
 mod examples;
 mod kernel;
+mod kernel_btf;
 mod login;
 mod output;
 mod readme;

@@ -2,9 +2,12 @@
 """Test helpers for the distribution tests (tests/all/distribution.rs), standard library plus
 python3-cryptography. Everything listens on 127.0.0.1 only.
 
-  oci.py layout DIR TAG FORMAT FILE [ARCH]   write an OCI image layout holding FILE as a package
+  oci.py layout DIR TAG FORMAT FILE [ARCH [BTFGEN]]
+                                             write an OCI image layout holding FILE as a package
                                              of FORMAT: ecli, bumblebee, bpfman, gadget-ebpf,
-                                             gadget-wasm, index (an index with s390x and ARCH)
+                                             gadget-wasm, index (an index with s390x and ARCH);
+                                             gadget-ebpf's btfgen layer is the file BTFGEN
+                                             (IG's tar.gz of BTFHub-layout BTF files), else junk
   oci.py keygen PRIV PUB                     an ECDSA P-256 key pair (cosign's kind), PEM
   oci.py sign-layout DIR TAG KEY REF [DIGEST] add a cosign signature of DIR:TAG's manifest
                                              (tag sha256-<hex>.sig), signed with KEY for REF
@@ -83,7 +86,7 @@ def tar_gz(name, data):
     return gzip.compress(raw.getvalue())
 
 
-def layout(d, tag, fmt, file, arch="amd64"):
+def layout(d, tag, fmt, file, arch="amd64", btfgen=None):
     data = open(file, "rb").read()
     title = os.path.basename(file)
     if fmt == "ecli":
@@ -102,7 +105,8 @@ def layout(d, tag, fmt, file, arch="amd64"):
     elif fmt == "gadget-ebpf":
         m = manifest(d, "application/vnd.gadget.config.v1+yaml", b"name: test\n",
                      [("application/vnd.gadget.ebpf.program.v1+binary", data, None),
-                      ("application/vnd.gadget.btfgen.v1+binary", b"btf", None)])
+                      ("application/vnd.gadget.btfgen.v1+binary",
+                       open(btfgen, "rb").read() if btfgen else b"btf", None)])
     elif fmt == "gadget-wasm":
         m = manifest(d, "application/vnd.gadget.config.v1+yaml", b"name: test\n",
                      [("application/vnd.gadget.wasm.program.v1+binary", data, None)])

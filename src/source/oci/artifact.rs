@@ -100,6 +100,7 @@ pub fn manifest_for(
     layer_digest: &str,
     size: usize,
     title: &str,
+    btfgen: Option<(&str, usize)>,
 ) -> (&'static [u8], Vec<u8>, String) {
     use crate::package::Kind;
     let (config, layer_type, artifact) = match kind {
@@ -107,14 +108,23 @@ pub fn manifest_for(
         Kind::Json => (EMPTY_CONFIG, EDGE_PACKAGE, Some(EDGE_PACKAGE)),
         Kind::Elf => (EMPTY_CONFIG, EDGE_OBJECT, Some(EDGE_OBJECT)),
     };
-    let (m, d) = one_layer_manifest(
+    let title_a: &[(&str, &str)] = &[(TITLE, title)];
+    let mut layers = vec![(layer_type, layer_digest, size, title_a)];
+    if let Some((d, n)) = btfgen {
+        layers.push((GADGET_BTFGEN, d, n, &[]));
+    }
+    let (m, d) = manifest_of(
         artifact,
         (config, EMPTY_DIGEST, EMPTY_JSON.len()),
-        (layer_type, layer_digest, size),
-        &[(TITLE, title)],
+        &layers,
         &[(TITLE, title)],
     );
     (EMPTY_JSON, m, d)
+}
+
+/// The kernel BTF set of an artifact (Inspektor Gadget's btfgen layer, or ours), if it has one.
+pub fn btfgen_of(a: &Artifact) -> Option<Vec<u8>> {
+    layer(a, GADGET_BTFGEN).map(|(_, b)| b.clone())
 }
 
 #[cfg(test)]

@@ -34,6 +34,9 @@ pub const BUMBLEBEE_LAYER: &str = "application/ebpf.oci.image.program.v1+binary"
 pub const GADGET_CONFIG: &str = "application/vnd.gadget.config.v1+yaml";
 pub const GADGET_EBPF: &str = "application/vnd.gadget.ebpf.program.v1+binary";
 pub const GADGET_WASM: &str = "application/vnd.gadget.wasm.program.v1+binary";
+/// Kernel BTF for kernels without their own: a tar.gz in BTFHub layout. Inspektor Gadget's,
+/// and the one edge-ecli writes beside a package (`push --btfgen`).
+pub const GADGET_BTFGEN: &str = "application/vnd.gadget.btfgen.v1+binary";
 /// Container image configs and layers (bpfman bytecode images).
 pub const OCI_IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const DOCKER_IMAGE_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
@@ -299,6 +302,24 @@ pub fn one_layer_manifest(
     layer_annotations: &[(&str, &str)],
     annotations: &[(&str, &str)],
 ) -> (Vec<u8>, String) {
+    manifest_of(
+        artifact_type,
+        config,
+        &[(layer.0, layer.1, layer.2, layer_annotations)],
+        annotations,
+    )
+}
+
+/// A layer of a manifest: media type, digest, size, annotations.
+pub type LayerDesc<'a> = (&'a str, &'a str, usize, &'a [(&'a str, &'a str)]);
+
+/// An OCI image manifest with these layers.
+pub fn manifest_of(
+    artifact_type: Option<&str>,
+    config: (&str, &str, usize),
+    layers: &[LayerDesc],
+    annotations: &[(&str, &str)],
+) -> (Vec<u8>, String) {
     let mut o = String::from("{\"schemaVersion\":2,\"mediaType\":");
     push_json_str(&mut o, OCI_MANIFEST);
     if let Some(t) = artifact_type {
@@ -308,7 +329,12 @@ pub fn one_layer_manifest(
     o.push_str(",\"config\":");
     write_descriptor(&mut o, config.0, config.1, config.2, &[]);
     o.push_str(",\"layers\":[");
-    write_descriptor(&mut o, layer.0, layer.1, layer.2, layer_annotations);
+    for (i, (t, d, n, a)) in layers.iter().enumerate() {
+        if i > 0 {
+            o.push(',');
+        }
+        write_descriptor(&mut o, t, d, *n, a);
+    }
     o.push(']');
     if !annotations.is_empty() {
         o.push_str(",\"annotations\":{");

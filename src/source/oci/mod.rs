@@ -9,4 +9,5 @@ pub mod publish;
 pub mod reference;
 pub mod registry;
 pub mod store;
-pub mod tar;
+// Tar moved to codec (kernel BTF sets read it too); the old path stays for callers.
+pub use crate::codec::tar;

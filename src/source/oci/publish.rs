@@ -22,6 +22,9 @@ pub struct PushOptions {
     /// Registries (host or host:port) that may be reached over plain HTTP.
     pub insecure: Vec<String>,
     pub meter: Meter,
+    /// `--btfgen`: kernel BTF to carry as a btfgen layer beside the package (a BTFHub
+    /// directory, such files, or ID/VERSION_ID/ARCH/RELEASE=FILE).
+    pub btfgen: Vec<String>,
 }
 
 /// The file name a package is published under (its manifest's title).
@@ -41,24 +44,68 @@ pub fn push(bytes: &[u8], name: &str, reference: &str, opts: &PushOptions) -> Re
         ));
     }
     let kind = package::detect(bytes).map_err(|e| e.context(name))?;
-    if kind != package::Kind::Wasm {
-        package::load(bytes.to_vec(), name).map_err(|e| e.context(name))?;
-    }
+    let object = if kind != package::Kind::Wasm {
+        Some(package::load(bytes.to_vec(), name).map_err(|e| e.context(name))?)
+    } else {
+        None
+    };
+    let btfgen = btfgen_layer(object.as_ref(), name, &opts.btfgen)?;
     let layer = sha256_digest(bytes);
-    let (config, manifest, digest) = manifest_for(kind, &layer, bytes.len(), &title_of(name));
+    let btf_layer = btfgen
+        .as_ref()
+        .map(|s| (sha256_digest(s.bytes()), s.bytes().len()));
+    let (config, manifest, digest) = manifest_for(
+        kind,
+        &layer,
+        bytes.len(),
+        &title_of(name),
+        btf_layer.as_ref().map(|(d, n)| (d.as_str(), *n)),
+    );
     let client = Client::new(opts.http.clone());
     let mut reg = Registry::new(&client, &r, &opts.insecure, true)?.with_meter(opts.meter.clone());
     reg.push_blob(config)?;
     reg.push_blob(bytes)?;
+    if let Some(s) = &btfgen {
+        reg.push_blob(s.bytes())?;
+    }
     reg.push_manifest(r.target(), &manifest, OCI_MANIFEST)?;
     Ok(format!("{}@{digest}", r.with_tag(r.target())))
+}
+
+/// The btfgen layer `push --btfgen` adds: the kernels named, cut to what the object needs.
+fn btfgen_layer(
+    object: Option<&package::Object>,
+    name: &str,
+    args: &[String],
+) -> Result<Option<crate::btf::hub::BtfArchive>> {
+    let kernels = package::btfgen::gather(args)?;
+    if kernels.is_empty() {
+        return Ok(None);
+    }
+    let Some(o) = object else {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!("{name}: a Wasm app carries its kernel BTF inside (ecli reads one layer): pack {name} --btfgen DIR -o APP, then push APP"),
+        ));
+    };
+    match package::btfgen::cut(&[o], &kernels)? {
+        Some((set, summary)) => {
+            eprintln!("edge-ecli: {name}: {summary} (a btfgen layer)");
+            Ok(Some(set))
+        }
+        None => {
+            eprintln!("edge-ecli: warning: {name} has no CO-RE relocations: it needs no kernel BTF, so no btfgen layer is pushed");
+            Ok(None)
+        }
+    }
 }
 
 /// An artifact of our own format around a package that came without one.
 pub fn wrap(f: &Fetched) -> Result<Artifact> {
     let kind = package::detect(&f.bytes)?;
     let layer = sha256_digest(&f.bytes);
-    let (config, manifest, digest) = manifest_for(kind, &layer, f.bytes.len(), &title_of(&f.name));
+    let (config, manifest, digest) =
+        manifest_for(kind, &layer, f.bytes.len(), &title_of(&f.name), None);
     let parsed = Manifest::parse(&manifest, "our manifest")?;
     let (Some(config_desc), Some(layer_desc)) = (parsed.config.clone(), parsed.layers.first())
     else {

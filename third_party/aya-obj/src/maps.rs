@@ -152,6 +152,23 @@ impl Map {
         }
     }
 
+    /// edge-ecli patch: sets the map type (a ring buffer created as a perf event array on
+    /// kernels without ring buffers).
+    pub const fn set_map_type(&mut self, map_type: u32) {
+        match self {
+            Self::Legacy(m) => m.def.map_type = map_type,
+            Self::Btf(m) => m.def.map_type = map_type,
+        }
+    }
+
+    /// edge-ecli patch: sets the key size in bytes.
+    pub const fn set_key_size(&mut self, size: u32) {
+        match self {
+            Self::Legacy(m) => m.def.key_size = size,
+            Self::Btf(m) => m.def.key_size = size,
+        }
+    }
+
     /// Returns the key size in bytes
     pub const fn key_size(&self) -> u32 {
         match self {

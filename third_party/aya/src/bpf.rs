@@ -124,6 +124,9 @@ pub struct EbpfLoader<'a> {
     max_entries: HashMap<&'a str, u32>,
     // edge-ecli patch: value sizes the object leaves open (stack trace maps), by map name
     value_sizes: HashMap<&'a str, u32>,
+    // edge-ecli patch: ring buffer maps created as perf event arrays, on kernels without ring
+    // buffers, for objects that check `bpf_core_type_exists(struct bpf_ringbuf)`
+    perf_instead_of_ringbuf: HashSet<&'a str>,
     // Map pin path overrides the pin path of the map that matches the provided name before
     // it is created.
     map_pin_path_by_name: HashMap<&'a str, Cow<'a, Path>>,
@@ -167,6 +170,7 @@ impl<'a> EbpfLoader<'a> {
             globals: HashMap::new(),
             max_entries: HashMap::new(),
             value_sizes: HashMap::new(),
+            perf_instead_of_ringbuf: HashSet::new(),
             map_pin_path_by_name: HashMap::new(),
             extensions: HashSet::new(),
             verifier_log_level: VerifierLogLevel::default(),
@@ -186,6 +190,7 @@ impl<'a> EbpfLoader<'a> {
             globals: HashMap::new(),
             max_entries: HashMap::new(),
             value_sizes: HashMap::new(),
+            perf_instead_of_ringbuf: HashSet::new(),
             map_pin_path_by_name: HashMap::new(),
             extensions: HashSet::new(),
             verifier_log_level: VerifierLogLevel::default(),
@@ -339,6 +344,14 @@ impl<'a> EbpfLoader<'a> {
         self
     }
 
+    /// edge-ecli patch: creates the ring buffer map named `name` as a perf event array (key
+    /// and value 4 bytes, one entry per CPU), as libbpf-tools' user space does on kernels
+    /// before 5.8 for objects whose output checks `bpf_core_type_exists(struct bpf_ringbuf)`.
+    pub fn map_as_perf_event_array(&mut self, name: &'a str) -> &mut Self {
+        self.perf_instead_of_ringbuf.insert(name);
+        self
+    }
+
     /// Set the `max_entries` for specified map.
     #[deprecated(since = "0.13.2", note = "please use `map_max_entries` instead")]
     pub fn set_max_entries(&mut self, name: &'a str, size: u32) -> &mut Self {
@@ -453,6 +466,7 @@ impl<'a> EbpfLoader<'a> {
             globals,
             max_entries,
             value_sizes,
+            perf_instead_of_ringbuf,
             extensions,
             verifier_log_level,
             allow_unsupported_maps,
@@ -539,11 +553,19 @@ impl<'a> EbpfLoader<'a> {
         let mut regular_maps: Vec<(String, aya_obj::Map)> = Vec::new();
         let mut maps_of_maps: Vec<(String, aya_obj::Map)> = Vec::new();
 
-        for (name, map_obj) in obj.maps.drain() {
+        for (name, mut map_obj) in obj.maps.drain() {
             if let (false, EbpfSectionKind::Bss | EbpfSectionKind::Data | EbpfSectionKind::Rodata) =
                 (FEATURES.bpf_global_data(), map_obj.section_kind())
             {
                 continue;
+            }
+            if map_obj.map_type() == bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32
+                && perf_instead_of_ringbuf.contains(name.as_str())
+            {
+                map_obj.set_map_type(bpf_map_type::BPF_MAP_TYPE_PERF_EVENT_ARRAY as u32);
+                map_obj.set_key_size(4);
+                map_obj.set_value_size(4);
+                map_obj.set_max_entries(0); // one per CPU, below
             }
             let map_type: bpf_map_type = map_obj.map_type().try_into().map_err(MapError::from)?;
             if is_map_of_maps(map_type) {

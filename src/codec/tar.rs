@@ -1,5 +1,5 @@
-//! Reading tar archives (ustar, GNU long names, pax paths) and gzip streams, bounded: for
-//! oci-archive files and the tar+gzip layers of bytecode images. Pure.
+//! Reading and writing tar archives (ustar, GNU long names, pax paths), bounded: for
+//! oci-archive files, the tar+gzip layers of bytecode images and kernel BTF sets. Pure.
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -112,6 +112,42 @@ pub fn entries<'a>(tar: &'a [u8], what: &str) -> Result<Vec<Entry<'a>>> {
     Ok(out)
 }
 
+/// A ustar archive of regular files, reproducible (mode 0644, owner 0, time 0). Paths longer
+/// than 100 bytes are split into ustar's prefix and name at a `/`.
+pub fn write(files: &[(&str, &[u8])]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for (p, d) in files {
+        let (prefix, name) = if p.len() <= 100 {
+            ("", *p)
+        } else {
+            p.char_indices()
+                .filter(|&(i, c)| c == '/' && i <= 155 && p.len() - i - 1 <= 100)
+                .map(|(i, _)| (&p[..i], &p[i + 1..]))
+                .next()
+                .ok_or_else(|| bad(p, "path too long for a tar archive"))?
+        };
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..107].copy_from_slice(b"0000644");
+        h[108..115].copy_from_slice(b"0000000");
+        h[116..123].copy_from_slice(b"0000000");
+        h[124..135].copy_from_slice(format!("{:011o}", d.len()).as_bytes());
+        h[136..147].copy_from_slice(b"00000000000");
+        h[156] = b'0';
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[345..345 + prefix.len()].copy_from_slice(prefix.as_bytes());
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| b as u32).sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        out.extend_from_slice(&h);
+        out.extend_from_slice(d);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    Ok(out)
+}
+
 #[cfg(test)]
 pub mod testutil {
     /// A ustar archive of (path, data) files.
@@ -169,5 +205,17 @@ mod tests {
             .to_string()
             .contains("more than 100"));
         assert!(crate::codec::gzip::gunzip(b"not gzip at all....", 100, "g").is_err());
+    }
+
+    #[test]
+    fn writes_what_it_reads_long_paths_too() {
+        let long = format!("{}/{}.btf", "d".repeat(120), "r".repeat(60));
+        let files: [(&str, &[u8]); 3] = [("a/b.btf", b"x"), (&long, &[7; 700]), ("e", b"")];
+        let t = write(&files).unwrap();
+        let got = entries(&t, "w").unwrap();
+        let got: Vec<(&str, &[u8])> = got.iter().map(|e| (e.path.as_str(), e.data)).collect();
+        assert_eq!(got, files);
+        assert_eq!(t, write(&files).unwrap(), "reproducible");
+        assert!(write(&[(&"x".repeat(300), b"")]).is_err());
     }
 }
