@@ -160,6 +160,9 @@ mod tests {
         assert_eq!(text.to_string(), "ghcr.io/a/b:v1: ghcr.io/a/b:v1 is odd");
         // A context in front ends the naming.
         let ctx = e.context("pulling").about("ghcr.io/a/b:v1");
-        assert_eq!(ctx.to_string(), "ghcr.io/a/b:v1: pulling: ghcr.io/a/b:v1: not found");
+        assert_eq!(
+            ctx.to_string(),
+            "ghcr.io/a/b:v1: pulling: ghcr.io/a/b:v1: not found"
+        );
     }
 }

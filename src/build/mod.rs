@@ -344,38 +344,7 @@ pub fn build(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Built> {
     let source = read_text(&opts.source, "BPF source")?;
     let stem = stem(&opts.source);
     let ident = c_ident(&stem);
-    let header_structs = match &opts.header {
-        Some(h) => {
-            let text = read_text(h, "header")?;
-            let names = lex::struct_definitions(&text);
-            if names.is_empty() {
-                warn(format!(
-                    "{}: the header defines no struct (`struct NAME {{ ... }};`), so it names no event type to export",
-                    h.display()
-                ));
-            }
-            names
-        }
-        None => Vec::new(),
-    };
-    // --export-type narrows the header's structs, or names structs the source defines.
-    let header_structs = if opts.export_types.is_empty() {
-        header_structs
-    } else {
-        for n in &header_structs {
-            if !opts.export_types.contains(n) {
-                log::debug!("struct {n} of the header is not exported (--export-type)");
-            }
-        }
-        opts.export_types.clone()
-    };
-    for n in &header_structs {
-        if !is_c_ident(n) {
-            return Err(Error::invalid(format!(
-                "struct name {n:?} is not a C identifier"
-            )));
-        }
-    }
+    let header_structs = exported_structs(opts, warn)?;
     let clang = clang()?;
     let scratch = Scratch::new()?;
     let include = scratch.0.join("include");
@@ -390,60 +359,11 @@ pub fn build(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Built> {
     if let (Err(e), Some(_)) = (&vmlinux, &opts.vmlinux) {
         return Err(e.clone());
     }
-
-    // A unit that keeps the header's structs in BTF, as ecc's does. The source comes in with
-    // -include (so clang's messages point at the user's file and lines) rather than an
-    // #include line: the wrapper's text, whose MD5 lands in the debug info, must not hold the
-    // checkout's path, or each checkout would build other bytes.
-    let abs_source =
-        std::fs::canonicalize(&opts.source).map_err(|e| Error::msg(format!("{src_label}: {e}")))?;
-    let mut wrapper = String::new();
-    for n in &header_structs {
-        let var = format!("{}{n}_ptr", package::meta::DUMMY_PREFIX);
-        if !source.contains(&var) {
-            wrapper.push_str(&format!(
-                "const volatile struct {n} *{var} __attribute__((unused));\n"
-            ));
-        }
-    }
     let wrapper_path = scratch.0.join(format!("{stem}.bpf.c"));
-    std::fs::write(&wrapper_path, wrapper).map_err(|e| Error::msg(format!("{e}")))?;
+    std::fs::write(&wrapper_path, wrapper_unit(&source, &header_structs))
+        .map_err(|e| Error::msg(format!("{e}")))?;
     let obj_tmp = scratch.0.join(format!("{stem}.bpf.o"));
-
-    let mut cmd = Command::new(&clang);
-    // The scratch directory's random name must not reach the object's debug info: the same
-    // source gives the same bytes (and package digest) on every build.
-    let mut prefix_map = std::ffi::OsString::from("-fdebug-prefix-map=");
-    prefix_map.push(&scratch.0);
-    prefix_map.push("=.");
-    cmd.current_dir(&scratch.0)
-        .arg(prefix_map)
-        .args(["-g", "-O2", "-target", "bpf", opts.arch.define()])
-        .arg("-I")
-        .arg(&include);
-    if let Some(dir) = abs_source.parent() {
-        cmd.arg("-I").arg(dir);
-    }
-    // clang runs in the scratch directory: relative paths are made absolute first.
-    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    if let Some(h) = &opts.header {
-        if let Some(dir) = abs(h).parent() {
-            cmd.arg("-I").arg(dir);
-        }
-    }
-    for i in &opts.includes {
-        cmd.arg("-I").arg(abs(i));
-    }
-    for d in system_includes(&clang) {
-        cmd.arg("-idirafter").arg(d);
-    }
-    cmd.args(&opts.cflags)
-        .arg("-include")
-        .arg(&abs_source)
-        .arg("-c")
-        .arg(&wrapper_path)
-        .arg("-o")
-        .arg(&obj_tmp);
+    let mut cmd = clang_command(opts, &clang, &scratch.0, &wrapper_path, &obj_tmp)?;
     opts.meter.step(&format!(
         "[2/3] compiling {src_label} ({})",
         file_name(&clang)
@@ -456,17 +376,7 @@ pub fn build(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Built> {
         eprint!("{err}");
     }
     if !ok {
-        let mut hint = String::new();
-        if err.contains("'vmlinux.h' file not found") {
-            if let Err(e) = &vmlinux {
-                hint = format!(": the source includes vmlinux.h and {e}");
-            }
-        } else if err.contains("'bpf/bpf_helpers.h' file not found") {
-            hint = ": the libbpf headers are missing; install them (Debian/Ubuntu: apt install libbpf-dev) or pass -I DIR with bpf/bpf_helpers.h".into();
-        }
-        return Err(Error::invalid(format!(
-            "clang could not compile {src_label} (its messages are above){hint}"
-        )));
+        return Err(clang_failed(&src_label, &err, vmlinux.err()));
     }
     let bytes = std::fs::read(&obj_tmp).map_err(|e| Error::msg(format!("{e}")))?;
     let mut object = Object::parse(bytes, &ident).map_err(|e| e.context(&src_label))?;
@@ -489,7 +399,6 @@ pub fn build(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Built> {
             ));
         }
     }
-
     opts.meter
         .step("[3/3] packing package.json and writing the skeleton");
     let found = doc::parse(&src_label, &source);
@@ -503,7 +412,136 @@ pub fn build(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Built> {
             "the package made from {src_label} does not load: {e} (check its doc comment annotations)"
         ))
     })?;
+    let built = write_outputs(opts, &stem, &ident, object, &text, btfgen)?;
+    opts.meter.step("");
+    Ok(built)
+}
 
+/// The structs exported as event types: the header's, or `--export-type`'s.
+fn exported_structs(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Vec<String>> {
+    let header_structs = match &opts.header {
+        Some(h) => {
+            let text = read_text(h, "header")?;
+            let names = lex::struct_definitions(&text);
+            if names.is_empty() {
+                warn(format!(
+                    "{}: the header defines no struct (`struct NAME {{ ... }};`), so it names no event type to export",
+                    h.display()
+                ));
+            }
+            names
+        }
+        None => Vec::new(),
+    };
+    // --export-type narrows the header's structs, or names structs the source defines.
+    let structs = if opts.export_types.is_empty() {
+        header_structs
+    } else {
+        for n in &header_structs {
+            if !opts.export_types.contains(n) {
+                log::debug!("struct {n} of the header is not exported (--export-type)");
+            }
+        }
+        opts.export_types.clone()
+    };
+    if let Some(n) = structs.iter().find(|n| !is_c_ident(n)) {
+        return Err(Error::invalid(format!(
+            "struct name {n:?} is not a C identifier"
+        )));
+    }
+    Ok(structs)
+}
+
+/// The unit clang compiles: it keeps the exported structs in BTF, as ecc's does. The source
+/// comes in with -include (so clang's messages point at the user's file and lines) rather
+/// than an #include line: the wrapper's text, whose MD5 lands in the debug info, must not
+/// hold the checkout's path, or each checkout would build other bytes.
+fn wrapper_unit(source: &str, structs: &[String]) -> String {
+    let mut wrapper = String::new();
+    for n in structs {
+        let var = format!("{}{n}_ptr", package::meta::DUMMY_PREFIX);
+        if !source.contains(&var) {
+            wrapper.push_str(&format!(
+                "const volatile struct {n} *{var} __attribute__((unused));\n"
+            ));
+        }
+    }
+    wrapper
+}
+
+/// clang's command line: run in `scratch` (which holds include/), compiling `wrapper` with
+/// the user's source included, into `obj`.
+fn clang_command(
+    opts: &Options,
+    clang: &Path,
+    scratch: &Path,
+    wrapper: &Path,
+    obj: &Path,
+) -> Result<Command> {
+    let src_label = opts.source.display();
+    let abs_source =
+        std::fs::canonicalize(&opts.source).map_err(|e| Error::msg(format!("{src_label}: {e}")))?;
+    let mut cmd = Command::new(clang);
+    // The scratch directory's random name must not reach the object's debug info: the same
+    // source gives the same bytes (and package digest) on every build.
+    let mut prefix_map = std::ffi::OsString::from("-fdebug-prefix-map=");
+    prefix_map.push(scratch);
+    prefix_map.push("=.");
+    cmd.current_dir(scratch)
+        .arg(prefix_map)
+        .args(["-g", "-O2", "-target", "bpf", opts.arch.define()])
+        .arg("-I")
+        .arg(scratch.join("include"));
+    if let Some(dir) = abs_source.parent() {
+        cmd.arg("-I").arg(dir);
+    }
+    // clang runs in the scratch directory: relative paths are made absolute first.
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    if let Some(h) = &opts.header {
+        if let Some(dir) = abs(h).parent() {
+            cmd.arg("-I").arg(dir);
+        }
+    }
+    for i in &opts.includes {
+        cmd.arg("-I").arg(abs(i));
+    }
+    for d in system_includes(clang) {
+        cmd.arg("-idirafter").arg(d);
+    }
+    cmd.args(&opts.cflags)
+        .arg("-include")
+        .arg(&abs_source)
+        .arg("-c")
+        .arg(wrapper)
+        .arg("-o")
+        .arg(obj);
+    Ok(cmd)
+}
+
+/// The error of a failed compile, with a hint for the missing headers it can explain.
+fn clang_failed(src_label: &str, stderr: &str, vmlinux: Option<Error>) -> Error {
+    let mut hint = String::new();
+    if stderr.contains("'vmlinux.h' file not found") {
+        if let Some(e) = vmlinux {
+            hint = format!(": the source includes vmlinux.h and {e}");
+        }
+    } else if stderr.contains("'bpf/bpf_helpers.h' file not found") {
+        hint = ": the libbpf headers are missing; install them (Debian/Ubuntu: apt install libbpf-dev) or pass -I DIR with bpf/bpf_helpers.h".into();
+    }
+    Error::invalid(format!(
+        "clang could not compile {src_label} (its messages are above){hint}"
+    ))
+}
+
+/// Writes the object, the package and the skeleton beside `opts.output`.
+fn write_outputs(
+    opts: &Options,
+    stem: &str,
+    ident: &str,
+    object: Object,
+    package_text: &str,
+    btfgen: Option<crate::package::btfgen::Summary>,
+) -> Result<Built> {
     let out_dir = opts
         .output
         .parent()
@@ -513,12 +551,11 @@ pub fn build(opts: &Options, warn: &mut dyn FnMut(String)) -> Result<Built> {
     let object_path = out_dir.join(format!("{stem}.bpf.o"));
     let skeleton = out_dir.join(format!("{stem}.skel.h"));
     write_atomic(&object_path, &object.bytes)?;
-    write_atomic(&opts.output, text.as_bytes())?;
+    write_atomic(&opts.output, package_text.as_bytes())?;
     write_atomic(
         &skeleton,
-        skel::render(&object, &ident, &file_name(&opts.source)).as_bytes(),
+        skel::render(&object, ident, &file_name(&opts.source)).as_bytes(),
     )?;
-    opts.meter.step("");
     Ok(Built {
         package: opts.output.clone(),
         object_path,
