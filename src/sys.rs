@@ -69,8 +69,9 @@ pub fn uname() -> (String, String) {
 
 /// The local time of day of `secs` since the epoch, as (hours, minutes, seconds).
 pub fn local_time_of_day(secs: i64) -> (i32, i32, i32) {
-    let t = secs as libc::time_t;
     let tm = filled(|tm| {
+        // (time_t is inferred, not named: musl's libc crate deprecates the name.)
+        let t = secs as _;
         // SAFETY: `t` is a valid time_t and `tm` room for a tm; null is its error return.
         if unsafe { libc::localtime_r(&t, tm) }.is_null() {
             -1

@@ -10,14 +10,16 @@ use std::os::fd::RawFd;
 #[cfg(test)]
 use std::sync::Mutex;
 
+use aya_obj::generated::bpf_cmd;
+
 use crate::package::meta::map_type;
 
-// bpf_cmd values (include/uapi/linux/bpf.h).
-const BPF_MAP_LOOKUP_ELEM: i32 = 1;
-const BPF_MAP_UPDATE_ELEM: i32 = 2;
-const BPF_MAP_DELETE_ELEM: i32 = 3;
-const BPF_MAP_GET_NEXT_KEY: i32 = 4;
-const BPF_OBJ_GET_INFO_BY_FD: i32 = 15;
+// bpf_cmd values, from the kernel's UAPI as aya binds it.
+const BPF_MAP_LOOKUP_ELEM: i32 = bpf_cmd::BPF_MAP_LOOKUP_ELEM as i32;
+const BPF_MAP_UPDATE_ELEM: i32 = bpf_cmd::BPF_MAP_UPDATE_ELEM as i32;
+const BPF_MAP_DELETE_ELEM: i32 = bpf_cmd::BPF_MAP_DELETE_ELEM as i32;
+const BPF_MAP_GET_NEXT_KEY: i32 = bpf_cmd::BPF_MAP_GET_NEXT_KEY as i32;
+const BPF_OBJ_GET_INFO_BY_FD: i32 = bpf_cmd::BPF_OBJ_GET_INFO_BY_FD as i32;
 
 /// What user space sees of a map: its type and the sizes of a key and of a whole value (one per
 /// possible CPU for per-CPU maps, each 8-byte aligned).

@@ -11,27 +11,29 @@ pub mod gen;
 pub mod hub;
 pub mod raw;
 
+use aya_obj::generated as g;
+
 use crate::error::{Error, Result};
 
-pub const KIND_INT: u8 = 1;
-pub const KIND_PTR: u8 = 2;
-pub const KIND_ARRAY: u8 = 3;
-pub const KIND_STRUCT: u8 = 4;
-pub const KIND_UNION: u8 = 5;
-pub const KIND_ENUM: u8 = 6;
-pub const KIND_FWD: u8 = 7;
-pub const KIND_TYPEDEF: u8 = 8;
-pub const KIND_VOLATILE: u8 = 9;
-pub const KIND_CONST: u8 = 10;
-pub const KIND_RESTRICT: u8 = 11;
-pub const KIND_FUNC: u8 = 12;
-pub const KIND_FUNC_PROTO: u8 = 13;
-pub const KIND_VAR: u8 = 14;
-pub const KIND_DATASEC: u8 = 15;
-pub const KIND_FLOAT: u8 = 16;
-pub const KIND_DECL_TAG: u8 = 17;
-pub const KIND_TYPE_TAG: u8 = 18;
-pub const KIND_ENUM64: u8 = 19;
+pub const KIND_INT: u8 = g::BTF_KIND_INT as u8;
+pub const KIND_PTR: u8 = g::BTF_KIND_PTR as u8;
+pub const KIND_ARRAY: u8 = g::BTF_KIND_ARRAY as u8;
+pub const KIND_STRUCT: u8 = g::BTF_KIND_STRUCT as u8;
+pub const KIND_UNION: u8 = g::BTF_KIND_UNION as u8;
+pub const KIND_ENUM: u8 = g::BTF_KIND_ENUM as u8;
+pub const KIND_FWD: u8 = g::BTF_KIND_FWD as u8;
+pub const KIND_TYPEDEF: u8 = g::BTF_KIND_TYPEDEF as u8;
+pub const KIND_VOLATILE: u8 = g::BTF_KIND_VOLATILE as u8;
+pub const KIND_CONST: u8 = g::BTF_KIND_CONST as u8;
+pub const KIND_RESTRICT: u8 = g::BTF_KIND_RESTRICT as u8;
+pub const KIND_FUNC: u8 = g::BTF_KIND_FUNC as u8;
+pub const KIND_FUNC_PROTO: u8 = g::BTF_KIND_FUNC_PROTO as u8;
+pub const KIND_VAR: u8 = g::BTF_KIND_VAR as u8;
+pub const KIND_DATASEC: u8 = g::BTF_KIND_DATASEC as u8;
+pub const KIND_FLOAT: u8 = g::BTF_KIND_FLOAT as u8;
+pub const KIND_DECL_TAG: u8 = g::BTF_KIND_DECL_TAG as u8;
+pub const KIND_TYPE_TAG: u8 = g::BTF_KIND_TYPE_TAG as u8;
+pub const KIND_ENUM64: u8 = g::BTF_KIND_ENUM64 as u8;
 
 /// One BTF type with its kind-specific data decoded.
 #[derive(Debug, Clone)]
@@ -72,9 +74,9 @@ pub struct SecVar {
     pub size: u32,
 }
 
-pub const INT_SIGNED: u8 = 1;
-pub const INT_CHAR: u8 = 2;
-pub const INT_BOOL: u8 = 4;
+pub const INT_SIGNED: u8 = g::BTF_INT_SIGNED as u8;
+pub const INT_CHAR: u8 = g::BTF_INT_CHAR as u8;
+pub const INT_BOOL: u8 = g::BTF_INT_BOOL as u8;
 
 /// Parsed BTF of one object. Type id 0 is `void`.
 #[derive(Debug, Default)]

@@ -9,4 +9,4 @@ pub mod pem;
 pub mod tar;
 pub mod xz;
 
-pub use digest::{sha256_digest, valid_digest};
+pub use digest::{blob_path, sha256_digest, valid_digest, Digest};

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore};
 
@@ -16,11 +17,6 @@ const SYSTEM_BUNDLES: [&str; 4] = [
     "/etc/ssl/ca-bundle.pem",
 ];
 
-/// The DER certificates of a PEM file (other blocks are skipped).
-pub fn pem_certificates(text: &str) -> Vec<Vec<u8>> {
-    crate::codec::pem::blocks(text, "CERTIFICATE")
-}
-
 fn add_file(roots: &mut RootCertStore, path: &str, required: bool) -> Result<usize> {
     // A CA bundle is a few hundred KiB (Debian's is 220 KiB).
     let text = match crate::files::read_text_limited(path, 16 << 20) {
@@ -29,8 +25,9 @@ fn add_file(roots: &mut RootCertStore, path: &str, required: bool) -> Result<usi
         Err(e) => return Err(Error::from(e).context(format!("--ca-file {path}: cannot read"))),
     };
     let mut n = 0;
-    for der in pem_certificates(&text) {
-        if roots.add(CertificateDer::from(der)).is_ok() {
+    // rustls-pki-types reads the PEM (other blocks are skipped); a malformed block ends it.
+    for der in CertificateDer::pem_slice_iter(text.as_bytes()).map_while(|r| r.ok()) {
+        if roots.add(der).is_ok() {
             n += 1;
         }
     }

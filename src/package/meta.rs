@@ -7,18 +7,21 @@ use super::usage::{self, MapUse};
 use crate::btf::{self, Btf, TypeData};
 use crate::error::{Error, Result};
 
-/// BPF map types (enum bpf_map_type), as a BTF map definition's `type` gives them.
+/// BPF map types (enum bpf_map_type), as a BTF map definition's `type` gives them; the values
+/// come from the kernel's UAPI as aya-obj binds it.
 pub mod map_type {
-    pub const HASH: u32 = 1;
-    pub const ARRAY: u32 = 2;
-    pub const PERF_EVENT_ARRAY: u32 = 4;
-    pub const PERCPU_HASH: u32 = 5;
-    pub const PERCPU_ARRAY: u32 = 6;
-    pub const STACK_TRACE: u32 = 7;
-    pub const LRU_HASH: u32 = 9;
-    pub const LRU_PERCPU_HASH: u32 = 10;
-    pub const PERCPU_CGROUP_STORAGE: u32 = 21;
-    pub const RINGBUF: u32 = 27;
+    use aya_obj::generated::bpf_map_type as t;
+
+    pub const HASH: u32 = t::BPF_MAP_TYPE_HASH as u32;
+    pub const ARRAY: u32 = t::BPF_MAP_TYPE_ARRAY as u32;
+    pub const PERF_EVENT_ARRAY: u32 = t::BPF_MAP_TYPE_PERF_EVENT_ARRAY as u32;
+    pub const PERCPU_HASH: u32 = t::BPF_MAP_TYPE_PERCPU_HASH as u32;
+    pub const PERCPU_ARRAY: u32 = t::BPF_MAP_TYPE_PERCPU_ARRAY as u32;
+    pub const STACK_TRACE: u32 = t::BPF_MAP_TYPE_STACK_TRACE as u32;
+    pub const LRU_HASH: u32 = t::BPF_MAP_TYPE_LRU_HASH as u32;
+    pub const LRU_PERCPU_HASH: u32 = t::BPF_MAP_TYPE_LRU_PERCPU_HASH as u32;
+    pub const PERCPU_CGROUP_STORAGE: u32 = t::BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE_DEPRECATED as u32;
+    pub const RINGBUF: u32 = t::BPF_MAP_TYPE_RINGBUF as u32;
 
     /// Per-CPU maps hold one value per possible CPU.
     pub fn is_percpu(t: u32) -> bool {

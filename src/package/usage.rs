@@ -9,6 +9,8 @@
 
 use std::collections::HashMap;
 
+use aya_obj::generated::{self as g, bpf_func_id};
+
 use super::elf::{self, Elf};
 
 /// What the programs do with one map.
@@ -22,26 +24,25 @@ pub struct MapUse {
     pub output: bool,
 }
 
-// Helper ids (enum bpf_func_id).
-const MAP_LOOKUP_ELEM: i32 = 1;
-const MAP_DELETE_ELEM: i32 = 3;
-const PERF_EVENT_OUTPUT: i32 = 25;
-const RINGBUF_OUTPUT: i32 = 130;
-const MAP_LOOKUP_PERCPU_ELEM: i32 = 195;
+// Helper ids and instruction fields, from the kernel's UAPI as aya-obj binds it.
+const MAP_LOOKUP_ELEM: i32 = bpf_func_id::BPF_FUNC_map_lookup_elem as i32;
+const MAP_DELETE_ELEM: i32 = bpf_func_id::BPF_FUNC_map_delete_elem as i32;
+const PERF_EVENT_OUTPUT: i32 = bpf_func_id::BPF_FUNC_perf_event_output as i32;
+const RINGBUF_OUTPUT: i32 = bpf_func_id::BPF_FUNC_ringbuf_output as i32;
+const MAP_LOOKUP_PERCPU_ELEM: i32 = bpf_func_id::BPF_FUNC_map_lookup_percpu_elem as i32;
 
-// Instruction classes and fields.
-const CLASS_LD: u8 = 0x00;
-const CLASS_LDX: u8 = 0x01;
-const CLASS_ST: u8 = 0x02;
-const CLASS_STX: u8 = 0x03;
-const CLASS_ALU: u8 = 0x04;
-const CLASS_JMP: u8 = 0x05;
-const CLASS_ALU64: u8 = 0x07;
-const OP_CALL: u8 = 0x80;
-const OP_MOV: u8 = 0xb0;
-const OP_ADD: u8 = 0x00;
-const OP_SUB: u8 = 0x10;
-const MODE_MEM: u8 = 0x60;
+const CLASS_LD: u8 = g::BPF_LD as u8;
+const CLASS_LDX: u8 = g::BPF_LDX as u8;
+const CLASS_ST: u8 = g::BPF_ST as u8;
+const CLASS_STX: u8 = g::BPF_STX as u8;
+const CLASS_ALU: u8 = g::BPF_ALU as u8;
+const CLASS_JMP: u8 = g::BPF_JMP as u8;
+const CLASS_ALU64: u8 = g::BPF_ALU64 as u8;
+const OP_CALL: u8 = g::BPF_CALL as u8;
+const OP_MOV: u8 = g::BPF_MOV as u8;
+const OP_ADD: u8 = g::BPF_ADD as u8;
+const OP_SUB: u8 = g::BPF_SUB as u8;
+const MODE_MEM: u8 = g::BPF_MEM as u8;
 const FP: u8 = 10;
 
 /// What a register or stack slot holds, as far as maps go.

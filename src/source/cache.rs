@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::oci::store::{signature_tag, Artifact, Store};
-use crate::codec::{sha256_digest, valid_digest};
+use crate::codec::{blob_path, sha256_digest, valid_digest, Digest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::files::write_atomic;
 
@@ -42,12 +42,13 @@ impl Cache {
     }
 
     fn ref_path(&self, name: &str) -> PathBuf {
-        let h = sha256_digest(name.as_bytes());
-        self.dir.join("refs").join(&h[7..])
+        self.dir
+            .join("refs")
+            .join(Digest::of(name.as_bytes()).hex())
     }
 
     fn blob_path(&self, digest: &str) -> Option<PathBuf> {
-        valid_digest(digest).then(|| self.dir.join("blobs/sha256").join(&digest[7..]))
+        blob_path(&self.dir.join("blobs/sha256"), digest).ok()
     }
 
     /// Stores `a` (and its signature) for repository `repo` (`registry/repo`), and points
@@ -64,9 +65,9 @@ impl Cache {
         }
         let put = |art: &Artifact| -> Result<()> {
             for (d, b) in &art.blobs {
-                write_atomic(&blobs.join(&d.digest[7..]), b)?;
+                write_atomic(&blob_path(&blobs, &d.digest)?, b)?;
             }
-            write_atomic(&blobs.join(&art.digest[7..]), &art.manifest)
+            write_atomic(&blob_path(&blobs, &art.digest)?, &art.manifest)
         };
         let point = |tag: &str, art: &Artifact| -> Result<()> {
             let name = format!("{repo}:{tag}");
@@ -106,7 +107,7 @@ impl Cache {
                 ))
             })?;
         }
-        write_atomic(&blobs.join(&digest[7..]), bytes)?;
+        write_atomic(&blob_path(&blobs, &digest)?, bytes)?;
         write_atomic(
             &self.ref_path(name),
             format!("{name}\n{digest}\n\n").as_bytes(),

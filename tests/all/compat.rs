@@ -131,6 +131,41 @@ fn results_in_maps_print_at_exit() {
     assert_no_leaks(&["mh_enter", "mh_write", "mh_exit", "syscalls", "hists"]);
 }
 
+/// Item 4: `--map NAME.max_entries=N` sizes a map as the tool's C user space did; a map the
+/// object does not have, or a bad value, is one line and exit 2 before anything is loaded.
+#[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]
+#[test]
+fn map_sizes_are_overridden_from_the_command_line() {
+    if !kernel_ready("map_sizes_are_overridden_from_the_command_line") {
+        return;
+    }
+    let _g = serial();
+    let obj = fixtures().obj("maphist");
+    let s = Session::start(&["--map", "syscalls.max_entries=333", &obj]);
+    let shown = std::process::Command::new("bpftool")
+        .args(["map", "show", "name", "syscalls"])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
+    let f = s.stop_with(libc::SIGINT);
+    assert!(f.status.success(), "{}", f.stderr);
+    assert!(shown.contains("max_entries 333"), "bpftool: {shown}");
+    for (arg, says) in [
+        ("nosuch.max_entries=5", "nosuch"),
+        ("syscalls.max_entries=lots", "syscalls.max_entries=lots"),
+        (
+            "syscalls.colour=5",
+            "expected NAME.max_entries=N or NAME.value_size=N",
+        ),
+    ] {
+        let r = run(&["run", "--map", arg, &obj]);
+        assert_eq!(r.status.code(), Some(2), "--map {arg}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "--map {arg}: {}", r.stderr);
+        assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    }
+    assert_no_leaks(&["mh_enter", "mh_write", "mh_exit", "syscalls", "hists"]);
+}
+
 /// Item 10: `--interval` prints the results every interval and clears them, as libbpf-tools
 /// do; NDJSON carries map, key and value.
 #[cfg_attr(edge_skip_kernel, ignore = "needs root, BTF, clang-19")]

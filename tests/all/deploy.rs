@@ -164,6 +164,10 @@ fn image_index(test: &str) -> Option<PathBuf> {
     )
 }
 
+#[cfg_attr(
+    edge_skip_registry,
+    ignore = "needs podman and skopeo (and the static binaries: targets/build.sh)"
+)]
 #[test]
 fn the_image_index_holds_the_static_binary_of_each_arch() {
     let test = "the_image_index_holds_the_static_binary_of_each_arch";

@@ -22,6 +22,7 @@ mod deploy;
 mod distribution;
 mod errors;
 mod examples;
+mod gates;
 mod kernel;
 mod kernel_btf;
 mod login;

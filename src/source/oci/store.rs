@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::manifest::{self, Descriptor, Manifest, COSIGN_LAYER, MAX_MANIFEST, REF_NAME};
 use super::tar;
-use crate::codec::{sha256_digest, valid_digest};
+use crate::codec::{blob_path, sha256_digest, valid_digest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::files::write_atomic;
 use crate::source::MAX_PACKAGE_SIZE;
@@ -395,9 +395,9 @@ pub fn write_layout(dir: &str, tag: &str, a: &Artifact) -> Result<()> {
     let mut entries: Vec<(String, String, String, usize)> = Vec::new();
     let mut put = |art: &Artifact, name: String| -> Result<()> {
         for (d, b) in &art.blobs {
-            write_atomic(&blobs.join(&d.digest[7..]), b)?;
+            write_atomic(&blob_path(&blobs, &d.digest)?, b)?;
         }
-        write_atomic(&blobs.join(&art.digest[7..]), &art.manifest)?;
+        write_atomic(&blob_path(&blobs, &art.digest)?, &art.manifest)?;
         entries.push((
             name,
             art.media_type.clone(),
