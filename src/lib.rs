@@ -26,9 +26,6 @@
 pub mod error;
 pub mod event;
 pub mod package;
-#[doc(hidden)]
-#[allow(missing_docs)]
-pub mod progress;
 pub mod runtime;
 pub mod source;
 
@@ -39,42 +36,13 @@ pub use runtime::{Instance, Options, Outcome, State, Stats};
 pub use source::{fetch, FetchOptions, Fetched};
 pub use trust::Policy;
 
-#[doc(hidden)]
-#[allow(missing_docs)]
-pub mod args;
-#[doc(hidden)]
-#[allow(missing_docs)]
-pub mod bpf;
-#[doc(hidden)]
-#[allow(missing_docs)]
-pub mod btf;
-#[doc(hidden)]
-#[allow(missing_docs)]
-pub mod build;
-#[doc(hidden)]
-#[allow(missing_docs)]
-pub mod cli;
-#[doc(hidden)]
-#[allow(missing_docs)]
-pub mod codec;
-#[doc(hidden)]
-#[allow(missing_docs)]
-pub mod daemon;
-#[doc(hidden)]
-#[allow(missing_docs)]
-pub mod files;
-#[doc(hidden)]
-#[allow(missing_docs)]
-pub mod http;
+/// Modules public only for the binary, the integration tests and the fuzz targets: hidden
+/// from the docs, outside the documented API and its `missing_docs` rule.
+macro_rules! internal {
+    ($($m:ident),*) => { $( #[doc(hidden)] #[allow(missing_docs)] pub mod $m; )* };
+}
+internal!(args, bpf, btf, build, cli, codec, daemon, files, http, progress, trust, usdt, wasm);
+
 mod logger;
 mod sys;
 mod text;
-#[doc(hidden)]
-#[allow(missing_docs)]
-pub mod trust;
-#[doc(hidden)]
-#[allow(missing_docs)]
-pub mod usdt;
-#[doc(hidden)]
-#[allow(missing_docs)]
-pub mod wasm;

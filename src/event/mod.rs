@@ -12,6 +12,8 @@ pub mod layout;
 #[doc(hidden)]
 pub mod out;
 #[doc(hidden)]
+pub mod percpu;
+#[doc(hidden)]
 pub mod pipeline;
 #[doc(hidden)]
 pub mod poll;

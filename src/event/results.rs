@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use super::layout::{field_of, Field, Kind, Layout};
 use super::out::plain::write_stacks;
-use super::out::{hist, write_object_with, write_plain, write_value, Format, Frames, Style};
+use super::out::result::{print_value, write_json};
+use super::out::value::le;
+use super::out::{write_plain, write_value, Format, Frames, Style};
+pub use super::percpu::sum_cpus;
 use crate::bpf::sys::MapOps;
 use crate::btf::TypeData;
 use crate::error::{Error, Result};
@@ -46,109 +49,6 @@ pub struct Results {
     frames: Option<Arc<dyn Frames>>,
     /// The label of histogram columns (libbpf-tools' `usecs`, `msecs`, ...).
     unit: String,
-}
-
-/// Is this value a histogram: a struct with a `slots` array of integers, or an integer array
-/// named like one (`hist`, `slots`)?
-fn slots_of(f: &Field) -> Option<&Field> {
-    match &f.kind {
-        Kind::Struct(fs) => fs
-            .iter()
-            .find(|m| m.name == "slots" && int_array(&m.kind).is_some()),
-        Kind::Array { .. } if int_array(&f.kind).is_some() => {
-            let n = f.name.to_ascii_lowercase();
-            (n.contains("hist") || n.contains("slots")).then_some(f)
-        }
-        _ => None,
-    }
-}
-
-/// (element size, count) of an array of integers.
-fn int_array(k: &Kind) -> Option<(usize, usize)> {
-    match k {
-        Kind::Array {
-            elem,
-            elem_size,
-            len,
-        } if matches!(**elem, Kind::Int { .. }) && matches!(elem_size, 1 | 2 | 4 | 8) => {
-            Some((*elem_size, *len))
-        }
-        _ => None,
-    }
-}
-
-fn le(b: &[u8]) -> u64 {
-    b.iter().rev().fold(0, |v, &x| v << 8 | x as u64)
-}
-
-/// The counters of a histogram's slots (saturated to u32, as `print_log2_hist` takes them).
-fn slot_values(slots: &Field, data: &[u8]) -> Vec<u32> {
-    let Some((es, n)) = int_array(&slots.kind) else {
-        return vec![];
-    };
-    (0..n)
-        .map(|i| {
-            let o = slots.offset + i * es;
-            data.get(o..o + es)
-                .map_or(0, |b| le(b).min(u32::MAX as u64) as u32)
-        })
-        .collect()
-}
-
-/// Adds the integers of `src` into `dst`, field by field (per-CPU values are summed).
-fn add_ints(fields: &[Field], base: usize, dst: &mut [u8], src: &[u8]) {
-    for f in fields {
-        let at = base + f.offset;
-        match &f.kind {
-            Kind::Int { size, .. } if f.bit_size == 0 && matches!(size, 1 | 2 | 4 | 8) => {
-                add_at(dst, src, at, *size)
-            }
-            Kind::Array {
-                elem,
-                elem_size,
-                len,
-            } => match &**elem {
-                Kind::Int { size, .. } if matches!(size, 1 | 2 | 4 | 8) => {
-                    for i in 0..*len {
-                        add_at(dst, src, at + i * elem_size, *size);
-                    }
-                }
-                Kind::Struct(inner) => {
-                    for i in 0..*len {
-                        add_ints(inner, at + i * elem_size, dst, src);
-                    }
-                }
-                _ => {}
-            },
-            Kind::Struct(inner) => add_ints(inner, at, dst, src),
-            _ => {}
-        }
-    }
-}
-
-fn add_at(dst: &mut [u8], src: &[u8], at: usize, size: usize) {
-    if let (Some(d), Some(s)) = (dst.get(at..at + size), src.get(at..at + size)) {
-        let v = le(d).wrapping_add(le(s));
-        let bytes = v.to_le_bytes();
-        dst[at..at + size].copy_from_slice(&bytes[..size]);
-    }
-}
-
-/// A per-CPU map value (one 8-byte-aligned copy per possible CPU) summed into one of
-/// `layout`: integers added field by field, the rest taken from the first CPU.
-pub fn sum_cpus(layout: &Layout, raw: &[u8]) -> Vec<u8> {
-    let stride = layout.size.div_ceil(8) * 8;
-    let size = layout.size.min(raw.len());
-    let mut sum = raw[..size].to_vec();
-    if stride == 0 {
-        return sum;
-    }
-    for c in 1..raw.len() / stride {
-        if let Some(v) = raw.get(c * stride..c * stride + size) {
-            add_ints(&layout.fields, 0, &mut sum, v);
-        }
-    }
-    sum
 }
 
 impl Results {
@@ -267,102 +167,6 @@ impl Globals {
     }
 }
 
-/// `label: value`, or a histogram under `label:`, or one line per non-zero element of an
-/// integer array, or a histogram per non-empty element of an array of histograms.
-fn print_value(out: &mut String, label: &str, f: &Field, data: &[u8], unit: &str) {
-    if let Some(slots) = slots_of(f) {
-        let vals = slot_values(slots, data);
-        if vals.iter().all(|&v| v == 0) {
-            return;
-        }
-        out.push_str(label);
-        out.push_str(":\n");
-        if let Kind::Struct(fs) = &f.kind {
-            // Members beside the slots (comm, pid...) that hold anything.
-            let set = |m: &&Field| {
-                data.get(m.offset..m.offset + m.size)
-                    .is_some_and(|b| b.iter().any(|&x| x != 0))
-            };
-            for m in fs.iter().filter(|m| m.name != "slots").filter(set) {
-                out.push_str("    ");
-                out.push_str(&m.name);
-                out.push_str(" = ");
-                write_plain(out, m, data);
-                out.push('\n');
-            }
-        }
-        hist::log2(out, &vals, unit);
-        out.push('\n');
-        return;
-    }
-    if let Kind::Array {
-        elem,
-        elem_size,
-        len,
-    } = &f.kind
-    {
-        let elem_field = Field {
-            name: f.name.clone(),
-            offset: 0,
-            size: *elem_size,
-            bit_shift: 0,
-            bit_size: 0,
-            kind: (**elem).clone(),
-            render: Default::default(),
-        };
-        if matches!(**elem, Kind::Struct(_) | Kind::Int { .. }) {
-            for i in 0..*len {
-                let o = i * elem_size;
-                let Some(b) = data.get(o..o + elem_size) else {
-                    break;
-                };
-                if b.iter().all(|&x| x == 0) {
-                    continue;
-                }
-                print_value(out, &format!("{label}[{i}]"), &elem_field, b, unit);
-            }
-            return;
-        }
-    }
-    out.push_str(label);
-    out.push_str(": ");
-    write_plain_value(out, f, data);
-    out.push('\n');
-}
-
-/// A key or value as JSON: a scalar bare, a struct as an object.
-fn write_json(out: &mut String, l: &Layout, data: &[u8], frames: Option<&dyn Frames>) {
-    match l.fields.as_slice() {
-        [f] if l.scalar => write_value(
-            out,
-            &f.kind,
-            data.get(f.offset..).unwrap_or(&[]),
-            Style::Json,
-        ),
-        fs => write_object_with(out, fs, data, frames),
-    }
-}
-
-/// A value in plain text: scalars bare, structs as `{ .a = 1, .b = x }`.
-fn write_plain_value(out: &mut String, f: &Field, data: &[u8]) {
-    match &f.kind {
-        Kind::Struct(fs) => {
-            out.push_str("{ ");
-            for (i, m) in fs.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                out.push('.');
-                out.push_str(&m.name);
-                out.push_str(" = ");
-                write_plain(out, m, data.get(f.offset..).unwrap_or(&[]));
-            }
-            out.push_str(" }");
-        }
-        _ => write_plain(out, f, data),
-    }
-}
-
 impl ResultMap {
     fn new(
         object: &Object,
@@ -455,7 +259,7 @@ impl ResultMap {
     fn count(&self, value: &[u8]) -> Option<u64> {
         match self.value.fields.as_slice() {
             [f] if matches!(f.kind, Kind::Int { size: 1..=8, .. }) => {
-                value.get(f.offset..f.offset + f.size).map(le)
+                value.get(f.offset..f.offset + f.size).map(|b| le(b) as u64)
             }
             _ => None,
         }
@@ -658,25 +462,6 @@ mod tests {
         m
     }
 
-    struct Shared(Arc<FakeMap>);
-    impl MapOps for Shared {
-        fn info(&self) -> std::io::Result<crate::bpf::sys::MapInfo> {
-            self.0.info()
-        }
-        fn lookup(&self, k: &[u8], v: &mut [u8]) -> std::io::Result<()> {
-            self.0.lookup(k, v)
-        }
-        fn update(&self, k: &[u8], v: &[u8], f: u64) -> std::io::Result<()> {
-            self.0.update(k, v, f)
-        }
-        fn delete(&self, k: &[u8]) -> std::io::Result<()> {
-            self.0.delete(k)
-        }
-        fn next_key(&self, k: Option<&[u8]>, n: &mut [u8]) -> std::io::Result<bool> {
-            self.0.next_key(k, n)
-        }
-    }
-
     #[test]
     fn results_print_like_bpftrace_with_libbpf_tools_histograms() {
         let o = object();
@@ -705,7 +490,7 @@ mod tests {
         let fc = f.clone();
         let mut r = Results::new(
             &o,
-            |n| Ok(Box::new(Shared(fc[n].clone())) as Box<dyn MapOps>),
+            |n| Ok(Box::new(fc[n].clone()) as Box<dyn MapOps>),
             None,
             "usecs".into(),
         )

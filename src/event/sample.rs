@@ -431,25 +431,7 @@ mod tests {
             v.extend(s.to_le_bytes());
         }
         fake.update(&7u32.to_le_bytes(), &v, 0).unwrap();
-        struct Shared(std::sync::Arc<FakeMap>);
-        impl MapOps for Shared {
-            fn info(&self) -> std::io::Result<crate::bpf::sys::MapInfo> {
-                self.0.info()
-            }
-            fn lookup(&self, k: &[u8], v: &mut [u8]) -> std::io::Result<()> {
-                self.0.lookup(k, v)
-            }
-            fn update(&self, k: &[u8], v: &[u8], f: u64) -> std::io::Result<()> {
-                self.0.update(k, v, f)
-            }
-            fn delete(&self, k: &[u8]) -> std::io::Result<()> {
-                self.0.delete(k)
-            }
-            fn next_key(&self, k: Option<&[u8]>, n: &mut [u8]) -> std::io::Result<bool> {
-                self.0.next_key(k, n)
-            }
-        }
-        let mut maps = wire(&object, |_| Ok(Box::new(Shared(fake.clone())))).unwrap();
+        let mut maps = wire(&object, |_| Ok(Box::new(fake.clone()))).unwrap();
         let mut out = String::new();
         maps[0].print(&mut out, Format::Plain, "12:00:00");
         let want = "key = 7\n     usecs               : count    distribution\n\

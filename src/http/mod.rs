@@ -6,6 +6,7 @@
 pub mod client;
 #[cfg(feature = "tls")]
 pub mod tls;
+pub mod url;
 
 use std::io::{self, BufRead, Read};
 

@@ -4,7 +4,8 @@
 pub mod hist;
 pub mod ndjson;
 pub mod plain;
-mod value;
+pub(crate) mod result;
+pub(crate) mod value;
 
 pub use value::{write_object, write_object_with, write_plain, write_value, Style};
 

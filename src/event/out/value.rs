@@ -7,7 +7,8 @@ use super::super::layout::{Field, Kind, Render};
 use super::Frames;
 use crate::text::{push_i64, push_json_str, push_short, push_u64};
 
-fn le(b: &[u8]) -> u128 {
+/// The little-endian integer of up to 16 bytes.
+pub(crate) fn le(b: &[u8]) -> u128 {
     let mut v = 0u128;
     for (i, &x) in b.iter().take(16).enumerate() {
         v |= (x as u128) << (8 * i);
